@@ -1,0 +1,160 @@
+-- The thin Lua layer of `require "curl"`, embedded in the native module.
+--
+-- Every raw method (Rust) returns `true, results...` or `false, err`; the
+-- wrappers here raise `err` with `error(err, 0)`, so an error value raised in
+-- a callback (a string, a table, anything) reaches the caller unchanged, and
+-- errors the binding makes are `curl.Error` tables.
+--
+-- It also resolves the per-option forms (`SetOpt_FollowLocation`,
+-- `GetInfo_ResponseCode`) and applies option tables given to constructors.
+
+local raw = ...
+
+local error, pairs, select, setmetatable, type, tostring =
+      error, pairs, select, setmetatable, type, tostring
+local format, gsub, lower = string.format, string.gsub, string.lower
+
+local M = {}
+for k, v in pairs(raw.constants) do M[k] = v end
+
+M._NAME = "lua-curl-socket"
+M._VERSION = "0.1.0"
+M._PATH = raw.module_path
+
+--------------------------------------------------------------------- errors
+
+local Error = {}
+Error.__index = Error
+Error.__name = "curl.Error"
+function Error.__tostring(e)
+  return format("[curl %s] %s (%s): %s", tostring(e.method), tostring(e.name),
+                tostring(e.code), tostring(e.message))
+end
+raw.set_registry("curl.Error", Error)
+M.Error = Error
+
+local function usage(method, message)
+  return setmetatable({ kind = "usage", code = -1, name = "USAGE",
+                        message = message, method = method }, Error)
+end
+
+local function check(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+
+local function normalize(s)
+  return lower((gsub(s, "_", "")))
+end
+
+-------------------------------------------------------------------- classes
+
+-- Builds the metatable fields of one handle class from its raw methods.
+-- `optmap` maps normalised option names to ids (for SetOpt_X); `infomap`
+-- the same for GetInfo_X.
+local function class(name, short, rawmethods, optmap, infomap)
+  local methods = {}
+  for k, f in pairs(rawmethods) do
+    methods[k] = function(...) return check(f(...)) end
+  end
+  local dynamic = {}
+  function dynamic.__index(t, key)
+    if type(key) ~= "string" then return nil end
+    local opt = optmap and key:match("^SetOpt_(.+)$")
+    if opt then
+      local id = optmap[normalize(opt)]
+      if id then
+        local setopt = rawmethods.SetOpt
+        local m = function(self, ...) return check(setopt(self, id, ...)) end
+        t[key] = m
+        return m
+      end
+      return function()
+        error(usage(short .. ":" .. key, format("unknown option '%s'", opt)), 0)
+      end
+    end
+    local info = infomap and key:match("^GetInfo_(.+)$")
+    if info then
+      local id = infomap[normalize(info)]
+      if id then
+        local getinfo = rawmethods.GetInfo
+        local m = function(self) return check(getinfo(self, id)) end
+        t[key] = m
+        return m
+      end
+      return function()
+        error(usage(short .. ":" .. key, format("unknown info '%s'", info)), 0)
+      end
+    end
+    return nil
+  end
+  setmetatable(methods, dynamic)
+  raw.set_registry(name .. "__index", methods)
+  raw.set_registry(name .. "__tostring", function(self)
+    return format("%s (%s)", name, raw.addr(self))
+  end)
+  if methods.Close then
+    raw.set_registry(name .. "__close", function(self) return methods.Close(self) end)
+  end
+  return methods
+end
+
+local multi_methods = class("curl.Multi", "multi", raw.Multi, raw.multi_options, nil)
+local easy_methods = class("curl.Easy", "easy", raw.Easy, raw.easy_options, raw.infos)
+local poller_methods = class("curl.Poller", "poller", raw.Poller, nil, nil)
+
+-- for fd, mask in poller:Wait(ms) do ... end
+local poller_wait, poller_next = raw.Poller.Wait, raw.poller_next
+function poller_methods.Wait(self, ms)
+  check(poller_wait(self, ms))
+  return poller_next, self
+end
+
+-------------------------------------------------------------- constructors
+
+local function apply(h, opts, optmap, method)
+  if opts == nil then return h end
+  if type(opts) ~= "table" then
+    error(usage(method, format("bad argument #1 'options' (expected table, got %s)", type(opts))), 0)
+  end
+  for k, v in pairs(opts) do
+    local id
+    if type(k) == "number" then
+      id = k
+    elseif type(k) == "string" then
+      id = optmap[normalize((gsub(k, "^CURLM?OPT_", "")))]
+    end
+    if not id then
+      error(usage(method, format("unknown option '%s' in the options table", tostring(k))), 0)
+    end
+    h:SetOpt(id, v)
+  end
+  return h
+end
+
+local new_multi, new_easy, new_poller = raw.new_multi, raw.new_easy, raw.new_poller
+
+--- curl.Multi([options]) -> multi
+function M.Multi(opts)
+  return apply(check(new_multi()), opts, raw.multi_options, "curl.Multi")
+end
+
+--- curl.Easy([options]) -> easy
+function M.Easy(opts)
+  return apply(check(new_easy()), opts, raw.easy_options, "curl.Easy")
+end
+
+--- curl.Poller() -> poller
+function M.Poller()
+  return check(new_poller())
+end
+
+for _, k in ipairs { "Version", "VersionInfo", "EasyStrError", "MultiStrError", "ShareStrError" } do
+  local f = raw[k]
+  M[k] = function(...) return check(f(...)) end
+end
+
+-- Normalised option / info names, for tools and docs.
+M.options = { easy = raw.easy_options, multi = raw.multi_options, info = raw.infos }
+
+return M

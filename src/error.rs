@@ -1,0 +1,200 @@
+//! Errors: the `Fail` type every binding method returns, and its conversion to
+//! the Lua `curl.Error` value (or, for callback errors, the original value).
+//!
+//! Every raw method returns `true, results...` or `false, err` to the Lua layer
+//! (src/curl.lua), which raises `err` with `error(err, 0)`. That is how a Lua
+//! value raised in a callback reaches the script unchanged: mlua would wrap it.
+
+use crate::consts;
+use mlua::prelude::*;
+use mlua::{IntoLuaMulti, MultiValue, Value};
+
+pub enum Fail {
+    /// A value raised by a Lua callback: re-raised unchanged.
+    Raise(Value),
+    /// Misuse: wrong argument, closed handle, forbidden call.
+    Usage(String),
+    /// A `CURLcode`, with the error-buffer detail when there is one.
+    Easy(i32, Option<String>),
+    /// A `CURLMcode`, with an optional explanation.
+    Multi(i32, Option<String>),
+    /// Something inside mlua (out of memory and the like).
+    Lua(LuaError),
+}
+
+pub type R<T> = Result<T, Fail>;
+
+impl From<LuaError> for Fail {
+    fn from(e: LuaError) -> Self {
+        Fail::Lua(e)
+    }
+}
+
+pub fn usage<T>(msg: impl Into<String>) -> R<T> {
+    Err(Fail::Usage(msg.into()))
+}
+
+/// Builds a `curl.Error` table (metatable from the Lua layer).
+pub fn error_value(
+    lua: &Lua,
+    kind: &str,
+    code: i64,
+    name: &str,
+    message: &str,
+    method: &str,
+) -> LuaResult<Value> {
+    let t = lua.create_table_with_capacity(0, 5)?;
+    t.raw_set("kind", kind)?;
+    t.raw_set("code", code)?;
+    t.raw_set("name", name)?;
+    t.raw_set("message", message)?;
+    t.raw_set("method", method)?;
+    if let Ok(mt) = lua.named_registry_value::<LuaTable>("curl.Error") {
+        t.set_metatable(Some(mt))?;
+    }
+    Ok(Value::Table(t))
+}
+
+impl Fail {
+    pub fn into_value(self, lua: &Lua, method: &str) -> LuaResult<Value> {
+        match self {
+            Fail::Raise(v) => Ok(v),
+            Fail::Usage(m) => error_value(lua, "usage", -1, "USAGE", &m, method),
+            Fail::Easy(code, detail) => {
+                let mut msg = crate::raw::easy_strerror(code);
+                if let Some(d) = detail.filter(|d| !d.is_empty()) {
+                    msg = format!("{msg}: {d}");
+                }
+                let name = consts::code_name("CURLE_", code as i64);
+                error_value(lua, "easy", code as i64, &name, &msg, method)
+            }
+            Fail::Multi(code, detail) => {
+                let mut msg = crate::raw::multi_strerror(code);
+                if let Some(d) = detail {
+                    msg = format!("{msg}: {d}");
+                }
+                let name = consts::code_name("CURLM_", code as i64);
+                error_value(lua, "multi", code as i64, &name, &msg, method)
+            }
+            Fail::Lua(e) => Ok(Value::String(lua.create_string(e.to_string())?)),
+        }
+    }
+}
+
+/// Turns a method's outcome into `true, ...` or `false, err` for the Lua layer.
+pub fn finish<T: IntoLuaMulti>(lua: &Lua, method: &str, r: R<T>) -> LuaResult<MultiValue> {
+    match r.and_then(|v| v.into_lua_multi(lua).map_err(Fail::Lua)) {
+        Ok(mut mv) => {
+            mv.push_front(Value::Boolean(true));
+            Ok(mv)
+        }
+        Err(f) => {
+            let v = f.into_value(lua, method)?;
+            let mut mv = MultiValue::new();
+            mv.push_back(Value::Boolean(false));
+            mv.push_back(v);
+            Ok(mv)
+        }
+    }
+}
+
+/// Registers `f` as a raw method in `t` under `name`; `method` is the
+/// user-facing name used in error messages (`"multi:SocketAction"`).
+pub fn reg<F, T>(lua: &Lua, t: &LuaTable, name: &str, method: &'static str, f: F) -> LuaResult<()>
+where
+    F: Fn(&Lua, Args) -> R<T> + 'static,
+    T: IntoLuaMulti,
+{
+    let func = lua.create_function(move |lua, mv: MultiValue| {
+        let r = f(lua, Args { v: mv });
+        finish(lua, method, r)
+    })?;
+    t.raw_set(name, func)
+}
+
+/// Positional arguments with checks that produce usage errors. Index 0 is
+/// `self` for methods; user-facing argument numbers start at 1 after it.
+pub struct Args {
+    pub v: MultiValue,
+}
+
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Nil => "nil",
+        Value::Boolean(_) => "boolean",
+        Value::LightUserData(_) => "light userdata",
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Table(_) => "table",
+        Value::Function(_) => "function",
+        Value::Thread(_) => "thread",
+        Value::UserData(ud) => {
+            if ud.is::<crate::multi::Multi>() {
+                "curl.Multi"
+            } else if ud.is::<crate::easy::Easy>() {
+                "curl.Easy"
+            } else if ud.is::<crate::poller::Poller>() {
+                "curl.Poller"
+            } else {
+                "userdata"
+            }
+        }
+        _ => "value",
+    }
+}
+
+fn bad<T>(n: usize, name: &str, expected: &str, got: &Value) -> R<T> {
+    usage(format!(
+        "bad argument #{n} '{name}' (expected {expected}, got {})",
+        type_name(got)
+    ))
+}
+
+impl Args {
+    pub fn len(&self) -> usize {
+        self.v.len()
+    }
+    pub fn get(&self, i: usize) -> Value {
+        self.v.get(i).cloned().unwrap_or(Value::Nil)
+    }
+    pub fn given(&self, i: usize) -> bool {
+        i < self.v.len()
+    }
+    /// The `self` userdata of type `T`.
+    pub fn this<T: 'static>(&self, what: &str) -> R<LuaAnyUserData> {
+        match self.v.front() {
+            Some(Value::UserData(ud)) if ud.is::<T>() => Ok(ud.clone()),
+            other => usage(format!(
+                "bad self (expected {what}, got {}); call it with ':'",
+                type_name(other.unwrap_or(&Value::Nil))
+            )),
+        }
+    }
+    pub fn int(&self, i: usize, name: &str) -> R<i64> {
+        let v = self.get(i);
+        to_int(&v).map_or_else(|| bad(i, name, "integer", &v), Ok)
+    }
+    pub fn opt_int(&self, i: usize, name: &str, default: i64) -> R<i64> {
+        match self.get(i) {
+            Value::Nil => Ok(default),
+            _ => self.int(i, name),
+        }
+    }
+    pub fn ud<T: 'static>(&self, i: usize, name: &str, what: &str) -> R<LuaAnyUserData> {
+        match self.get(i) {
+            Value::UserData(ud) if ud.is::<T>() => Ok(ud),
+            v => bad(i, name, what, &v),
+        }
+    }
+}
+
+/// A Lua number that is an exact integer.
+pub fn to_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Integer(i) => Some(*i),
+        Value::Number(n) if n.fract() == 0.0 && n.is_finite() && n.abs() < 9.3e18 => {
+            Some(*n as i64)
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,154 @@
+//! `require "curl"`: libcurl for Lua, built around the multi socket interface.
+//!
+//! Layout: `raw.rs` holds every FFI call, `callbacks.rs` the `extern "C"`
+//! trampolines, `ctx.rs` the call context, one module per handle type
+//! (`multi.rs`, `easy.rs`, `poller.rs`), `consts.rs` the data-derived
+//! constant and option tables, `error.rs` the error values. `curl.lua` is the
+//! thin Lua layer that re-raises errors unchanged and resolves `SetOpt_X`.
+//!
+//! Policy (see README): callbacks run only inside binding calls; a callback's
+//! error is parked and raised by the running method, as the same value; no Lua
+//! runs from `__gc`; closing unhooks callbacks before destroying.
+
+mod callbacks;
+mod consts;
+mod ctx;
+mod easy;
+mod error;
+mod multi;
+mod poller;
+mod raw;
+
+use error::{reg, Args, R};
+use mlua::prelude::*;
+use mlua::{UserDataFields, Value};
+
+/// Metatable fields of a class come from the Lua layer (registry
+/// `"<class><field>"`), so methods are the wrapped ones.
+pub(crate) fn add_meta<T, F: UserDataFields<T>>(fields: &mut F, class: &'static str) {
+    for key in ["__index", "__tostring", "__close"] {
+        fields.add_meta_field_with(key, move |lua| {
+            lua.named_registry_value::<Value>(&format!("{class}{key}"))
+        });
+    }
+}
+
+fn names_table(lua: &Lua, items: Vec<(String, i32)>) -> LuaResult<LuaTable> {
+    let t = lua.create_table()?;
+    for (n, id) in items {
+        t.raw_set(n, id)?;
+    }
+    Ok(t)
+}
+
+fn version_info(lua: &Lua, _a: Args) -> R<LuaTable> {
+    let v = raw::version_info();
+    let t = lua.create_table()?;
+    t.raw_set("version", v.version)?;
+    t.raw_set("version_num", v.version_num)?;
+    t.raw_set("host", v.host)?;
+    t.raw_set("features", v.features)?;
+    t.raw_set("ssl_version", v.ssl_version)?;
+    t.raw_set("libz_version", v.libz_version)?;
+    t.raw_set("ares", v.ares)?;
+    t.raw_set("libidn", v.libidn)?;
+    t.raw_set("libssh_version", v.libssh_version)?;
+    t.raw_set("brotli_version", v.brotli_version)?;
+    t.raw_set("nghttp2_version", v.nghttp2_version)?;
+    t.raw_set("zstd_version", v.zstd_version)?;
+    let p = lua.create_table()?;
+    for (i, s) in v.protocols.into_iter().enumerate() {
+        p.raw_set(i + 1, s)?;
+    }
+    t.raw_set("protocols", p)?;
+    Ok(t)
+}
+
+#[mlua::lua_module(name = "curl")]
+fn curl(lua: &Lua) -> LuaResult<LuaTable> {
+    raw::global_init();
+    let pcall: LuaFunction = lua.globals().get("pcall")?;
+    lua.set_app_data(ctx::Shared { pcall });
+
+    let r = lua.create_table()?;
+    let consts_t = lua.create_table()?;
+    for (name, value, _) in consts::CONSTANTS {
+        consts_t.raw_set(*name, *value)?;
+    }
+    r.raw_set("constants", consts_t)?;
+    let t = consts::tables();
+    let mut easy_names = t.easy_names.clone();
+    easy_names.sort();
+    r.raw_set("easy_options", names_table(lua, easy_names)?)?;
+    r.raw_set("multi_options", names_table(lua, consts::multi_names())?)?;
+    r.raw_set("infos", names_table(lua, consts::info_names())?)?;
+    r.raw_set(
+        "build_version_num",
+        consts::lookup("LIBCURL_VERSION_NUM").unwrap_or(0),
+    )?;
+    r.raw_set("module_path", module_path())?;
+
+    multi::register(lua, &r)?;
+    easy::register(lua, &r)?;
+    poller::register(lua, &r)?;
+    reg(lua, &r, "Version", "curl.Version", |_l, _a| {
+        Ok(raw::version())
+    })?;
+    reg(lua, &r, "VersionInfo", "curl.VersionInfo", version_info)?;
+    reg(
+        lua,
+        &r,
+        "EasyStrError",
+        "curl.EasyStrError",
+        |_l, a: Args| Ok(raw::easy_strerror(a.int(0, "code")? as i32)),
+    )?;
+    reg(
+        lua,
+        &r,
+        "MultiStrError",
+        "curl.MultiStrError",
+        |_l, a: Args| Ok(raw::multi_strerror(a.int(0, "code")? as i32)),
+    )?;
+    reg(
+        lua,
+        &r,
+        "ShareStrError",
+        "curl.ShareStrError",
+        |_l, a: Args| Ok(raw::share_strerror(a.int(0, "code")? as i32)),
+    )?;
+    r.raw_set("runtime_version_num", raw::version_num())?;
+
+    let addr = lua.create_function(|_, v: Value| Ok(format!("{:p}", v.to_pointer())))?;
+    r.raw_set("addr", addr)?;
+    let set_registry =
+        lua.create_function(|lua, (k, v): (String, Value)| lua.set_named_registry_value(&k, v))?;
+    r.raw_set("set_registry", set_registry)?;
+
+    let chunk = lua.load(include_str!("curl.lua")).set_name("=curl.lua");
+    let f: LuaFunction = chunk.into_function()?;
+    f.call(r)
+}
+
+/// The file this module was loaded from (for specs that check which
+/// `curl.so` `require` found).
+fn module_path() -> Option<String> {
+    let mut info: libc::Dl_info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    let addr = module_path as *const libc::c_void;
+    // SAFETY: dladdr only reads the loader's tables for an address inside
+    // this library and fills the local struct.
+    let ok = unsafe { libc::dladdr(addr, &mut info) };
+    if ok == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is a NUL-terminated path owned by the loader.
+    Some(
+        unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}

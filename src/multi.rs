@@ -1,0 +1,581 @@
+//! `curl.Multi`: the multi handle and its socket interface.
+//!
+//! User values of the multi userdata (GC-visible):
+//! - `handles`: `CURL*` (light userdata) → Easy userdata, for every added easy;
+//!   this keeps added easies alive and maps callback handles back to objects;
+//! - `assigned`: socket → the Lua value given to `Assign`;
+//! - `socketfunction`, `socketdata`, `timerfunction`, `timerdata`.
+
+use crate::callbacks;
+use crate::consts::tables;
+use crate::ctx::{Ctx, CtxSlot};
+use crate::easy::{self, Easy, EasyInner};
+use crate::error::{reg, to_int, type_name, usage, Args, Fail, R};
+use crate::raw::{self, k, EasyPtr, MultiPtr};
+use curl_sys as sys;
+use mlua::prelude::*;
+use mlua::{MultiValue, UserData, UserDataFields, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::raw::{c_int, c_void};
+use std::rc::Rc;
+
+pub const CLASS: &str = "curl.Multi";
+
+pub struct MultiInner {
+    raw: Cell<Option<MultiPtr>>,
+    pub slot: CtxSlot,
+    easies: RefCell<HashMap<usize, Rc<EasyInner>>>,
+}
+
+pub struct Multi(pub Rc<MultiInner>);
+
+impl Drop for Multi {
+    fn drop(&mut self) {
+        // Garbage collection: no Lua runs (no context is installed).
+        self.0.close_raw();
+    }
+}
+
+impl UserData for Multi {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        crate::add_meta(fields, CLASS);
+    }
+}
+
+impl MultiInner {
+    /// Unregisters the callbacks, removes every easy, then destroys the
+    /// multi (the rusqlite order: unhook, then close).
+    pub fn close_raw(&self) {
+        let Some(m) = self.raw.take() else {
+            return;
+        };
+        raw::multi_set_socket_cb(m, None, std::ptr::null());
+        raw::multi_set_timer_cb(m, None, std::ptr::null());
+        let easies = std::mem::take(&mut *self.easies.borrow_mut());
+        for (_, e) in easies {
+            if let Some(h) = e.raw() {
+                raw::multi_remove(m, h);
+            }
+            e.multi.borrow_mut().take();
+        }
+        raw::multi_cleanup(m);
+    }
+
+    /// Called by an easy that is going away: remove it from libcurl's multi
+    /// and from our map. No Lua runs.
+    pub fn forget(&self, h: EasyPtr) {
+        let e = self.easies.borrow_mut().remove(&h.addr());
+        if let Some(m) = self.raw.get() {
+            raw::multi_remove(m, h);
+        }
+        drop(e);
+    }
+
+    fn ptr(&self) -> *const c_void {
+        self as *const MultiInner as *const c_void
+    }
+}
+
+fn recursive<T>() -> R<T> {
+    Err(Fail::Multi(
+        raw::CURLM_RECURSIVE_API_CALL,
+        Some("called from inside one of this multi's callbacks".into()),
+    ))
+}
+
+fn open(args: &Args) -> R<(LuaAnyUserData, Rc<MultiInner>, MultiPtr)> {
+    let ud = args.this::<Multi>(CLASS)?;
+    let inner = ud
+        .borrow::<Multi>()
+        .map_err(|_| Fail::Usage("the multi handle was garbage-collected".into()))?
+        .0
+        .clone();
+    let m = inner
+        .raw
+        .get()
+        .ok_or_else(|| Fail::Usage("the multi handle is closed".into()))?;
+    Ok((ud, inner, m))
+}
+
+/// `open` plus the re-entry guard for calls libcurl refuses from callbacks.
+fn open_idle(args: &Args) -> R<(LuaAnyUserData, Rc<MultiInner>, MultiPtr)> {
+    let r = open(args)?;
+    if r.1.slot.busy() {
+        return recursive();
+    }
+    Ok(r)
+}
+
+fn uv(ud: &LuaAnyUserData) -> R<LuaTable> {
+    Ok(ud.user_value::<LuaTable>()?)
+}
+
+fn mcheck(rc: raw::CURLMcode) -> R<()> {
+    if rc == sys::CURLM_OK {
+        Ok(())
+    } else {
+        Err(Fail::Multi(rc, None))
+    }
+}
+
+/// Runs a libcurl call with this multi's context installed; returns its
+/// result and the first error a callback parked.
+fn with_ctx<T>(
+    lua: &Lua,
+    ud: &LuaAnyUserData,
+    inner: &MultiInner,
+    f: impl FnOnce() -> T,
+) -> (T, Option<Fail>) {
+    let mut ctx = Ctx::new(lua);
+    ctx.multi = Some(ud);
+    let r = {
+        let _g = inner.slot.install(&ctx);
+        f()
+    };
+    (r, ctx.take_err())
+}
+
+pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
+    raw::global_init();
+    let m = raw::multi_init()
+        .ok_or_else(|| Fail::Usage("curl_multi_init failed (out of memory)".into()))?;
+    let inner = MultiInner {
+        raw: Cell::new(Some(m)),
+        slot: CtxSlot::default(),
+        easies: RefCell::new(HashMap::new()),
+    };
+    let ud = lua.create_userdata(Multi(Rc::new(inner)))?;
+    let t = lua.create_table()?;
+    t.raw_set("handles", lua.create_table()?)?;
+    t.raw_set("assigned", lua.create_table()?)?;
+    ud.set_user_value(t)?;
+    Ok(ud)
+}
+
+// ------------------------------------------------------------- callbacks
+
+pub fn on_socket(
+    ctx: &Ctx<'_>,
+    easy: usize,
+    fd: sys::curl_socket_t,
+    what: c_int,
+    has_socketp: bool,
+) {
+    let Some(mud) = ctx.multi else {
+        return;
+    };
+    let Ok(t) = mud.user_value::<LuaTable>() else {
+        return;
+    };
+    let assigned: Option<LuaTable> = t.raw_get("assigned").ok();
+    if let Ok(Value::Function(f)) = t.raw_get::<Value>("socketfunction") {
+        let easy_v = ctx.easy_ud(easy).map_or(Value::Nil, Value::UserData);
+        let data: Value = t.raw_get("socketdata").unwrap_or(Value::Nil);
+        let sockp: Value = match (&assigned, has_socketp) {
+            (Some(a), true) => a.raw_get(fd as i64).unwrap_or(Value::Nil),
+            _ => Value::Nil,
+        };
+        let mut args = MultiValue::new();
+        args.push_back(easy_v);
+        args.push_back(Value::Integer(fd as i64));
+        args.push_back(Value::Integer(what as i64));
+        args.push_back(data);
+        args.push_back(sockp);
+        if let Some(r) = ctx.call(f, args) {
+            if r.front().and_then(to_int) == Some(-1) {
+                ctx.park(Fail::Multi(
+                    raw::CURLM_ABORTED_BY_CALLBACK,
+                    Some("the socket callback returned -1".into()),
+                ));
+            }
+        }
+    }
+    if what == sys::CURL_POLL_REMOVE {
+        // libcurl forgets the Assign association on REMOVE; so do we.
+        if let Some(a) = assigned {
+            let _ = a.raw_set(fd as i64, Value::Nil);
+        }
+    }
+}
+
+pub fn on_timer(ctx: &Ctx<'_>, ms: i64) {
+    let Some(mud) = ctx.multi else {
+        return;
+    };
+    let Ok(t) = mud.user_value::<LuaTable>() else {
+        return;
+    };
+    if let Ok(Value::Function(f)) = t.raw_get::<Value>("timerfunction") {
+        let data: Value = t.raw_get("timerdata").unwrap_or(Value::Nil);
+        let mut args = MultiValue::new();
+        args.push_back(Value::Integer(ms));
+        args.push_back(data);
+        if let Some(r) = ctx.call(f, args) {
+            if r.front().and_then(to_int) == Some(-1) {
+                ctx.park(Fail::Multi(
+                    raw::CURLM_ABORTED_BY_CALLBACK,
+                    Some("the timer callback returned -1".into()),
+                ));
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------- methods
+
+fn set_opt(_lua: &Lua, args: Args) -> R<()> {
+    let (ud, inner, m) = open_idle(&args)?;
+    let id = args.int(1, "option")? as i32;
+    let Some(name) = tables().multi.get(&id) else {
+        return usage(format!(
+            "bad argument #1 'option' (unknown multi option {id})"
+        ));
+    };
+    let opt = format!("CURLMOPT_{name}");
+    let v = args.get(2);
+    let bad = |expected: &str| -> R<()> {
+        usage(format!(
+            "bad argument #2 'value' for {opt} (expected {expected}, got {})",
+            type_name(&args.get(2))
+        ))
+    };
+    let t = uv(&ud)?;
+    match id {
+        k::CURLMOPT_SOCKETFUNCTION | k::CURLMOPT_TIMERFUNCTION => {
+            let socket = id == k::CURLMOPT_SOCKETFUNCTION;
+            let (fkey, dkey) = if socket {
+                ("socketfunction", "socketdata")
+            } else {
+                ("timerfunction", "timerdata")
+            };
+            let on = match v {
+                Value::Function(_) => true,
+                Value::Nil => false,
+                _ => return bad("function or nil"),
+            };
+            let data = if on { inner.ptr() } else { std::ptr::null() };
+            let rc = if socket {
+                raw::multi_set_socket_cb(
+                    m,
+                    on.then_some(callbacks::socket_cb as raw::SocketCb),
+                    data,
+                )
+            } else {
+                raw::multi_set_timer_cb(m, on.then_some(callbacks::timer_cb as raw::TimerCb), data)
+            };
+            mcheck(rc)?;
+            t.raw_set(fkey, v)?;
+            if args.given(3) {
+                t.raw_set(dkey, args.get(3))?;
+            }
+            Ok(())
+        }
+        k::CURLMOPT_SOCKETDATA => Ok(t.raw_set("socketdata", v)?),
+        k::CURLMOPT_TIMERDATA => Ok(t.raw_set("timerdata", v)?),
+        k::CURLMOPT_PIPELINING_SITE_BL | k::CURLMOPT_PIPELINING_SERVER_BL => {
+            // NULL-terminated char* arrays, copied by libcurl (and ignored
+            // since HTTP/1 pipelining went away in 7.62).
+            let mut keep: Vec<CString> = Vec::new();
+            match &v {
+                Value::Nil => {}
+                Value::Table(tab) => {
+                    for i in 1..=tab.raw_len() {
+                        let s: Value = tab.raw_get(i)?;
+                        let Value::String(s) = s else {
+                            return bad("array of strings or nil");
+                        };
+                        keep.push(CString::new(s.as_bytes().to_vec()).map_err(|_| {
+                            Fail::Usage(format!("{opt}: item {i} contains a NUL byte"))
+                        })?);
+                    }
+                }
+                _ => return bad("array of strings or nil"),
+            }
+            let mut ptrs: Vec<*const std::os::raw::c_char> =
+                keep.iter().map(|c| c.as_ptr()).collect();
+            ptrs.push(std::ptr::null());
+            let p = if v.is_nil() {
+                std::ptr::null()
+            } else {
+                ptrs.as_ptr() as *const c_void
+            };
+            mcheck(raw::multi_setopt_ptr(m, id, p))
+        }
+        _ if id < 10000 => {
+            let n = easy::long_value(&opt, &v)?;
+            mcheck(raw::multi_setopt_long(m, id, n as std::os::raw::c_long))
+        }
+        _ if id >= 30000 => {
+            let Some(n) = to_int(&v) else {
+                return bad("integer");
+            };
+            mcheck(raw::multi_setopt_off_t(m, id, n))
+        }
+        _ => usage(format!(
+            "{opt} is not supported by this version of the module"
+        )),
+    }
+}
+
+fn socket_action(lua: &Lua, args: Args) -> R<i64> {
+    let (ud, inner, m) = open_idle(&args)?;
+    let fd = args.int(1, "socket")?;
+    let mask = args.opt_int(2, "mask", 0)?;
+    let (r, err) = with_ctx(lua, &ud, &inner, || {
+        raw::multi_socket_action(m, fd as sys::curl_socket_t, mask as c_int)
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    r.map(|n| n as i64).map_err(|rc| Fail::Multi(rc, None))
+}
+
+fn perform(lua: &Lua, args: Args) -> R<i64> {
+    let (ud, inner, m) = open_idle(&args)?;
+    let (r, err) = with_ctx(lua, &ud, &inner, || raw::multi_perform(m));
+    if let Some(e) = err {
+        return Err(e);
+    }
+    r.map(|n| n as i64).map_err(|rc| Fail::Multi(rc, None))
+}
+
+fn info_read(_lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
+    let (ud, _inner, m) = open(&args)?;
+    let Some(msg) = raw::multi_info_read(m) else {
+        return Ok((k::CURLMSG_NONE, 0, 0, Value::Nil));
+    };
+    let handles: LuaTable = uv(&ud)?.raw_get("handles")?;
+    let easy: Value = handles.raw_get(LuaLightUserData(msg.easy as *mut c_void))?;
+    Ok((
+        msg.msg as i64,
+        msg.result as i64,
+        msg.remaining as i64,
+        easy,
+    ))
+}
+
+fn timeout(_lua: &Lua, args: Args) -> R<i64> {
+    let (_ud, _inner, m) = open_idle(&args)?;
+    raw::multi_timeout(m)
+        .map(|n| n as i64)
+        .map_err(|rc| Fail::Multi(rc, None))
+}
+
+fn add_handle(lua: &Lua, args: Args) -> R<()> {
+    let (ud, inner, m) = open_idle(&args)?;
+    let eud = args.ud::<Easy>(1, "easy", "curl.Easy")?;
+    let e = easy::inner_of(&eud)?;
+    let Some(h) = e.raw() else {
+        return usage("bad argument #1 'easy' (the easy handle is closed)");
+    };
+    if e.slot.busy() {
+        return usage("bad argument #1 'easy' (it is running easy:Perform)");
+    }
+    if let Some(cur) = e.multi.borrow().as_ref() {
+        let detail = if Rc::ptr_eq(cur, &inner) {
+            "the easy is already added to this multi"
+        } else {
+            "the easy is already added to another multi"
+        };
+        return Err(Fail::Multi(raw::CURLM_ADDED_ALREADY, Some(detail.into())));
+    }
+    // Link first: the timer callback fires inside curl_multi_add_handle and
+    // must already map the handle back to its object.
+    let t = uv(&ud)?;
+    let handles: LuaTable = t.raw_get("handles")?;
+    let key = LuaLightUserData(h.as_ptr() as *mut c_void);
+    handles.raw_set(key, &eud)?;
+    let et = eud.user_value::<LuaTable>()?;
+    et.raw_set("multi", &ud)?;
+    inner.easies.borrow_mut().insert(h.addr(), e.clone());
+    *e.multi.borrow_mut() = Some(inner.clone());
+    e.flush_graveyard();
+    let (rc, err) = with_ctx(lua, &ud, &inner, || raw::multi_add(m, h));
+    if rc != sys::CURLM_OK {
+        handles.raw_set(key, Value::Nil)?;
+        et.raw_set("multi", Value::Nil)?;
+        inner.easies.borrow_mut().remove(&h.addr());
+        e.multi.borrow_mut().take();
+        return Err(Fail::Multi(rc, None));
+    }
+    match err {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+/// Removes `e` from the multi with the multi's context installed (so the
+/// socket callback hears about sockets going away) and unlinks both sides.
+/// Returns the first callback error, for the caller to raise.
+pub fn detach_easy(
+    lua: &Lua,
+    mud: &LuaAnyUserData,
+    inner: &MultiInner,
+    eud: &LuaAnyUserData,
+    e: &EasyInner,
+) -> R<Option<Fail>> {
+    let (Some(m), Some(h)) = (inner.raw.get(), e.raw()) else {
+        return Ok(None);
+    };
+    let (rc, err) = with_ctx(lua, mud, inner, || raw::multi_remove(m, h));
+    let handles: LuaTable = uv(mud)?.raw_get("handles")?;
+    handles.raw_set(LuaLightUserData(h.as_ptr() as *mut c_void), Value::Nil)?;
+    eud.user_value::<LuaTable>()?.raw_set("multi", Value::Nil)?;
+    let gone = inner.easies.borrow_mut().remove(&h.addr());
+    e.multi.borrow_mut().take();
+    drop(gone);
+    e.flush_graveyard();
+    mcheck(rc)?;
+    Ok(err)
+}
+
+fn remove_handle(lua: &Lua, args: Args) -> R<()> {
+    let (ud, inner, _m) = open_idle(&args)?;
+    let eud = args.ud::<Easy>(1, "easy", "curl.Easy")?;
+    let e = easy::inner_of(&eud)?;
+    let mine = matches!(e.multi.borrow().as_ref(), Some(cur) if Rc::ptr_eq(cur, &inner));
+    if !mine {
+        return usage("bad argument #1 'easy' (it is not added to this multi)");
+    }
+    match detach_easy(lua, &ud, &inner, &eud, &e)? {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
+fn wait_or_poll(lua: &Lua, args: Args, poll: bool) -> R<i64> {
+    let (ud, inner, m) = open_idle(&args)?;
+    let ms = args.int(1, "timeout_ms")?;
+    let mut fds: Vec<sys::curl_waitfd> = Vec::new();
+    let extra = match args.get(2) {
+        Value::Nil => None,
+        Value::Table(t) => Some(t),
+        v => {
+            return usage(format!(
+                "bad argument #2 'extra' (expected array of {{fd=, events=}} tables, got {})",
+                type_name(&v)
+            ))
+        }
+    };
+    let mut items: Vec<LuaTable> = Vec::new();
+    if let Some(t) = &extra {
+        for i in 1..=t.raw_len() {
+            let Value::Table(item) = t.raw_get::<Value>(i)? else {
+                return usage(format!("bad argument #2 'extra': item {i} is not a table"));
+            };
+            let fd = item.raw_get::<Value>("fd")?;
+            let ev = item.raw_get::<Value>("events")?;
+            let (Some(fd), Some(ev)) = (to_int(&fd), to_int(&ev)) else {
+                return usage(format!(
+                    "bad argument #2 'extra': item {i} needs integer 'fd' and 'events'"
+                ));
+            };
+            fds.push(sys::curl_waitfd {
+                fd: fd as sys::curl_socket_t,
+                events: ev as i16,
+                revents: 0,
+            });
+            items.push(item);
+        }
+    }
+    let (r, err) = with_ctx(lua, &ud, &inner, || {
+        raw::multi_wait(m, &mut fds, ms as c_int, poll)
+    });
+    for (item, fd) in items.iter().zip(fds.iter()) {
+        item.raw_set("revents", fd.revents as i64)?;
+    }
+    if let Some(e) = err {
+        return Err(e);
+    }
+    r.map(|n| n as i64).map_err(|rc| Fail::Multi(rc, None))
+}
+
+fn wakeup(_lua: &Lua, args: Args) -> R<()> {
+    let (_ud, _inner, m) = open(&args)?;
+    mcheck(raw::multi_wakeup(m))
+}
+
+fn assign(_lua: &Lua, args: Args) -> R<()> {
+    let (ud, _inner, m) = open(&args)?;
+    let fd = args.int(1, "socket")?;
+    let v = args.get(2);
+    // libcurl stores a marker; the Lua value lives in our `assigned` table.
+    let marker = if v.is_nil() {
+        std::ptr::null_mut()
+    } else {
+        1usize as *mut c_void
+    };
+    mcheck(raw::multi_assign(m, fd as sys::curl_socket_t, marker))?;
+    let a: LuaTable = uv(&ud)?.raw_get("assigned")?;
+    a.raw_set(fd, v)?;
+    Ok(())
+}
+
+fn get_handles(lua: &Lua, args: Args) -> R<LuaTable> {
+    let (ud, _inner, _m) = open(&args)?;
+    let handles: LuaTable = uv(&ud)?.raw_get("handles")?;
+    let out = lua.create_table()?;
+    let mut i = 0;
+    for pair in handles.pairs::<Value, Value>() {
+        let (_, v) = pair?;
+        i += 1;
+        out.raw_set(i, v)?;
+    }
+    Ok(out)
+}
+
+fn close(lua: &Lua, args: Args) -> R<()> {
+    let ud = args.this::<Multi>(CLASS)?;
+    let inner = ud
+        .borrow::<Multi>()
+        .map_err(|_| Fail::Usage("the multi handle was garbage-collected".into()))?
+        .0
+        .clone();
+    if inner.raw.get().is_none() {
+        return Ok(());
+    }
+    if inner.slot.busy() {
+        return usage("cannot close a multi from inside one of its own callbacks");
+    }
+    let t = uv(&ud)?;
+    let handles: LuaTable = t.raw_get("handles")?;
+    for pair in handles.pairs::<Value, LuaAnyUserData>() {
+        let (_, eud) = pair?;
+        if let Ok(et) = eud.user_value::<LuaTable>() {
+            et.raw_set("multi", Value::Nil)?;
+        }
+    }
+    inner.close_raw();
+    t.raw_set("handles", lua.create_table()?)?;
+    t.raw_set("assigned", lua.create_table()?)?;
+    for k in ["socketfunction", "socketdata", "timerfunction", "timerdata"] {
+        t.raw_set(k, Value::Nil)?;
+    }
+    Ok(())
+}
+
+pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
+    let t = lua.create_table()?;
+    reg(lua, &t, "SetOpt", "multi:SetOpt", set_opt)?;
+    reg(lua, &t, "SocketAction", "multi:SocketAction", socket_action)?;
+    reg(lua, &t, "Perform", "multi:Perform", perform)?;
+    reg(lua, &t, "InfoRead", "multi:InfoRead", info_read)?;
+    reg(lua, &t, "Timeout", "multi:Timeout", timeout)?;
+    reg(lua, &t, "AddHandle", "multi:AddHandle", add_handle)?;
+    reg(lua, &t, "RemoveHandle", "multi:RemoveHandle", remove_handle)?;
+    reg(lua, &t, "Wait", "multi:Wait", |lua, a| {
+        wait_or_poll(lua, a, false)
+    })?;
+    reg(lua, &t, "Poll", "multi:Poll", |lua, a| {
+        wait_or_poll(lua, a, true)
+    })?;
+    reg(lua, &t, "Wakeup", "multi:Wakeup", wakeup)?;
+    reg(lua, &t, "Assign", "multi:Assign", assign)?;
+    reg(lua, &t, "GetHandles", "multi:GetHandles", get_handles)?;
+    reg(lua, &t, "Close", "multi:Close", close)?;
+    raw_t.raw_set("Multi", t)?;
+    reg(lua, raw_t, "new_multi", "curl.Multi", |lua, _a| create(lua))?;
+    Ok(())
+}

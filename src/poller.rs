@@ -1,0 +1,210 @@
+//! `curl.Poller`: a descriptor watcher (epoll) in the terms of the socket
+//! callback: `Watch(fd, CURL_POLL_*)`, `Unwatch(fd)`, and `Wait(ms)` that
+//! yields `fd, CURL_CSELECT_* mask` pairs for `multi:SocketAction`.
+
+use crate::error::{reg, usage, Args, Fail, R};
+use crate::raw;
+use curl_sys as sys;
+use mlua::prelude::*;
+use mlua::{UserData, UserDataFields, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::raw::c_int;
+
+pub const CLASS: &str = "curl.Poller";
+const BATCH: usize = 1024;
+
+pub struct Poller {
+    ep: Cell<c_int>,
+    ready: RefCell<Vec<libc::epoll_event>>,
+    pos: Cell<usize>,
+    /// fd → epoll event bits currently registered.
+    watched: RefCell<HashMap<c_int, u32>>,
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        let ep = self.ep.replace(-1);
+        if ep >= 0 {
+            raw::close_fd(ep);
+        }
+    }
+}
+
+impl UserData for Poller {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        crate::add_meta(fields, CLASS);
+    }
+}
+
+fn this(args: &Args) -> R<(LuaAnyUserData, c_int)> {
+    let ud = args.this::<Poller>(CLASS)?;
+    let ep = ud
+        .borrow::<Poller>()
+        .map_err(|_| Fail::Usage("the poller was garbage-collected".into()))?
+        .ep
+        .get();
+    if ep < 0 {
+        return usage("the poller is closed");
+    }
+    Ok((ud, ep))
+}
+
+fn os_err<T>(what: &str, e: std::io::Error) -> R<T> {
+    usage(format!("{what}: {e}"))
+}
+
+fn watch(_lua: &Lua, args: Args) -> R<()> {
+    let (ud, ep) = this(&args)?;
+    let fd = args.int(1, "fd")? as c_int;
+    let what = args.int(2, "what")? as c_int;
+    let events = match what {
+        sys::CURL_POLL_NONE => 0,
+        sys::CURL_POLL_IN => libc::EPOLLIN as u32,
+        sys::CURL_POLL_OUT => libc::EPOLLOUT as u32,
+        sys::CURL_POLL_INOUT => (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+        sys::CURL_POLL_REMOVE => return unwatch_fd(&ud, ep, fd),
+        _ => {
+            return usage(format!(
+                "bad argument #2 'what' (expected a CURL_POLL_* value, got {what})"
+            ))
+        }
+    };
+    let p = ud.borrow::<Poller>()?;
+    let known = p.watched.borrow().get(&fd).copied();
+    match known {
+        Some(old) if old == events => return Ok(()),
+        Some(_) => {
+            if let Err(e) = raw::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, events) {
+                if e.raw_os_error() != Some(libc::ENOENT) {
+                    return os_err("epoll_ctl(MOD)", e);
+                }
+                // the fd was closed and reused behind our back: add it again
+                raw::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, events)
+                    .or_else(|e| os_err("epoll_ctl(ADD)", e))?;
+            }
+        }
+        None => {
+            if let Err(e) = raw::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, events) {
+                if e.raw_os_error() != Some(libc::EEXIST) {
+                    return os_err("epoll_ctl(ADD)", e);
+                }
+                raw::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, events)
+                    .or_else(|e| os_err("epoll_ctl(MOD)", e))?;
+            }
+        }
+    }
+    p.watched.borrow_mut().insert(fd, events);
+    Ok(())
+}
+
+fn unwatch_fd(ud: &LuaAnyUserData, ep: c_int, fd: c_int) -> R<()> {
+    let p = ud.borrow::<Poller>()?;
+    if p.watched.borrow_mut().remove(&fd).is_some() {
+        // ENOENT/EBADF: the descriptor was already closed, which removed it.
+        let _ = raw::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, 0);
+    }
+    Ok(())
+}
+
+fn unwatch(_lua: &Lua, args: Args) -> R<()> {
+    let (ud, ep) = this(&args)?;
+    let fd = args.int(1, "fd")? as c_int;
+    unwatch_fd(&ud, ep, fd)
+}
+
+/// Waits up to `ms` (negative: no limit) and returns how many descriptors
+/// are ready; the Lua layer turns this into the `for fd, mask in` iterator.
+fn wait(_lua: &Lua, args: Args) -> R<i64> {
+    let (ud, ep) = this(&args)?;
+    let ms = args.opt_int(1, "timeout_ms", -1)?;
+    let ms = ms.clamp(-1, c_int::MAX as i64) as c_int;
+    let p = ud.borrow::<Poller>()?;
+    let mut buf = p.ready.borrow_mut();
+    p.pos.set(0);
+    if buf.capacity() < BATCH {
+        buf.reserve(BATCH);
+    }
+    match raw::epoll_wait(ep, &mut buf, ms) {
+        Ok(n) => Ok(n as i64),
+        Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(0),
+        Err(e) => os_err("epoll_wait", e),
+    }
+}
+
+/// The iterator step: the next ready descriptor still watched, with its
+/// `CURL_CSELECT_*` mask, or nothing.
+fn next(_lua: &Lua, ud: LuaAnyUserData) -> LuaResult<(Value, Value)> {
+    let Ok(p) = ud.borrow::<Poller>() else {
+        return Ok((Value::Nil, Value::Nil));
+    };
+    let buf = p.ready.borrow();
+    let watched = p.watched.borrow();
+    let mut i = p.pos.get();
+    while i < buf.len() {
+        let ev = buf[i];
+        i += 1;
+        let fd = ev.u64 as u32 as c_int;
+        if !watched.contains_key(&fd) {
+            continue;
+        }
+        p.pos.set(i);
+        let e = ev.events;
+        let mut mask = 0;
+        if e & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 != 0 {
+            mask |= sys::CURL_CSELECT_IN;
+        }
+        if e & libc::EPOLLOUT as u32 != 0 {
+            mask |= sys::CURL_CSELECT_OUT;
+        }
+        if e & libc::EPOLLERR as u32 != 0 {
+            mask |= sys::CURL_CSELECT_ERR;
+        }
+        return Ok((Value::Integer(fd as i64), Value::Integer(mask as i64)));
+    }
+    p.pos.set(i);
+    Ok((Value::Nil, Value::Nil))
+}
+
+fn count(_lua: &Lua, args: Args) -> R<i64> {
+    let (ud, _ep) = this(&args)?;
+    let n = ud.borrow::<Poller>()?.watched.borrow().len();
+    Ok(n as i64)
+}
+
+fn close(_lua: &Lua, args: Args) -> R<()> {
+    let ud = args.this::<Poller>(CLASS)?;
+    let p = ud.borrow::<Poller>()?;
+    let ep = p.ep.replace(-1);
+    if ep >= 0 {
+        raw::close_fd(ep);
+    }
+    p.watched.borrow_mut().clear();
+    p.ready.borrow_mut().clear();
+    Ok(())
+}
+
+fn create(lua: &Lua) -> R<LuaAnyUserData> {
+    let ep = raw::epoll_create().or_else(|e| os_err("epoll_create1", e))?;
+    Ok(lua.create_userdata(Poller {
+        ep: Cell::new(ep),
+        ready: RefCell::new(Vec::with_capacity(BATCH)),
+        pos: Cell::new(0),
+        watched: RefCell::new(HashMap::new()),
+    })?)
+}
+
+pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
+    let t = lua.create_table()?;
+    reg(lua, &t, "Watch", "poller:Watch", watch)?;
+    reg(lua, &t, "Unwatch", "poller:Unwatch", unwatch)?;
+    reg(lua, &t, "Wait", "poller:Wait", wait)?;
+    reg(lua, &t, "Count", "poller:Count", count)?;
+    reg(lua, &t, "Close", "poller:Close", close)?;
+    raw_t.raw_set("Poller", t)?;
+    raw_t.raw_set("poller_next", lua.create_function(next)?)?;
+    reg(lua, raw_t, "new_poller", "curl.Poller", |lua, _a| {
+        create(lua)
+    })?;
+    Ok(())
+}
