@@ -561,6 +561,34 @@ fn reset(_lua: &Lua, args: Args) -> R<()> {
     Ok(())
 }
 
+/// `easy:Pause(bitmask)`: `curl_easy_pause`. Unpausing can deliver buffered
+/// data at once, so the write callback may run inside this call.
+fn pause(lua: &Lua, args: Args) -> R<()> {
+    let (ud, e, h) = open(&args)?;
+    let mask = args.int(1, "bitmask")? as std::os::raw::c_int;
+    let m = e.multi.borrow().clone();
+    let inside = e.slot.busy() || m.as_ref().is_some_and(|m| m.slot.busy());
+    let (rc, err) = if inside {
+        // The running call's context receives any callback error.
+        (raw::easy_pause(h, mask), None)
+    } else if let Some(m) = m {
+        let mud: LuaAnyUserData = uv(&ud)?.raw_get("multi")?;
+        multi::with_ctx(lua, &mud, &m, || raw::easy_pause(h, mask))
+    } else {
+        let mut ctx = Ctx::new(lua);
+        ctx.easy = Some((&ud, h.addr()));
+        let rc = {
+            let _g = e.slot.install(&ctx);
+            raw::easy_pause(h, mask)
+        };
+        (rc, ctx.take_err())
+    };
+    if let Some(f) = err {
+        return Err(f);
+    }
+    check(rc, "curl_easy_pause")
+}
+
 pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     let m = lua.create_table()?;
     reg(lua, &m, "SetOpt", "easy:SetOpt", set_opt)?;
@@ -568,6 +596,7 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &m, "Perform", "easy:Perform", perform)?;
     reg(lua, &m, "Close", "easy:Close", close)?;
     reg(lua, &m, "Reset", "easy:Reset", reset)?;
+    reg(lua, &m, "Pause", "easy:Pause", pause)?;
     raw_t.raw_set("Easy", m)?;
     reg(lua, raw_t, "new_easy", "curl.Easy", |lua, _a| create(lua))?;
     Ok(())

@@ -151,9 +151,6 @@ fn bad<T>(n: usize, name: &str, expected: &str, got: &Value) -> R<T> {
 }
 
 impl Args {
-    pub fn len(&self) -> usize {
-        self.v.len()
-    }
     pub fn get(&self, i: usize) -> Value {
         self.v.get(i).cloned().unwrap_or(Value::Nil)
     }

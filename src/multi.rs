@@ -122,7 +122,7 @@ fn mcheck(rc: raw::CURLMcode) -> R<()> {
 
 /// Runs a libcurl call with this multi's context installed; returns its
 /// result and the first error a callback parked.
-fn with_ctx<T>(
+pub fn with_ctx<T>(
     lua: &Lua,
     ud: &LuaAnyUserData,
     inner: &MultiInner,

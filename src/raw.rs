@@ -55,7 +55,6 @@ extern "C" {
 pub const CURLM_ABORTED_BY_CALLBACK: CURLMcode = 11;
 pub const CURLM_RECURSIVE_API_CALL: CURLMcode = 8;
 pub const CURLM_ADDED_ALREADY: CURLMcode = 7;
-pub const CURLM_BAD_EASY_HANDLE: CURLMcode = 2;
 
 pub type SocketCb =
     extern "C" fn(*mut sys::CURL, sys::curl_socket_t, c_int, *mut c_void, *mut c_void) -> c_int;

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the module once per interpreter: build/<feature>/curl.so
+# (features: lua51 lua52 lua53 lua54 luajit; default all five, or "$@").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+features=("$@")
+[ ${#features[@]} -gt 0 ] || features=(lua51 lua52 lua53 lua54 luajit)
+for f in "${features[@]}"; do
+  cargo build --quiet --release --locked --features "$f" --target-dir "target/$f"
+  mkdir -p "build/$f"
+  cp "target/$f/release/liblcurlsock.so" "build/$f/curl.so"
+done

@@ -1,0 +1,229 @@
+local H = require "helper"
+local curl = H.curl
+
+describe("multi socket interface", function()
+  after_each(H.gc)
+
+  it("drives 100 concurrent transfers with SocketAction and the Poller", function()
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    local bodies = {}
+    for i = 1, 100 do
+      local e = curl.Easy { URL = H.url("/size/" .. (100 + i)),
+        WriteFunction = function(d) bodies[i] = (bodies[i] or "") .. d end,
+        Private = i }
+      multi:AddHandle(e)
+    end
+    local done = loop:run { remove = true }
+    assert.are.equal(100, #done)
+    for _, d in ipairs(done) do
+      assert.are.equal(curl.CURLE_OK, d.result)
+      assert.are.equal(200, d.easy:GetInfo_ResponseCode())
+      local i = d.easy:GetInfo(curl.CURLINFO_PRIVATE)
+      assert.are.equal(H.pattern(100 + i), bodies[i])
+      assert.are.equal(100 + i, d.easy:GetInfo_SizeDownload_T())
+    end
+    assert.is_true(loop.socket_calls >= 100)
+    assert.is_true(loop.timer_calls >= 1)
+    assert.are.equal(0, #multi:GetHandles())
+    assert.are.equal(0, loop.poller:Count(), "every socket was un-watched")
+    multi:Close()
+  end)
+
+  it("returns CURLMSG_NONE, 0, 0, nil from an empty queue", function()
+    local multi = curl.Multi()
+    local msg, result, remaining, easy = multi:InfoRead()
+    assert.are.equal(curl.CURLMSG_NONE, msg)
+    assert.are.equal(0, result)
+    assert.are.equal(0, remaining)
+    assert.is_nil(easy)
+  end)
+
+  it("reports a failed transfer through InfoRead with its code", function()
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    local ok = curl.Easy { URL = H.url("/size/10"), WriteFunction = function() end }
+    local bad = curl.Easy { URL = "http://127.0.0.1:1/", WriteFunction = function() end }
+    multi:AddHandle(ok); multi:AddHandle(bad)
+    local done = loop:run()
+    assert.are.equal(2, #done)
+    local by = {}
+    for _, d in ipairs(done) do by[d.easy] = d.result end
+    assert.are.equal(curl.CURLE_OK, by[ok])
+    assert.are.equal(curl.CURLE_COULDNT_CONNECT, by[bad])
+  end)
+
+  it("hands the socket callback easy, socket, what, userdata and the Assign value", function()
+    local multi = curl.Multi()
+    local poller = curl.Poller()
+    local seen, timeout = {}, -1
+    local e = curl.Easy { URL = H.url("/delay/50/10"), WriteFunction = function() end }
+    local token = { "socket state" }
+    multi:SetOpt_SocketFunction(function(easy, s, what, ud, socketp)
+      seen[#seen + 1] = { easy = easy, s = s, what = what, ud = ud, socketp = socketp }
+      if what == curl.CURL_POLL_REMOVE then
+        poller:Unwatch(s)
+      else
+        poller:Watch(s, what)
+        if socketp == nil then multi:Assign(s, token) end -- allowed from the callback
+      end
+    end, "my userdata")
+    multi:SetOpt_TimerFunction(function(ms) timeout = ms end)
+    multi:AddHandle(e)
+    local running = multi:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0)
+    local deadline = os.time() + 10
+    while running > 0 and os.time() <= deadline do
+      local fired = false
+      for fd, mask in poller:Wait(timeout < 0 and 100 or timeout) do
+        running = multi:SocketAction(fd, mask); fired = true
+      end
+      if not fired then running = multi:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0) end
+    end
+    assert.are.equal(0, running)
+    assert.is_true(#seen >= 2)
+    assert.are.equal(e, seen[1].easy)
+    assert.are.equal("my userdata", seen[1].ud)
+    assert.is_nil(seen[1].socketp)
+    assert.is_number(seen[1].s)
+    local later_with_token = false
+    for i = 2, #seen do
+      if seen[i].socketp == token then later_with_token = true end
+    end
+    assert.is_true(later_with_token, "a later callback got the Assign value")
+  end)
+
+  it("lets SocketData / TimerData set the userdata alone", function()
+    local multi = curl.Multi()
+    local got_t
+    multi:SetOpt(curl.CURLMOPT_TIMERDATA, 42)
+    multi:SetOpt(curl.CURLMOPT_TIMERFUNCTION, function(ms, ud) got_t = ud end)
+    multi:AddHandle(curl.Easy { URL = H.url("/size/1"), WriteFunction = function() end })
+    assert.are.equal(42, got_t)
+    multi:Close()
+  end)
+
+  it("Timeout returns -1 when idle and 0 right after adding", function()
+    local multi = curl.Multi()
+    assert.are.equal(-1, multi:Timeout())
+    multi:AddHandle(curl.Easy { URL = H.url("/size/1") })
+    assert.are.equal(0, multi:Timeout())
+    multi:Close()
+  end)
+
+  it("keeps added easies alive without other references", function()
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    local got = 0
+    for _ = 1, 5 do
+      multi:AddHandle(curl.Easy { URL = H.url("/size/7"), WriteFunction = function(d) got = got + #d end })
+    end
+    H.gc()
+    assert.are.equal(5, #multi:GetHandles())
+    local done = loop:run()
+    assert.are.equal(5, #done)
+    assert.are.equal(35, got)
+  end)
+
+  it("drives transfers with Perform and Wait", function()
+    local multi = curl.Multi()
+    local bodies = {}
+    for i = 1, 10 do
+      multi:AddHandle(curl.Easy { URL = H.url("/size/" .. i * 10),
+        WriteFunction = function(d) bodies[i] = (bodies[i] or "") .. d end })
+    end
+    local running = multi:Perform()
+    local deadline = os.time() + 10
+    while running > 0 and os.time() <= deadline do
+      multi:Wait(100)
+      running = multi:Perform()
+    end
+    assert.are.equal(0, running)
+    local n = 0
+    repeat
+      local msg, result, remaining = multi:InfoRead()
+      if msg == curl.CURLMSG_DONE then n = n + 1; assert.are.equal(0, result) end
+    until remaining == 0 and msg == curl.CURLMSG_NONE
+    assert.are.equal(10, n)
+    for i = 1, 10 do assert.are.equal(H.pattern(i * 10), bodies[i]) end
+  end)
+
+  it("Poll returns early on Wakeup and fills revents of extra descriptors", function()
+    local multi = curl.Multi()
+    multi:Wakeup()
+    local n = multi:Poll(5000)
+    assert.are.equal(0, n)
+    -- stdin-like descriptors: use a socket libcurl does not know (fd 0 may be
+    -- closed in CI); an invalid descriptor reports POLLNVAL-free revents 0
+    local extra = { { fd = 0, events = curl.CURL_WAIT_POLLOUT } }
+    multi:Wait(0, extra)
+    assert.is_number(extra[1].revents)
+  end)
+
+  it("accepts every CURLMOPT_ of the linked libcurl by name and by constant", function()
+    local multi = curl.Multi()
+    local longs = { "PIPELINING", "MAXCONNECTS", "MAX_HOST_CONNECTIONS", "MAX_PIPELINE_LENGTH",
+                    "MAX_TOTAL_CONNECTIONS", "MAX_CONCURRENT_STREAMS" }
+    for _, n in ipairs(longs) do
+      multi:SetOpt(curl["CURLMOPT_" .. n], 5)
+    end
+    multi:SetOpt_Pipelining(curl.CURLPIPE_MULTIPLEX)
+    multi:SetOpt_maxconnects(10)
+    multi:SetOpt_MAX_HOST_CONNECTIONS(4)
+    multi:SetOpt_MaxTotalConnections(20)
+    multi:SetOpt(curl.CURLMOPT_CONTENT_LENGTH_PENALTY_SIZE, 1000)
+    multi:SetOpt(curl.CURLMOPT_CHUNK_LENGTH_PENALTY_SIZE, 1000)
+    multi:SetOpt(curl.CURLMOPT_PIPELINING_SITE_BL, { "a.example", "b.example" })
+    multi:SetOpt(curl.CURLMOPT_PIPELINING_SERVER_BL, nil)
+    multi:SetOpt_SocketFunction(nil)
+    multi:SetOpt_TimerFunction(nil)
+    multi:SetOpt_SocketData({})
+    multi:SetOpt_TimerData(1)
+    -- every CURLMOPT_ constant resolves to a SetOpt_X method
+    for k, id in pairs(curl) do
+      local name = type(k) == "string" and k:match("^CURLMOPT_(.+)$")
+      if name and name ~= "LASTENTRY" then
+        assert.is_function(multi["SetOpt_" .. name], name)
+        assert.are.equal(id, curl.options.multi[(name:gsub("_", "")):lower()])
+      end
+    end
+  end)
+
+  it("applies an option table at construction", function()
+    local multi = curl.Multi { MaxConnects = 3, [curl.CURLMOPT_MAX_TOTAL_CONNECTIONS] = 7 }
+    assert.is_userdata(multi)
+    local ok, err = pcall(curl.Multi, { NoSuchThing = 1 })
+    assert.is_false(ok)
+    assert.are.equal("usage", err.kind)
+    assert.truthy(err.message:find("NoSuchThing", 1, true))
+  end)
+
+  it("moves an easy between multis after RemoveHandle", function()
+    local a, b = curl.Multi(), curl.Multi()
+    local e = curl.Easy { URL = H.url("/size/3"), WriteFunction = function() end }
+    a:AddHandle(e)
+    a:RemoveHandle(e)
+    local loop = H.loop(b)
+    b:AddHandle(e)
+    local done = loop:run()
+    assert.are.equal(1, #done)
+    assert.are.equal(0, done[1].result)
+  end)
+
+  it("drives HTTP/2 over TLS to nginx, multiplexed", function()
+    local multi = curl.Multi { Pipelining = curl.CURLPIPE_MULTIPLEX }
+    local loop = H.loop(multi)
+    local size = 0
+    for _ = 1, 20 do
+      multi:AddHandle(curl.Easy { URL = H.nginx_https .. "/1k", CAInfo = H.ca,
+        HTTP_Version = curl.CURL_HTTP_VERSION_2TLS, PipeWait = true,
+        WriteFunction = function(d) size = size + #d end })
+    end
+    local done = loop:run()
+    assert.are.equal(20, #done)
+    for _, d in ipairs(done) do
+      assert.are.equal(0, d.result)
+      assert.are.equal(curl.CURL_HTTP_VERSION_2_0, d.easy:GetInfo_HttpVersion())
+    end
+    assert.are.equal(20 * 1024, size)
+  end)
+end)

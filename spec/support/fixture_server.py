@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Scripted HTTP fixture server for the specs (loopback only).
+
+Usage: fixture_server.py [HOST [PID]]. Prints "PORT <n>" on its first line,
+then serves until process PID (default: its parent) is gone, or SIGTERM. Endpoints:
+
+  /size/N            N bytes (deterministic pattern), Content-Length
+  /delay/MS[/N]      wait MS milliseconds, then N bytes (default 2)
+  /chunked/N[/K]     N bytes as K chunks (Transfer-Encoding: chunked)
+  /status/CODE       that status, body "status CODE"
+  /redirect/N        302 to /redirect/N-1; /redirect/0 answers "done"
+  /close[/N]         headers announcing N+100 bytes, N bytes, then close
+  /reset             closes the connection before any response
+  /echo              JSON {method, path, query, headers, body} of the request
+  /slow/N/MS         N bytes in 8 parts, MS ms apart
+"""
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+
+def pattern(n):
+    base = b"0123456789abcdefghijklmnopqrstuvwxyz\n"
+    reps = n // len(base) + 1
+    return (base * reps)[:n]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fixture/1"
+
+    def log_message(self, *args):
+        pass
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            return self.rfile.read(n)
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                line = self.rfile.readline().strip()
+                size = int(line.split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline().strip():
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        return b""
+
+    def send(self, code, data, ctype="application/octet-stream", extra=None):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def handle_any(self):
+        url = urlsplit(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        req_body = self.body()
+        head = parts[0] if parts else ""
+        try:
+            if head == "size":
+                self.send(200, pattern(int(parts[1])))
+            elif head == "delay":
+                time.sleep(int(parts[1]) / 1000.0)
+                n = int(parts[2]) if len(parts) > 2 else 2
+                self.send(200, pattern(n))
+            elif head == "chunked":
+                n = int(parts[1])
+                k = int(parts[2]) if len(parts) > 2 else 4
+                data = pattern(n)
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                step = max(1, (n + k - 1) // k)
+                for i in range(0, n, step):
+                    piece = data[i:i + step]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            elif head == "status":
+                code = int(parts[1])
+                self.send(code, b"status %d" % code, "text/plain")
+            elif head == "redirect":
+                n = int(parts[1])
+                if n <= 0:
+                    self.send(200, b"done", "text/plain")
+                else:
+                    self.send(302, b"", extra={"Location": "/redirect/%d" % (n - 1)})
+            elif head == "close":
+                n = int(parts[1]) if len(parts) > 1 else 10
+                self.send_response(200)
+                self.send_header("Content-Length", str(n + 100))
+                self.end_headers()
+                self.wfile.write(pattern(n))
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+            elif head == "reset":
+                self.close_connection = True
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.connection.close()
+            elif head == "echo":
+                info = {
+                    "method": self.command,
+                    "path": url.path,
+                    "query": url.query,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": req_body.decode("latin-1"),
+                }
+                self.send(200, json.dumps(info, sort_keys=True).encode(), "application/json")
+            elif head == "slow":
+                n, ms = int(parts[1]), int(parts[2])
+                data = pattern(n)
+                self.send_response(200)
+                self.send_header("Content-Length", str(n))
+                self.end_headers()
+                step = max(1, (n + 7) // 8)
+                for i in range(0, n, step):
+                    self.wfile.write(data[i:i + step])
+                    self.wfile.flush()
+                    time.sleep(ms / 1000.0)
+            else:
+                self.send(404, b"not found", "text/plain")
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = handle_any
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+    allow_reuse_address = True
+
+
+def main():
+    host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
+    srv = Server((host, 0), Handler)
+    print("PORT %d" % srv.server_address[1], flush=True)
+    watched = int(sys.argv[2]) if len(sys.argv) > 2 else os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(0.3)
+            try:
+                os.kill(watched, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, daemon=True).start()
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
