@@ -4,8 +4,9 @@
 //! names and value ranges.
 
 use crate::raw;
+use mlua::Lua;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::rc::Rc;
 
 include!(concat!(env!("OUT_DIR"), "/constants.rs"));
 
@@ -63,9 +64,16 @@ pub fn normalize(s: &str) -> String {
         .collect()
 }
 
-pub fn tables() -> &'static Tables {
-    static T: OnceLock<Tables> = OnceLock::new();
-    T.get_or_init(build)
+/// The tables for this Lua state. Kept in mlua's app data, not in a static,
+/// so they are freed with the state (a static would leak on every unload of
+/// the module).
+pub fn tables(lua: &Lua) -> Rc<Tables> {
+    if let Some(t) = lua.app_data_ref::<Rc<Tables>>() {
+        return t.clone();
+    }
+    let t = Rc::new(build());
+    lua.set_app_data(t.clone());
+    t
 }
 
 fn build() -> Tables {
@@ -125,8 +133,8 @@ fn build() -> Tables {
 }
 
 /// `CURLE_COULDNT_CONNECT` for (`"CURLE_"`, 7).
-pub fn code_name(family: &'static str, code: i64) -> String {
-    tables()
+pub fn code_name(lua: &Lua, family: &'static str, code: i64) -> String {
+    tables(lua)
         .codes
         .get(&(family, code))
         .map(|s| s.to_string())
@@ -146,8 +154,8 @@ pub fn multi_names() -> Vec<(String, i32)> {
     v
 }
 
-pub fn info_names() -> Vec<(String, i32)> {
-    let t = tables();
+pub fn info_names(lua: &Lua) -> Vec<(String, i32)> {
+    let t = tables(lua);
     let mut v: Vec<(String, i32)> = Vec::new();
     for &(name, value, _) in CONSTANTS {
         if let Some(rest) = name.strip_prefix("CURLINFO_") {

@@ -219,7 +219,8 @@ fn string_list(opt: &str, v: &Value) -> R<Vec<CString>> {
 fn set_opt(lua: &Lua, args: Args) -> R<()> {
     let (ud, e, h) = open(&args)?;
     let id = args.int(1, "option")? as i32;
-    let Some(meta) = tables().easy.get(&id) else {
+    let t = tables(lua);
+    let Some(meta) = t.easy.get(&id) else {
         return usage(format!(
             "bad argument #1 'option' (unknown easy option {id})"
         ));
@@ -464,7 +465,8 @@ fn perform(lua: &Lua, args: Args) -> R<()> {
 fn get_info(lua: &Lua, args: Args) -> R<Value> {
     let (ud, _e, h) = open(&args)?;
     let id = args.int(1, "info")? as i32;
-    let Some(name) = tables().info.get(&id) else {
+    let t = tables(lua);
+    let Some(name) = t.info.get(&id) else {
         return usage(format!("bad argument #1 'info' (unknown CURLINFO {id})"));
     };
     let what = format!("CURLINFO_{name}");

@@ -65,7 +65,7 @@ impl Fail {
                 if let Some(d) = detail.filter(|d| !d.is_empty()) {
                     msg = format!("{msg}: {d}");
                 }
-                let name = consts::code_name("CURLE_", code as i64);
+                let name = consts::code_name(lua, "CURLE_", code as i64);
                 error_value(lua, "easy", code as i64, &name, &msg, method)
             }
             Fail::Multi(code, detail) => {
@@ -73,7 +73,7 @@ impl Fail {
                 if let Some(d) = detail {
                     msg = format!("{msg}: {d}");
                 }
-                let name = consts::code_name("CURLM_", code as i64);
+                let name = consts::code_name(lua, "CURLM_", code as i64);
                 error_value(lua, "multi", code as i64, &name, &msg, method)
             }
             Fail::Lua(e) => Ok(Value::String(lua.create_string(e.to_string())?)),

@@ -76,12 +76,12 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
         consts_t.raw_set(*name, *value)?;
     }
     r.raw_set("constants", consts_t)?;
-    let t = consts::tables();
+    let t = consts::tables(lua);
     let mut easy_names = t.easy_names.clone();
     easy_names.sort();
     r.raw_set("easy_options", names_table(lua, easy_names)?)?;
     r.raw_set("multi_options", names_table(lua, consts::multi_names())?)?;
-    r.raw_set("infos", names_table(lua, consts::info_names())?)?;
+    r.raw_set("infos", names_table(lua, consts::info_names(lua))?)?;
     r.raw_set(
         "build_version_num",
         consts::lookup("LIBCURL_VERSION_NUM").unwrap_or(0),

@@ -225,10 +225,11 @@ pub fn on_timer(ctx: &Ctx<'_>, ms: i64) {
 
 // ------------------------------------------------------------- methods
 
-fn set_opt(_lua: &Lua, args: Args) -> R<()> {
+fn set_opt(lua: &Lua, args: Args) -> R<()> {
     let (ud, inner, m) = open_idle(&args)?;
     let id = args.int(1, "option")? as i32;
-    let Some(name) = tables().multi.get(&id) else {
+    let tabs = tables(lua);
+    let Some(name) = tabs.multi.get(&id) else {
         return usage(format!(
             "bad argument #1 'option' (unknown multi option {id})"
         ));
