@@ -116,13 +116,15 @@ impl CtxSlot {
             // lives on the stack frame of the method that owns the Ctx and
             // clears the slot before that frame ends. Trampolines only run
             // inside that frame (libcurl calls them from the method's call).
-            Some(unsafe { &*(p as *const Ctx<'_>) })
+            Some(unsafe { &*p })
         }
     }
 
     /// Installs `ctx` until the guard drops (also on unwind).
     pub fn install<'s>(&'s self, ctx: &Ctx<'_>) -> Installed<'s> {
-        let prev = self.0.replace(ctx as *const Ctx<'_> as *const Ctx<'static>);
+        let prev = self
+            .0
+            .replace((ctx as *const Ctx<'_>).cast::<Ctx<'static>>());
         Installed { slot: self, prev }
     }
 }

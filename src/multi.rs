@@ -506,7 +506,7 @@ fn assign(_lua: &Lua, args: Args) -> R<()> {
     let marker = if v.is_nil() {
         std::ptr::null_mut()
     } else {
-        1usize as *mut c_void
+        std::ptr::dangling_mut::<c_void>()
     };
     mcheck(raw::multi_assign(m, fd as sys::curl_socket_t, marker))?;
     let a: LuaTable = uv(&ud)?.raw_get("assigned")?;

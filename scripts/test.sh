@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The whole test suite: builds for every interpreter, checks formatting and
+# clippy, starts the loopback servers, runs the busted specs on Lua 5.1, 5.2,
+# 5.3, 5.4 and LuaJIT, runs them again under valgrind (Lua 5.4), and checks
+# that the rockspec builds and loads with `luarocks make` (5.4 and LuaJIT).
+# Ends with one line "N passed, N failed" (spec cases plus the checks).
+#   SKIP_VALGRIND=1  skip the valgrind pass
+#   INTERPRETERS="lua5.4 luajit"  run the specs on these only
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+scripts/deps.sh || exit 1
+
+passed=0
+failed=0
+failures=()
+check() { # check NAME CMD...: one pass/fail entry for a whole command
+  local name=$1; shift
+  echo "== $name"
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
+}
+
+echo "== build (lua51 lua52 lua53 lua54 luajit)"
+scripts/build.sh || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+check "cargo fmt --check" cargo fmt --check
+check "cargo clippy -D warnings (lua54)" \
+  cargo clippy --quiet --release --locked --features lua54 --target-dir target/lua54 -- -D warnings
+
+# Loopback servers shared by every run.
+tmp=$(mktemp -d)
+cleanup() {
+  scripts/nginx.sh stop "$tmp/nginx" >/dev/null 2>&1
+  [ -n "${fixture_pid:-}" ] && kill "$fixture_pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+python3 spec/support/fixture_server.py 127.0.0.1 $$ > "$tmp/fixture.out" 2>&1 &
+fixture_pid=$!
+for _ in $(seq 100); do grep -q PORT "$tmp/fixture.out" 2>/dev/null && break; sleep 0.05; done
+port=$(awk '/PORT/ {print $2}' "$tmp/fixture.out")
+[ -n "$port" ] || { echo "fixture server did not start"; cat "$tmp/fixture.out"; exit 1; }
+export CURL_TEST_FIXTURE="http://127.0.0.1:$port"
+scripts/nginx.sh start "$tmp/nginx" || { echo "nginx did not start"; exit 1; }
+set -a; . "$tmp/nginx/env"; set +a
+export CURL_REPO="$root"
+
+run_busted() { # run_busted LABEL CMD...: adds busted's own counts
+  local label=$1; shift
+  echo "== specs: $label"
+  local log="$tmp/busted.log"
+  "$@" /usr/bin/busted -o utfTerminal 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local line
+  line=$(grep -aE '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$log" | tail -n1)
+  if [ -z "$line" ]; then
+    failed=$((failed + 1)); failures+=("specs $label (no summary, exit $rc)")
+    return
+  fi
+  local s f e
+  s=$(echo "$line" | sed -E 's/.*\b([0-9]+) successes?.*/\1/')
+  f=$(echo "$line" | sed -E 's/.* ([0-9]+) failures?.*/\1/')
+  e=$(echo "$line" | sed -E 's/.* ([0-9]+) errors?.*/\1/')
+  passed=$((passed + s))
+  failed=$((failed + f + e))
+  if [ "$rc" != 0 ] && [ $((f + e)) = 0 ]; then
+    failed=$((failed + 1)); failures+=("specs $label exited $rc")
+  fi
+  [ $((f + e)) = 0 ] || failures+=("specs $label: $f failures, $e errors")
+}
+
+for L in ${INTERPRETERS:-lua5.1 lua5.2 lua5.3 lua5.4 luajit}; do
+  run_busted "$L" "$L"
+done
+
+if [ -z "${SKIP_VALGRIND:-}" ]; then
+  check "valgrind over the lua5.4 specs" \
+    valgrind --quiet --keep-debuginfo=yes --suppressions=valgrind.supp --error-exitcode=99 \
+      --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
+      lua5.4 /usr/bin/busted -o TAP
+fi
+
+rock_check() { # rock_check LUAVERSION INTERPRETER
+  local tree="$tmp/tree-$2"
+  luarocks --lua-version="$1" --tree="$tree" make rockspec/lua-curl-socket-scm-1.rockspec \
+    LUA="$(command -v "$2")" >"$tmp/rock-$2.log" 2>&1 || { cat "$tmp/rock-$2.log"; return 1; }
+  "$2" -e "package.cpath = '$tree/lib/lua/$1/?.so;' .. package.cpath
+    local curl = require 'curl'
+    assert(curl._NAME == 'lua-curl-socket', 'wrong module')
+    assert(curl._PATH == '$tree/lib/lua/$1/curl.so', curl._PATH)
+    local m = curl.Multi(); m:Close()
+    print('loaded ' .. curl._PATH)"
+}
+check "luarocks make + require (Lua 5.4)" rock_check 5.4 lua5.4
+check "luarocks make + require (LuaJIT)" rock_check 5.1 luajit
+
+echo
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

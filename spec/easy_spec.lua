@@ -1,0 +1,186 @@
+local H = require "helper"
+local curl = H.curl
+
+local function json_field(body, key)
+  return body:match('"' .. key .. '": "([^"]*)"')
+end
+
+describe("easy handles", function()
+  after_each(H.gc)
+
+  it("performs a blocking transfer and reports infos of every type", function()
+    local e, body = H.collecting_easy(H.url("/size/1234"))
+    e:Perform()
+    assert.are.equal(H.pattern(1234), body())
+    assert.are.equal(200, e:GetInfo(curl.CURLINFO_RESPONSE_CODE))        -- long
+    assert.are.equal(H.url("/size/1234"), e:GetInfo_Effective_URL())     -- string
+    assert.is_number(e:GetInfo_TotalTime())                                -- double
+    assert.are.equal(1234, e:GetInfo_SizeDownload_T())                    -- off_t
+    assert.are.equal("application/octet-stream", e:GetInfo_ContentType())
+    assert.is_number(e:GetInfo_ActiveSocket())                             -- socket
+    assert.are.same({}, e:GetInfo_CookieList())                            -- slist
+    assert.are.equal(curl.CURL_HTTP_VERSION_1_1, e:GetInfo_HTTP_VERSION())
+  end)
+
+  it("resolves every CURLINFO_ the linked libcurl has to a GetInfo_X", function()
+    local e = curl.Easy()
+    for norm, id in pairs(curl.options.info) do
+      assert.is_number(id, norm)
+    end
+    local n = 0
+    for k in pairs(curl) do
+      if type(k) == "string" and k:match("^CURLINFO_") and curl.options.info[(k:sub(10):gsub("_", "")):lower()] then
+        n = n + 1
+        assert.is_function(e["GetInfo_" .. k:sub(10)], k)
+      end
+    end
+    assert.is_true(n > 60)
+  end)
+
+  it("sets long, off_t, string and slist options generically", function()
+    local e, body = H.collecting_easy(H.url("/echo"), {
+      HttpHeader = { "X-One: 1", "X-Two: two" },                 -- slist
+      UserAgent = "spec-agent/1.0",                              -- string
+      FollowLocation = true,                                      -- long (boolean)
+      MaxRedirs = 5,                                              -- long
+      MaxFileSize_Large = 1000000,                                -- off_t
+    })
+    e:Perform()
+    local b = body()
+    assert.are.equal("1", json_field(b, "x%-one"))
+    assert.are.equal("two", json_field(b, "x%-two"))
+    assert.are.equal("spec-agent/1.0", json_field(b, "user%-agent"))
+    assert.are.equal("GET", json_field(b, "method"))
+  end)
+
+  it("keeps POSTFIELDS alive and sends binary bodies whole", function()
+    local payload = "a\0b\0c" .. string.rep("z", 1000)
+    local e, body = H.collecting_easy(H.url("/echo"))
+    e:SetOpt_PostFields(payload)
+    payload = nil
+    H.gc()
+    e:Perform()
+    local b = body()
+    assert.are.equal("POST", json_field(b, "method"))
+    assert.are.equal("1005", json_field(b, "content%-length"))
+  end)
+
+  it("follows redirects with FOLLOWLOCATION and counts them", function()
+    local e, body = H.collecting_easy(H.url("/redirect/3"), { FollowLocation = 1 })
+    e:Perform()
+    assert.are.equal("done", body())
+    assert.are.equal(3, e:GetInfo_RedirectCount())
+    assert.are.equal(H.url("/redirect/0"), e:GetInfo_EffectiveUrl())
+  end)
+
+  it("reads chunked bodies and passes each header line to the header callback", function()
+    local headers = {}
+    local e, body = H.collecting_easy(H.url("/chunked/1000/5"), {
+      HeaderFunction = function(line, ud) headers[#headers + 1] = line; assert.are.equal("hd", ud) end,
+      HeaderData = "hd",
+    })
+    e:Perform()
+    assert.are.equal(H.pattern(1000), body())
+    assert.truthy(headers[1]:match("^HTTP/1.1 200"))
+    local chunked = false
+    for _, h in ipairs(headers) do
+      if h:lower():match("^transfer%-encoding: chunked") then chunked = true end
+    end
+    assert.is_true(chunked)
+    assert.are.equal("\r\n", headers[#headers])
+  end)
+
+  it("passes the write userdata and honours a short byte count as an error", function()
+    local got
+    local e = curl.Easy { URL = H.url("/size/100") }
+    e:SetOpt_WriteFunction(function(d, ud) got = ud; return #d - 1 end, "wd")
+    local ok, err = pcall(e.Perform, e)
+    assert.is_false(ok)
+    assert.are.equal(curl.CURLE_WRITE_ERROR, err.code)
+    assert.are.equal("wd", got)
+  end)
+
+  it("reports HTTP errors as responses, and FAILONERROR as CURLE_HTTP_RETURNED_ERROR", function()
+    local e, body = H.collecting_easy(H.url("/status/404"))
+    e:Perform()
+    assert.are.equal(404, e:GetInfo_ResponseCode())
+    assert.are.equal("status 404", body())
+    e:SetOpt_FailOnError(true)
+    local ok, err = pcall(e.Perform, e)
+    assert.is_false(ok)
+    assert.are.equal("CURLE_HTTP_RETURNED_ERROR", err.name)
+  end)
+
+  it("reports a connection closed mid-body", function()
+    local e = curl.Easy { URL = H.url("/close/10"), WriteFunction = function() end }
+    local ok, err = pcall(e.Perform, e)
+    assert.is_false(ok)
+    assert.are.equal(curl.CURLE_PARTIAL_FILE, err.code)
+    local e2 = curl.Easy { URL = H.url("/reset"), WriteFunction = function() end }
+    ok, err = pcall(e2.Perform, e2)
+    assert.is_false(ok)
+    assert.is_true(err.code == curl.CURLE_GOT_NOTHING or err.code == curl.CURLE_RECV_ERROR, err.name)
+  end)
+
+  it("verifies TLS against the test CA and speaks HTTP/2 to nginx", function()
+    local e, body = H.collecting_easy(H.nginx_https .. "/16k", {
+      CAInfo = H.ca, HTTP_Version = curl.CURL_HTTP_VERSION_2TLS })
+    e:Perform()
+    assert.are.equal(16384, #body())
+    assert.are.equal(curl.CURL_HTTP_VERSION_2_0, e:GetInfo_HttpVersion())
+    assert.are.equal(0, e:GetInfo_SSL_VerifyResult())
+    local bad = curl.Easy { URL = H.nginx_https .. "/16k", WriteFunction = function() end }
+    local ok, err = pcall(bad.Perform, bad) -- no CA given: the system store does not know it
+    assert.is_false(ok)
+    assert.is_true(err.code == curl.CURLE_PEER_FAILED_VERIFICATION or err.code == curl.CURLE_SSL_CACERT, err.name)
+  end)
+
+  it("PRIVATE holds any Lua value", function()
+    local t = {}
+    local e = curl.Easy { Private = t }
+    assert.are.equal(t, e:GetInfo_Private())
+    e:SetOpt_Private("s")
+    assert.are.equal("s", e:GetInfo(curl.CURLINFO_PRIVATE))
+  end)
+
+  it("Reset forgets options and callbacks", function()
+    local n = 0
+    local e = curl.Easy { URL = H.url("/size/10"), WriteFunction = function(d) n = n + #d end }
+    e:Perform()
+    assert.are.equal(10, n)
+    e:Reset()
+    e:SetOpt_URL(H.url("/size/20"))
+    local got = 0
+    e:SetOpt_WriteFunction(function(d) got = got + #d end)
+    e:Perform()
+    assert.are.equal(10, n)
+    assert.are.equal(20, got)
+  end)
+
+  it("pauses with CURL_WRITEFUNC_PAUSE and resumes with Pause inside a multi", function()
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    local e
+    local paused_once, chunks = false, {}
+    e = curl.Easy { URL = H.url("/size/50000"), WriteFunction = function(d)
+      if not paused_once then paused_once = true; return curl.CURL_WRITEFUNC_PAUSE end
+      chunks[#chunks + 1] = d
+    end }
+    multi:AddHandle(e)
+    local resumed = false
+    loop:run { until_fn = function()
+      if paused_once and not resumed then resumed = true; e:Pause(curl.CURLPAUSE_CONT) end
+    end }
+    loop:run()
+    assert.are.equal(1, #loop.done)
+    assert.are.equal(0, loop.done[1].result)
+    assert.are.equal(H.pattern(50000), table.concat(chunks))
+  end)
+
+  it("applies option tables with any spelling of the names", function()
+    local e = curl.Easy { url = H.url("/redirect/1"), follow_location = true,
+      FOLLOWLOCATION = true, CURLOPT_MAXREDIRS = 3, WriteFunction = function() end }
+    e:Perform()
+    assert.are.equal(1, e:GetInfo_REDIRECT_COUNT())
+  end)
+end)
