@@ -37,6 +37,33 @@ describe("lifetimes", function()
     assert.are.equal(before, calls, "no Lua callback ran from __gc")
   end)
 
+  it("collects easies created before their multi, with transfers running", function()
+    local refs, calls = {}, 0
+    do
+      local easies = {}
+      for i = 1, 20 do
+        easies[i] = curl.Easy { URL = H.url("/slow/4000/200"), WriteFunction = function() end }
+        refs[#refs + 1] = H.weak(easies[i])
+      end
+      local multi = curl.Multi()
+      local loop = H.loop(multi)
+      multi:SetOpt_TimerFunction(function(ms) calls = calls + 1; loop.timeout = ms end)
+      for _, e in ipairs(easies) do
+        e:SetOpt_Private(multi)
+        multi:AddHandle(e)
+      end
+      multi:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0)
+      for _ = 1, 3 do
+        for fd, mask in loop.poller:Wait(20) do multi:SocketAction(fd, mask) end
+      end
+      refs[#refs + 1] = H.weak(multi)
+    end
+    local before = calls
+    H.gc()
+    for i, r in ipairs(refs) do assert.is_nil(r[1], "object " .. i .. " not collected") end
+    assert.are.equal(before, calls, "no Lua callback ran from __gc")
+  end)
+
   it("collects easies first and the multi later", function()
     local multi = curl.Multi()
     local loop = H.loop(multi)

@@ -8,7 +8,7 @@
 use crate::callbacks;
 use crate::consts::{it, ot, tables, EasyOpt};
 use crate::ctx::{Ctx, CtxSlot};
-use crate::error::{reg, to_int, type_name, usage, Args, Fail, R};
+use crate::error::{reg, reg_fn, to_int, type_name, usage, Args, Fail, R};
 use crate::multi::{self, MultiInner};
 use crate::raw::{self, k, EasyPtr, ErrBuf, Slist};
 use mlua::prelude::*;
@@ -600,6 +600,6 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &m, "Reset", "easy:Reset", reset)?;
     reg(lua, &m, "Pause", "easy:Pause", pause)?;
     raw_t.raw_set("Easy", m)?;
-    reg(lua, raw_t, "new_easy", "curl.Easy", |lua, _a| create(lua))?;
+    reg_fn(lua, raw_t, "new_easy", "curl.Easy", |lua, _a| create(lua))?;
     Ok(())
 }

@@ -112,6 +112,27 @@ where
     t.raw_set(name, func)
 }
 
+/// Like `reg`, for module functions (`curl.EasyStrError(code)`): the first
+/// argument is numbered #1, as for methods after `self`.
+pub fn reg_fn<F, T>(
+    lua: &Lua,
+    t: &LuaTable,
+    name: &str,
+    method: &'static str,
+    f: F,
+) -> LuaResult<()>
+where
+    F: Fn(&Lua, Args) -> R<T> + 'static,
+    T: IntoLuaMulti,
+{
+    let func = lua.create_function(move |lua, mut mv: MultiValue| {
+        mv.push_front(Value::Nil);
+        let r = f(lua, Args { v: mv });
+        finish(lua, method, r)
+    })?;
+    t.raw_set(name, func)
+}
+
 /// Positional arguments with checks that produce usage errors. Index 0 is
 /// `self` for methods; user-facing argument numbers start at 1 after it.
 pub struct Args {

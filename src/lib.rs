@@ -23,7 +23,7 @@ mod multi;
 mod poller;
 mod raw;
 
-use error::{reg, Args, R};
+use error::{reg_fn, Args, R};
 use mlua::prelude::*;
 use mlua::{UserDataFields, Value};
 
@@ -95,30 +95,30 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     multi::register(lua, &r)?;
     easy::register(lua, &r)?;
     poller::register(lua, &r)?;
-    reg(lua, &r, "Version", "curl.Version", |_l, _a| {
+    reg_fn(lua, &r, "Version", "curl.Version", |_l, _a| {
         Ok(raw::version())
     })?;
-    reg(lua, &r, "VersionInfo", "curl.VersionInfo", version_info)?;
-    reg(
+    reg_fn(lua, &r, "VersionInfo", "curl.VersionInfo", version_info)?;
+    reg_fn(
         lua,
         &r,
         "EasyStrError",
         "curl.EasyStrError",
-        |_l, a: Args| Ok(raw::easy_strerror(a.int(0, "code")? as i32)),
+        |_l, a: Args| Ok(raw::easy_strerror(a.int(1, "code")? as i32)),
     )?;
-    reg(
+    reg_fn(
         lua,
         &r,
         "MultiStrError",
         "curl.MultiStrError",
-        |_l, a: Args| Ok(raw::multi_strerror(a.int(0, "code")? as i32)),
+        |_l, a: Args| Ok(raw::multi_strerror(a.int(1, "code")? as i32)),
     )?;
-    reg(
+    reg_fn(
         lua,
         &r,
         "ShareStrError",
         "curl.ShareStrError",
-        |_l, a: Args| Ok(raw::share_strerror(a.int(0, "code")? as i32)),
+        |_l, a: Args| Ok(raw::share_strerror(a.int(1, "code")? as i32)),
     )?;
     r.raw_set("runtime_version_num", raw::version_num())?;
 

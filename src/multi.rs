@@ -10,7 +10,7 @@ use crate::callbacks;
 use crate::consts::tables;
 use crate::ctx::{Ctx, CtxSlot};
 use crate::easy::{self, Easy, EasyInner};
-use crate::error::{reg, to_int, type_name, usage, Args, Fail, R};
+use crate::error::{reg, reg_fn, to_int, type_name, usage, Args, Fail, R};
 use crate::raw::{self, k, EasyPtr, MultiPtr};
 use curl_sys as sys;
 use mlua::prelude::*;
@@ -577,6 +577,6 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &t, "GetHandles", "multi:GetHandles", get_handles)?;
     reg(lua, &t, "Close", "multi:Close", close)?;
     raw_t.raw_set("Multi", t)?;
-    reg(lua, raw_t, "new_multi", "curl.Multi", |lua, _a| create(lua))?;
+    reg_fn(lua, raw_t, "new_multi", "curl.Multi", |lua, _a| create(lua))?;
     Ok(())
 }

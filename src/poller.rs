@@ -2,7 +2,7 @@
 //! callback: `Watch(fd, CURL_POLL_*)`, `Unwatch(fd)`, and `Wait(ms)` that
 //! yields `fd, CURL_CSELECT_* mask` pairs for `multi:SocketAction`.
 
-use crate::error::{reg, usage, Args, Fail, R};
+use crate::error::{reg, reg_fn, usage, Args, Fail, R};
 use crate::raw;
 use curl_sys as sys;
 use mlua::prelude::*;
@@ -203,7 +203,7 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &t, "Close", "poller:Close", close)?;
     raw_t.raw_set("Poller", t)?;
     raw_t.raw_set("poller_next", lua.create_function(next)?)?;
-    reg(lua, raw_t, "new_poller", "curl.Poller", |lua, _a| {
+    reg_fn(lua, raw_t, "new_poller", "curl.Poller", |lua, _a| {
         create(lua)
     })?;
     Ok(())
