@@ -166,6 +166,14 @@ fn main() {
         }
     }
     rs.push_str("];\n");
+    rs.push_str("\n/// The same constants as Rust items (`c::CURLOPT_URL`).\n#[allow(dead_code, non_upper_case_globals)]\npub mod c {\n");
+    for l in values.lines() {
+        let mut it = l.split_whitespace();
+        if let (Some(n), Some(v)) = (it.next(), it.next()) {
+            writeln!(rs, "    pub const {n}: i64 = {v};").ok();
+        }
+    }
+    rs.push_str("}\n");
     assert!(count > 500, "only {count} libcurl constants found");
     fs::write(out.join("constants.rs"), rs).expect("write constants.rs");
 }

@@ -1,38 +1,47 @@
 //! `curl.Easy`: one libcurl easy handle.
 //!
-//! Lua callbacks and their userdata live in the userdata's user-value table
-//! (GC-visible, so a callback that captures its own handle is still
-//! collected). The Rust side keeps what libcurl borrows: slists, POSTFIELDS
-//! bytes, the error buffer.
+//! Lua callbacks and their userdata live in the userdata's user-value table,
+//! keyed by the `CURLOPT_*FUNCTION` / `*DATA` option ids (GC-visible, so a
+//! callback that captures its own handle is still collected). The Rust side
+//! keeps what libcurl borrows: slists, POSTFIELDS bytes, the error buffer.
 
 use crate::callbacks;
-use crate::consts::{it, ot, tables, EasyOpt};
+use crate::consts::{c, it, ot, tables, EasyOpt};
 use crate::ctx::{Ctx, CtxSlot};
+use crate::easy_cb::{self, Cb};
 use crate::error::{reg, reg_fn, to_int, type_name, usage, Args, Fail, R};
 use crate::multi::{self, MultiInner};
-use crate::raw::{self, k, EasyPtr, ErrBuf, Slist};
+use crate::raw::{self, EasyPtr, ErrBuf, Slist};
 use mlua::prelude::*;
-use mlua::{MultiValue, UserData, UserDataFields, Value};
+use mlua::{UserData, UserDataFields, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::raw::c_void;
+use std::os::raw::{c_char, c_void};
 use std::rc::Rc;
 
 pub const CLASS: &str = "curl.Easy";
+
+/// User-value key of the multi an easy is added to.
+const UV_MULTI: &str = "multi";
 
 pub struct EasyInner {
     raw: Cell<Option<EasyPtr>>,
     /// The multi this easy is added to (strong; the multi holds us back, and
     /// whichever side closes first breaks the cycle).
     pub multi: RefCell<Option<Rc<MultiInner>>>,
-    /// Context of a running `easy:Perform`.
+    /// Context of a running `easy:Perform` (or another call made on the easy
+    /// alone: `Pause`, `Upkeep`, `Send`, `Recv`).
     pub slot: CtxSlot,
-    slists: RefCell<HashMap<i32, Slist>>,
+    /// List options libcurl points at, with the strings to rebuild them
+    /// (`DupHandle`).
+    slists: RefCell<HashMap<i32, (Slist, Vec<CString>)>>,
     postfields: RefCell<Option<Vec<u8>>>,
-    /// Replaced slists / bodies libcurl may still point at until the
-    /// transfer using them is over; freed when the handle is idle.
+    /// Replaced lists / bodies libcurl may still point at until the transfer
+    /// using them is over; freed when the handle is idle.
     graveyard: RefCell<Vec<Box<dyn std::any::Any>>>,
+    /// What a read callback returned beyond the buffer libcurl offered.
+    pending_read: RefCell<Vec<u8>>,
     errbuf: ErrBuf,
 }
 
@@ -69,6 +78,10 @@ impl EasyInner {
         self.raw.get().map_or(0, |h| h.addr())
     }
 
+    fn ptr(&self) -> *const c_void {
+        self as *const EasyInner as *const c_void
+    }
+
     /// Runs `f` with the context of the call that is driving this easy:
     /// its own `Perform`, or a call on the multi it is added to.
     pub fn with_ctx<T>(&self, f: impl FnOnce(Option<&Ctx<'_>>) -> T) -> T {
@@ -95,6 +108,7 @@ impl EasyInner {
         self.slists.borrow_mut().clear();
         self.postfields.borrow_mut().take();
         self.graveyard.borrow_mut().clear();
+        self.pending_read.borrow_mut().clear();
     }
 
     /// Frees replaced option data once no transfer can be using it.
@@ -106,45 +120,67 @@ impl EasyInner {
     fn bury(&self, x: Box<dyn std::any::Any>) {
         self.graveyard.borrow_mut().push(x);
     }
+
+    pub fn take_pending_read(&self, buf: *mut c_char, max: usize) -> Option<usize> {
+        let mut p = self.pending_read.borrow_mut();
+        if p.is_empty() {
+            return None;
+        }
+        let n = raw::fill(buf, max, &p);
+        p.drain(..n);
+        Some(n)
+    }
+
+    pub fn keep_pending_read(&self, rest: Vec<u8>) {
+        *self.pending_read.borrow_mut() = rest;
+    }
 }
 
-fn new_inner() -> R<EasyInner> {
-    raw::global_init();
-    let h = raw::easy_init()
-        .ok_or_else(|| Fail::Usage("curl_easy_init failed (out of memory)".into()))?;
-    let e = EasyInner {
+fn new_inner(h: EasyPtr) -> EasyInner {
+    EasyInner {
         raw: Cell::new(Some(h)),
         multi: RefCell::new(None),
         slot: CtxSlot::default(),
         slists: RefCell::new(HashMap::new()),
         postfields: RefCell::new(None),
         graveyard: RefCell::new(Vec::new()),
+        pending_read: RefCell::new(Vec::new()),
         errbuf: ErrBuf::default(),
-    };
-    init_handle(&e, h);
-    Ok(e)
+    }
 }
 
-/// What every handle gets from the module (also after `Reset`).
+/// What every handle gets from the module (also after `Reset` and
+/// `DupHandle`): the error buffer, and this EasyInner as the data pointer of
+/// every callback whose data libcurl does not use as a `FILE*`.
 fn init_handle(e: &EasyInner, h: EasyPtr) {
-    raw::setopt_ptr(h, k::CURLOPT_ERRORBUFFER, e.errbuf.ptr());
+    raw::setopt_ptr(h, c::CURLOPT_ERRORBUFFER as i32, e.errbuf.ptr());
+    for (cb, _, did) in easy_cb::CALLBACKS {
+        if !matches!(cb, Cb::Write | Cb::Header | Cb::Read) {
+            raw::setopt_ptr(h, *did as i32, e.ptr());
+        }
+    }
+}
+
+fn wrap(lua: &Lua, inner: EasyInner) -> R<LuaAnyUserData> {
+    let ud = lua.create_userdata(Easy(Rc::new(inner)))?;
+    ud.set_user_value(lua.create_table()?)?;
+    Ok(ud)
 }
 
 pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
-    let inner = new_inner()?;
-    let ud = lua.create_userdata(Easy(Rc::new(inner)))?;
-    ud.set_user_value(lua.create_table()?)?;
+    raw::global_init();
+    let h = raw::easy_init()
+        .ok_or_else(|| Fail::Usage("curl_easy_init failed (out of memory)".into()))?;
+    let ud = wrap(lua, new_inner(h))?;
+    let e = inner_of(&ud)?;
+    init_handle(&e, h);
     Ok(ud)
 }
 
 /// `self`, its inner state and its live handle, or a usage error.
 pub fn open(args: &Args) -> R<(LuaAnyUserData, Rc<EasyInner>, EasyPtr)> {
     let ud = args.this::<Easy>(CLASS)?;
-    let inner = ud
-        .borrow::<Easy>()
-        .map_err(|_| Fail::Usage("the easy handle was garbage-collected".into()))?
-        .0
-        .clone();
+    let inner = inner_of(&ud)?;
     let h = inner
         .raw()
         .ok_or_else(|| Fail::Usage("the easy handle is closed".into()))?;
@@ -215,6 +251,29 @@ fn string_list(opt: &str, v: &Value) -> R<Vec<CString>> {
     Ok(out)
 }
 
+/// Options refused on purpose, with the reason given to the user.
+fn refused(id: i64) -> Option<&'static str> {
+    Some(match id {
+        c::CURLOPT_ERRORBUFFER => {
+            "is managed by the module: error details are part of raised errors"
+        }
+        c::CURLOPT_STDERR => {
+            "takes a C FILE*; use DEBUGFUNCTION (with VERBOSE) to receive verbose output"
+        }
+        c::CURLOPT_SSL_CTX_FUNCTION | c::CURLOPT_SSL_CTX_DATA => {
+            "hands out the TLS library's SSL_CTX, which Lua cannot use"
+        }
+        c::CURLOPT_IOCTLFUNCTION | c::CURLOPT_IOCTLDATA => {
+            "is deprecated since libcurl 7.18.0; use SEEKFUNCTION"
+        }
+        c::CURLOPT_CONV_FROM_NETWORK_FUNCTION
+        | c::CURLOPT_CONV_TO_NETWORK_FUNCTION
+        | c::CURLOPT_CONV_FROM_UTF8_FUNCTION => "has no effect since libcurl 7.82.0",
+        c::CURLOPT_HTTPPOST => "belongs to the deprecated form API; use curl.Mime and MIMEPOST",
+        _ => return None,
+    })
+}
+
 /// `easy:SetOpt(option, value[, userdata])`.
 fn set_opt(lua: &Lua, args: Args) -> R<()> {
     let (ud, e, h) = open(&args)?;
@@ -230,12 +289,74 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
     } else {
         None
     };
-    set_value(lua, &ud, &e, h, id, meta, args.get(2), userdata)
+    set_value(&ud, &e, h, id, meta, args.get(2), userdata)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// (Re)installs a stream callback (write, header, read): our trampoline is
+/// active when a Lua function is set or the *DATA value is file-like (has a
+/// `write` / `read` method); otherwise libcurl's default (stdout / stdin).
+fn refresh_stream(ud: &LuaAnyUserData, e: &EasyInner, h: EasyPtr, cb: Cb) -> R<()> {
+    let (fid, did) = easy_cb::ids(cb);
+    let t = uv(ud)?;
+    let f: Value = t.raw_get(fid)?;
+    let d: Value = t.raw_get(did)?;
+    let method = if cb == Cb::Read { "read" } else { "write" };
+    let on = matches!(f, Value::Function(_)) || easy_cb::has_method(&d, method);
+    let (fp, dp) = if on {
+        (callbacks::pointer_for(cb), e.ptr())
+    } else {
+        (std::ptr::null(), std::ptr::null())
+    };
+    check(raw::setopt_ptr(h, fid as i32, fp), "callback")?;
+    check(raw::setopt_ptr(h, did as i32, dp), "callback data")
+}
+
+fn set_callback(
+    ud: &LuaAnyUserData,
+    e: &EasyInner,
+    h: EasyPtr,
+    cb: Cb,
+    opt: &str,
+    v: Value,
+    userdata: Option<Value>,
+) -> R<()> {
+    let (fid, did) = easy_cb::ids(cb);
+    let on = match &v {
+        Value::Function(_) => true,
+        Value::Nil => false,
+        _ => return bad_value(opt, "function or nil", &v),
+    };
+    let t = uv(ud)?;
+    t.raw_set(fid, v)?;
+    if let Some(d) = userdata {
+        t.raw_set(did, d)?;
+    }
+    match cb {
+        Cb::Write | Cb::Header | Cb::Read => refresh_stream(ud, e, h, cb),
+        _ => {
+            let fp = if on {
+                callbacks::pointer_for(cb)
+            } else {
+                std::ptr::null()
+            };
+            check(raw::setopt_ptr(h, fid as i32, fp), opt)?;
+            check(raw::setopt_ptr(h, did as i32, e.ptr()), opt)?;
+            if matches!(cb, Cb::XferInfo | Cb::Progress) {
+                // libcurl calls progress functions only with NOPROGRESS off.
+                let (xi, pr) = (easy_cb::ids(Cb::XferInfo).0, easy_cb::ids(Cb::Progress).0);
+                let any = matches!(t.raw_get::<Value>(xi)?, Value::Function(_))
+                    || matches!(t.raw_get::<Value>(pr)?, Value::Function(_));
+                check(
+                    raw::setopt_long(h, c::CURLOPT_NOPROGRESS as i32, (!any) as _),
+                    opt,
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
 fn set_value(
-    _lua: &Lua,
     ud: &LuaAnyUserData,
     e: &EasyInner,
     h: EasyPtr,
@@ -246,95 +367,65 @@ fn set_value(
 ) -> R<()> {
     let name = format!("CURLOPT_{}", meta.name);
     let opt = name.as_str();
-    match id {
-        k::CURLOPT_WRITEFUNCTION | k::CURLOPT_HEADERFUNCTION => {
-            let header = id == k::CURLOPT_HEADERFUNCTION;
-            let (fkey, dkey) = if header {
-                ("headerfunction", "headerdata")
-            } else {
-                ("writefunction", "writedata")
-            };
-            let data_opt = if header {
-                k::CURLOPT_HEADERDATA
-            } else {
-                k::CURLOPT_WRITEDATA
-            };
-            let cb: raw::DataCb = if header {
-                callbacks::header_cb
-            } else {
-                callbacks::write_cb
-            };
-            match &v {
-                Value::Function(_) => {
-                    check(raw::setopt_datacb(h, id, Some(cb)), opt)?;
-                    check(
-                        raw::setopt_ptr(h, data_opt as i32, e as *const EasyInner as *const c_void),
-                        opt,
-                    )?;
-                }
-                Value::Nil => {
-                    check(raw::setopt_datacb(h, id, None), opt)?;
-                    check(raw::setopt_ptr(h, data_opt as i32, std::ptr::null()), opt)?;
-                }
-                _ => return bad_value(opt, "function or nil", &v),
+    let id64 = id as i64;
+    if let Some(why) = refused(id64) {
+        return usage(format!("{opt} {why}"));
+    }
+    if let Some(cb) = easy_cb::by_function(id64) {
+        return set_callback(ud, e, h, cb, opt, v, userdata);
+    }
+    if easy_cb::is_data(id64) {
+        uv(ud)?.raw_set(id64, v)?;
+        for cb in [Cb::Write, Cb::Header, Cb::Read] {
+            if easy_cb::ids(cb).1 == id64 {
+                refresh_stream(ud, e, h, cb)?;
             }
-            let t = uv(ud)?;
-            t.raw_set(fkey, v)?;
-            if let Some(d) = userdata {
-                t.raw_set(dkey, d)?;
-            }
+        }
+        return Ok(());
+    }
+    match id64 {
+        c::CURLOPT_PRIVATE => {
+            uv(ud)?.raw_set(id64, v)?;
             return Ok(());
         }
-        k::CURLOPT_WRITEDATA | k::CURLOPT_HEADERDATA => {
-            let key = if id == k::CURLOPT_HEADERDATA {
-                "headerdata"
-            } else {
-                "writedata"
-            };
-            uv(ud)?.raw_set(key, v)?;
-            return Ok(());
-        }
-        k::CURLOPT_PRIVATE => {
-            uv(ud)?.raw_set("private", v)?;
-            return Ok(());
-        }
-        k::CURLOPT_ERRORBUFFER => {
-            return usage(format!(
-                "{opt} is managed by the module: error details are part of raised errors"
-            ));
-        }
-        k::CURLOPT_POSTFIELDS | k::CURLOPT_COPYPOSTFIELDS => {
+        c::CURLOPT_POSTFIELDS | c::CURLOPT_COPYPOSTFIELDS => {
             // libcurl does not copy POSTFIELDS: keep the bytes, and give
             // libcurl their length so binary bodies work.
-            return match &v {
-                Value::Nil => {
-                    check(
-                        raw::setopt_ptr(h, k::CURLOPT_POSTFIELDS, std::ptr::null()),
-                        opt,
-                    )?;
-                    if let Some(old) = e.postfields.borrow_mut().take() {
-                        e.bury(Box::new(old));
-                    }
-                    Ok(())
-                }
-                _ => {
-                    let Some(bytes) = lua_bytes(&v) else {
-                        return bad_value(opt, "string or nil", &v);
-                    };
-                    check(
-                        raw::setopt_off_t(h, k::CURLOPT_POSTFIELDSIZE_LARGE, bytes.len() as i64),
-                        opt,
-                    )?;
-                    check(
-                        raw::setopt_ptr(h, k::CURLOPT_POSTFIELDS, bytes.as_ptr() as *const c_void),
-                        opt,
-                    )?;
-                    if let Some(old) = e.postfields.borrow_mut().replace(bytes) {
-                        e.bury(Box::new(old));
-                    }
-                    Ok(())
-                }
+            let bytes = match &v {
+                Value::Nil => None,
+                _ => match lua_bytes(&v) {
+                    Some(b) => Some(b),
+                    None => return bad_value(opt, "string or nil", &v),
+                },
             };
+            if let Some(b) = &bytes {
+                check(
+                    raw::setopt_off_t(h, c::CURLOPT_POSTFIELDSIZE_LARGE as i32, b.len() as i64),
+                    opt,
+                )?;
+            }
+            let p = bytes
+                .as_ref()
+                .map_or(std::ptr::null(), |b| b.as_ptr() as *const c_void);
+            check(raw::setopt_ptr(h, c::CURLOPT_POSTFIELDS as i32, p), opt)?;
+            let old = std::mem::replace(&mut *e.postfields.borrow_mut(), bytes);
+            if let Some(old) = old {
+                e.bury(Box::new(old));
+            }
+            return Ok(());
+        }
+        c::CURLOPT_STREAM_DEPENDS | c::CURLOPT_STREAM_DEPENDS_E => {
+            let p = match &v {
+                Value::Nil => std::ptr::null(),
+                Value::UserData(u) if u.is::<Easy>() => match inner_of(u)?.raw() {
+                    Some(dh) => dh.as_ptr() as *const c_void,
+                    None => return usage(format!("{opt}: the easy handle given is closed")),
+                },
+                _ => return bad_value(opt, "curl.Easy or nil", &v),
+            };
+            check(raw::setopt_ptr(h, id, p), opt)?;
+            uv(ud)?.raw_set(id64, v)?; // keep the other easy alive
+            return Ok(());
         }
         _ => {}
     }
@@ -355,11 +446,16 @@ fn set_value(
                 let Some(b) = lua_bytes(&v) else {
                     return bad_value(opt, "string or nil", &v);
                 };
-                let c = CString::new(b)
+                let cs = CString::new(b)
                     .map_err(|_| Fail::Usage(format!("{opt}: the string contains a NUL byte")))?;
                 // libcurl copies string options.
-                check(raw::setopt_cstr(h, id, Some(&c)), opt)
+                check(raw::setopt_cstr(h, id, Some(&cs)), opt)
             }
+        },
+        ot::BLOB => match &v {
+            Value::Nil => check(raw::setopt_blob(h, id, None), opt),
+            Value::String(s) => check(raw::setopt_blob(h, id, Some(&s.as_bytes())), opt),
+            _ => bad_value(opt, "string or nil", &v),
         },
         ot::SLIST => match &v {
             Value::Nil => {
@@ -371,69 +467,50 @@ fn set_value(
             }
             _ => {
                 let items = string_list(opt, &v)?;
-                let l =
-                    Slist::new(&items).ok_or_else(|| Fail::Easy(k::CURLE_OUT_OF_MEMORY, None))?;
-                check(raw::setopt_ptr(h, id, l.as_ptr()), opt)?;
-                if let Some(old) = e.slists.borrow_mut().insert(id, l) {
-                    e.bury(Box::new(old));
-                }
-                Ok(())
+                set_slist(e, h, id, items, opt)
             }
         },
+        ot::OBJECT => crate::objects::set_object(ud, h, id, opt, v),
         _ => usage(format!(
             "{opt} is not supported by this version of the module"
         )),
     }
 }
 
-/// Write and header callbacks, called from the trampolines with the running
-/// call's context.
-pub fn on_data(e: &EasyInner, ctx: &Ctx<'_>, data: &[u8], header: bool) -> usize {
-    let fail = 0usize;
-    let Some(ud) = ctx.easy_ud(e.addr()) else {
-        return fail;
-    };
-    let Ok(t) = ud.user_value::<LuaTable>() else {
-        return fail;
-    };
-    let (fkey, dkey) = if header {
-        ("headerfunction", "headerdata")
-    } else {
-        ("writefunction", "writedata")
-    };
-    let Ok(Value::Function(f)) = t.raw_get::<Value>(fkey) else {
-        return fail;
-    };
-    let s = match ctx.lua.create_string(data) {
-        Ok(s) => s,
-        Err(err) => {
-            ctx.park(Fail::Lua(err));
-            return fail;
-        }
-    };
-    let d: Value = t.raw_get(dkey).unwrap_or(Value::Nil);
-    let mut args = MultiValue::new();
-    args.push_back(Value::String(s));
-    args.push_back(d);
-    let Some(r) = ctx.call(f, args) else {
-        return fail;
-    };
-    match r.front() {
-        None | Some(Value::Nil) | Some(Value::Boolean(true)) => data.len(),
-        Some(Value::Boolean(false)) => fail,
-        Some(v) => match to_int(v) {
-            Some(n) if n == k::CURL_WRITEFUNC_PAUSE as i64 => k::CURL_WRITEFUNC_PAUSE,
-            Some(n) if n >= 0 => n as usize,
-            _ => {
-                let which = if header { "header" } else { "write" };
-                ctx.park(Fail::Usage(format!(
-                    "the {which} callback returned a {} (expected nothing, true, a byte count or CURL_WRITEFUNC_PAUSE)",
-                    type_name(v)
-                )));
-                fail
-            }
-        },
+fn set_slist(e: &EasyInner, h: EasyPtr, id: i32, items: Vec<CString>, opt: &str) -> R<()> {
+    let l = Slist::new(&items).ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
+    check(raw::setopt_ptr(h, id, l.as_ptr()), opt)?;
+    if let Some(old) = e.slists.borrow_mut().insert(id, (l, items)) {
+        e.bury(Box::new(old));
     }
+    Ok(())
+}
+
+/// Runs a libcurl call on an easy that may call back: with the context of
+/// the call already running (inside a callback), of its multi, or its own.
+fn run_with_ctx<T>(
+    lua: &Lua,
+    ud: &LuaAnyUserData,
+    e: &EasyInner,
+    h: EasyPtr,
+    f: impl FnOnce() -> T,
+) -> R<(T, Option<Fail>)> {
+    let m = e.multi.borrow().clone();
+    if e.slot.busy() || m.as_ref().is_some_and(|m| m.slot.busy()) {
+        // The running call's context receives any callback error.
+        return Ok((f(), None));
+    }
+    if let Some(m) = m {
+        let mud: LuaAnyUserData = uv(ud)?.raw_get(UV_MULTI)?;
+        return Ok(multi::with_ctx(lua, &mud, &m, f));
+    }
+    let mut ctx = Ctx::new(lua);
+    ctx.easy = Some((ud, h.addr()));
+    let r = {
+        let _g = e.slot.install(&ctx);
+        f()
+    };
+    Ok((r, ctx.take_err()))
 }
 
 fn perform(lua: &Lua, args: Args) -> R<()> {
@@ -446,14 +523,10 @@ fn perform(lua: &Lua, args: Args) -> R<()> {
     }
     e.flush_graveyard();
     e.errbuf.clear();
-    let mut ctx = Ctx::new(lua);
-    ctx.easy = Some((&ud, h.addr()));
-    let rc = {
-        let _g = e.slot.install(&ctx);
-        raw::easy_perform(h)
-    };
+    e.pending_read.borrow_mut().clear();
+    let (rc, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_perform(h))?;
     e.flush_graveyard();
-    if let Some(err) = ctx.take_err() {
+    if let Some(err) = err {
         return Err(err);
     }
     if rc != raw::CURLE_OK {
@@ -471,8 +544,24 @@ fn get_info(lua: &Lua, args: Args) -> R<Value> {
     };
     let what = format!("CURLINFO_{name}");
     let fail = |rc| Fail::Easy(rc, Some(what.clone()));
-    if id == k::CURLINFO_PRIVATE {
-        return Ok(uv(&ud)?.raw_get("private")?);
+    let id64 = id as i64;
+    if id64 == c::CURLINFO_PRIVATE {
+        return Ok(uv(&ud)?.raw_get(c::CURLOPT_PRIVATE)?);
+    }
+    if id64 == c::CURLINFO_CERTINFO {
+        let certs = raw::getinfo_certinfo(h, id).map_err(fail)?;
+        let out = lua.create_table_with_capacity(certs.len(), 0)?;
+        for (i, fields) in certs.iter().enumerate() {
+            let ct = lua.create_table()?;
+            for f in fields {
+                let s = String::from_utf8_lossy(f);
+                if let Some((k, v)) = s.split_once(':') {
+                    ct.raw_set(k, v)?;
+                }
+            }
+            out.raw_set(i + 1, ct)?;
+        }
+        return Ok(Value::Table(out));
     }
     Ok(match id & it::TYPEMASK {
         it::STRING => match raw::getinfo_string(h, id).map_err(fail)? {
@@ -483,7 +572,7 @@ fn get_info(lua: &Lua, args: Args) -> R<Value> {
         it::DOUBLE => Value::Number(raw::getinfo_double(h, id).map_err(fail)?),
         it::OFF_T => Value::Integer(raw::getinfo_off_t(h, id).map_err(fail)?),
         it::SOCKET => Value::Integer(raw::getinfo_socket(h, id).map_err(fail)?),
-        it::SLIST if name == "COOKIELIST" || name == "SSL_ENGINES" => {
+        it::SLIST if id64 == c::CURLINFO_COOKIELIST || id64 == c::CURLINFO_SSL_ENGINES => {
             let items = raw::getinfo_slist(h, id).map_err(fail)?;
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, s) in items.iter().enumerate() {
@@ -493,10 +582,22 @@ fn get_info(lua: &Lua, args: Args) -> R<Value> {
         }
         _ => {
             return usage(format!(
-                "{what} is not supported by this version of the module"
+                "{what} hands out a TLS library pointer, which Lua cannot use"
             ))
         }
     })
+}
+
+/// Clears the Lua values an easy holds (callbacks, userdata, objects).
+fn clear_uv(lua: &Lua, ud: &LuaAnyUserData, keep_multi: bool) -> R<()> {
+    let t = uv(ud)?;
+    let m: Value = t.raw_get(UV_MULTI)?;
+    let fresh = lua.create_table()?;
+    if keep_multi {
+        fresh.raw_set(UV_MULTI, m)?;
+    }
+    ud.set_user_value(fresh)?;
+    Ok(())
 }
 
 fn close(lua: &Lua, args: Args) -> R<()> {
@@ -512,32 +613,24 @@ fn close(lua: &Lua, args: Args) -> R<()> {
     let m = e.multi.borrow().clone();
     if let Some(m) = m {
         if m.slot.busy() {
-            return usage("cannot close an easy while its multi is running a call (inside a callback); close it after the call returns");
+            return usage(
+                "cannot close an easy while its multi is running a call (inside a callback); close it after the call returns",
+            );
         }
-        let mud: Option<LuaAnyUserData> = uv(&ud)?.raw_get("multi")?;
+        let mud: Option<LuaAnyUserData> = uv(&ud)?.raw_get(UV_MULTI)?;
         if let Some(mud) = mud {
             parked = multi::detach_easy(lua, &mud, &m, &ud, &e)?;
         }
     }
     e.close_raw();
-    let t = uv(&ud)?;
-    for k in [
-        "writefunction",
-        "writedata",
-        "headerfunction",
-        "headerdata",
-        "private",
-        "multi",
-    ] {
-        t.raw_set(k, Value::Nil)?;
-    }
+    clear_uv(lua, &ud, false)?;
     match parked {
         Some(f) => Err(f),
         None => Ok(()),
     }
 }
 
-fn reset(_lua: &Lua, args: Args) -> R<()> {
+fn reset(lua: &Lua, args: Args) -> R<()> {
     let (ud, e, h) = open(&args)?;
     if e.slot.busy() {
         return usage("cannot reset an easy from inside its own callback");
@@ -549,17 +642,9 @@ fn reset(_lua: &Lua, args: Args) -> R<()> {
     init_handle(&e, h);
     e.slists.borrow_mut().clear();
     e.postfields.borrow_mut().take();
+    e.pending_read.borrow_mut().clear();
     e.flush_graveyard();
-    let t = uv(&ud)?;
-    for k in [
-        "writefunction",
-        "writedata",
-        "headerfunction",
-        "headerdata",
-        "private",
-    ] {
-        t.raw_set(k, Value::Nil)?;
-    }
+    clear_uv(lua, &ud, true)?;
     Ok(())
 }
 
@@ -568,27 +653,134 @@ fn reset(_lua: &Lua, args: Args) -> R<()> {
 fn pause(lua: &Lua, args: Args) -> R<()> {
     let (ud, e, h) = open(&args)?;
     let mask = args.int(1, "bitmask")? as std::os::raw::c_int;
-    let m = e.multi.borrow().clone();
-    let inside = e.slot.busy() || m.as_ref().is_some_and(|m| m.slot.busy());
-    let (rc, err) = if inside {
-        // The running call's context receives any callback error.
-        (raw::easy_pause(h, mask), None)
-    } else if let Some(m) = m {
-        let mud: LuaAnyUserData = uv(&ud)?.raw_get("multi")?;
-        multi::with_ctx(lua, &mud, &m, || raw::easy_pause(h, mask))
-    } else {
-        let mut ctx = Ctx::new(lua);
-        ctx.easy = Some((&ud, h.addr()));
-        let rc = {
-            let _g = e.slot.install(&ctx);
-            raw::easy_pause(h, mask)
-        };
-        (rc, ctx.take_err())
-    };
+    let (rc, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_pause(h, mask))?;
     if let Some(f) = err {
         return Err(f);
     }
     check(rc, "curl_easy_pause")
+}
+
+fn upkeep(lua: &Lua, args: Args) -> R<()> {
+    let (ud, e, h) = open(&args)?;
+    let (rc, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_upkeep(h))?;
+    if let Some(f) = err {
+        return Err(f);
+    }
+    check(rc, "curl_easy_upkeep")
+}
+
+fn escape(lua: &Lua, args: Args) -> R<LuaString> {
+    let (_ud, _e, h) = open(&args)?;
+    let Value::String(s) = args.get(1) else {
+        return usage(format!(
+            "bad argument #1 'string' (expected string, got {})",
+            type_name(&args.get(1))
+        ));
+    };
+    let out =
+        raw::escape(h, &s.as_bytes()).ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
+    Ok(lua.create_string(&out)?)
+}
+
+fn unescape(lua: &Lua, args: Args) -> R<LuaString> {
+    let (_ud, _e, h) = open(&args)?;
+    let Value::String(s) = args.get(1) else {
+        return usage(format!(
+            "bad argument #1 'string' (expected string, got {})",
+            type_name(&args.get(1))
+        ));
+    };
+    let out =
+        raw::unescape(h, &s.as_bytes()).ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
+    Ok(lua.create_string(&out)?)
+}
+
+/// `easy:Send(data)`: bytes sent (0 when the socket is not ready:
+/// CURLE_AGAIN). Needs `CONNECT_ONLY`.
+fn send(lua: &Lua, args: Args) -> R<i64> {
+    let (ud, e, h) = open(&args)?;
+    let Value::String(s) = args.get(1) else {
+        return usage(format!(
+            "bad argument #1 'data' (expected string, got {})",
+            type_name(&args.get(1))
+        ));
+    };
+    let bytes = s.as_bytes().to_vec();
+    let (r, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_send(h, &bytes))?;
+    if let Some(f) = err {
+        return Err(f);
+    }
+    match r {
+        Ok(n) => Ok(n as i64),
+        Err(rc) if rc as i64 == c::CURLE_AGAIN => Ok(0),
+        Err(rc) => Err(Fail::Easy(rc, e.errbuf.read())),
+    }
+}
+
+/// `easy:Recv(max)`: a string ("" when the peer closed), or nil when nothing
+/// is available yet (CURLE_AGAIN). Needs `CONNECT_ONLY`.
+fn recv(lua: &Lua, args: Args) -> R<Value> {
+    let (ud, e, h) = open(&args)?;
+    let max = args.int(1, "max")?;
+    if !(1..=64 * 1024 * 1024).contains(&max) {
+        return usage("bad argument #1 'max' (expected 1 to 67108864)");
+    }
+    let mut buf = vec![0u8; max as usize];
+    let (r, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_recv(h, &mut buf))?;
+    if let Some(f) = err {
+        return Err(f);
+    }
+    match r {
+        Ok(n) => Ok(Value::String(lua.create_string(&buf[..n])?)),
+        Err(rc) if rc as i64 == c::CURLE_AGAIN => Ok(Value::Nil),
+        Err(rc) => Err(Fail::Easy(rc, e.errbuf.read())),
+    }
+}
+
+/// `easy:DupHandle()`: `curl_easy_duphandle`, with the module's own state
+/// (callbacks, userdata, kept strings and lists, objects) copied too.
+fn dup_handle(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
+    let (ud, e, h) = open(&args)?;
+    let nh = raw::easy_duphandle(h).ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
+    let nud = wrap(lua, new_inner(nh))?;
+    let ne = inner_of(&nud)?;
+    init_handle(&ne, nh);
+    // Lua values: everything but the multi membership.
+    let src = uv(&ud)?;
+    let dst = uv(&nud)?;
+    for pair in src.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        if !matches!(&k, Value::String(s) if s.as_bytes() == UV_MULTI.as_bytes()) {
+            dst.raw_set(k, v)?;
+        }
+    }
+    // libcurl's copy points at *our* lists and body: give it its own.
+    let lists: Vec<(i32, Vec<CString>)> = e
+        .slists
+        .borrow()
+        .iter()
+        .map(|(id, (_, s))| (*id, s.clone()))
+        .collect();
+    for (id, items) in lists {
+        set_slist(&ne, nh, id, items, "DupHandle")?;
+    }
+    let body = e.postfields.borrow().clone();
+    if let Some(b) = body {
+        check(
+            raw::setopt_ptr(
+                nh,
+                c::CURLOPT_POSTFIELDS as i32,
+                b.as_ptr() as *const c_void,
+            ),
+            "DupHandle",
+        )?;
+        *ne.postfields.borrow_mut() = Some(b);
+    }
+    for cb in [Cb::Write, Cb::Header, Cb::Read] {
+        refresh_stream(&nud, &ne, nh, cb)?;
+    }
+    crate::objects::after_dup(&nud, nh)?;
+    Ok(nud)
 }
 
 pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
@@ -599,6 +791,12 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &m, "Close", "easy:Close", close)?;
     reg(lua, &m, "Reset", "easy:Reset", reset)?;
     reg(lua, &m, "Pause", "easy:Pause", pause)?;
+    reg(lua, &m, "Upkeep", "easy:Upkeep", upkeep)?;
+    reg(lua, &m, "Escape", "easy:Escape", escape)?;
+    reg(lua, &m, "Unescape", "easy:Unescape", unescape)?;
+    reg(lua, &m, "Send", "easy:Send", send)?;
+    reg(lua, &m, "Recv", "easy:Recv", recv)?;
+    reg(lua, &m, "DupHandle", "easy:DupHandle", dup_handle)?;
     raw_t.raw_set("Easy", m)?;
     reg_fn(lua, raw_t, "new_easy", "curl.Easy", |lua, _a| create(lua))?;
     Ok(())

@@ -18,8 +18,10 @@ mod callbacks;
 mod consts;
 mod ctx;
 mod easy;
+mod easy_cb;
 mod error;
 mod multi;
+mod objects;
 mod poller;
 mod raw;
 

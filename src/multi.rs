@@ -7,11 +7,11 @@
 //! - `socketfunction`, `socketdata`, `timerfunction`, `timerdata`.
 
 use crate::callbacks;
-use crate::consts::tables;
+use crate::consts::{c, tables};
 use crate::ctx::{Ctx, CtxSlot};
 use crate::easy::{self, Easy, EasyInner};
 use crate::error::{reg, reg_fn, to_int, type_name, usage, Args, Fail, R};
-use crate::raw::{self, k, EasyPtr, MultiPtr};
+use crate::raw::{self, EasyPtr, MultiPtr};
 use curl_sys as sys;
 use mlua::prelude::*;
 use mlua::{MultiValue, UserData, UserDataFields, Value};
@@ -243,9 +243,9 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
         ))
     };
     let t = uv(&ud)?;
-    match id {
-        k::CURLMOPT_SOCKETFUNCTION | k::CURLMOPT_TIMERFUNCTION => {
-            let socket = id == k::CURLMOPT_SOCKETFUNCTION;
+    match id as i64 {
+        c::CURLMOPT_SOCKETFUNCTION | c::CURLMOPT_TIMERFUNCTION => {
+            let socket = id as i64 == c::CURLMOPT_SOCKETFUNCTION;
             let (fkey, dkey) = if socket {
                 ("socketfunction", "socketdata")
             } else {
@@ -273,9 +273,9 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
             }
             Ok(())
         }
-        k::CURLMOPT_SOCKETDATA => Ok(t.raw_set("socketdata", v)?),
-        k::CURLMOPT_TIMERDATA => Ok(t.raw_set("timerdata", v)?),
-        k::CURLMOPT_PIPELINING_SITE_BL | k::CURLMOPT_PIPELINING_SERVER_BL => {
+        c::CURLMOPT_SOCKETDATA => Ok(t.raw_set("socketdata", v)?),
+        c::CURLMOPT_TIMERDATA => Ok(t.raw_set("timerdata", v)?),
+        c::CURLMOPT_PIPELINING_SITE_BL | c::CURLMOPT_PIPELINING_SERVER_BL => {
             // NULL-terminated char* arrays, copied by libcurl (and ignored
             // since HTTP/1 pipelining went away in 7.62).
             let mut keep: Vec<CString> = Vec::new();
@@ -345,7 +345,7 @@ fn perform(lua: &Lua, args: Args) -> R<i64> {
 fn info_read(_lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
     let (ud, _inner, m) = open(&args)?;
     let Some(msg) = raw::multi_info_read(m) else {
-        return Ok((k::CURLMSG_NONE, 0, 0, Value::Nil));
+        return Ok((c::CURLMSG_NONE, 0, 0, Value::Nil));
     };
     let handles: LuaTable = uv(&ud)?.raw_get("handles")?;
     let easy: Value = handles.raw_get(LuaLightUserData(msg.easy as *mut c_void))?;

@@ -15,30 +15,6 @@ pub use sys::CURLMcode;
 pub type CURLcode = i32;
 pub const CURLE_OK: CURLcode = 0;
 
-/// The option and info ids the module treats specially, as `i32` ids.
-pub mod k {
-    use curl_sys as sys;
-    pub const CURLOPT_WRITEFUNCTION: i32 = sys::CURLOPT_WRITEFUNCTION as i32;
-    pub const CURLOPT_WRITEDATA: i32 = sys::CURLOPT_WRITEDATA as i32;
-    pub const CURLOPT_HEADERFUNCTION: i32 = sys::CURLOPT_HEADERFUNCTION as i32;
-    pub const CURLOPT_HEADERDATA: i32 = sys::CURLOPT_HEADERDATA as i32;
-    pub const CURLOPT_PRIVATE: i32 = sys::CURLOPT_PRIVATE as i32;
-    pub const CURLOPT_ERRORBUFFER: i32 = sys::CURLOPT_ERRORBUFFER as i32;
-    pub const CURLOPT_POSTFIELDS: i32 = sys::CURLOPT_POSTFIELDS as i32;
-    pub const CURLOPT_COPYPOSTFIELDS: i32 = sys::CURLOPT_COPYPOSTFIELDS as i32;
-    pub const CURLOPT_POSTFIELDSIZE_LARGE: i32 = sys::CURLOPT_POSTFIELDSIZE_LARGE as i32;
-    pub const CURLINFO_PRIVATE: i32 = sys::CURLINFO_PRIVATE as i32;
-    pub const CURLMOPT_SOCKETFUNCTION: i32 = sys::CURLMOPT_SOCKETFUNCTION as i32;
-    pub const CURLMOPT_SOCKETDATA: i32 = sys::CURLMOPT_SOCKETDATA as i32;
-    pub const CURLMOPT_TIMERFUNCTION: i32 = sys::CURLMOPT_TIMERFUNCTION as i32;
-    pub const CURLMOPT_TIMERDATA: i32 = sys::CURLMOPT_TIMERDATA as i32;
-    pub const CURLMOPT_PIPELINING_SITE_BL: i32 = sys::CURLMOPT_PIPELINING_SITE_BL as i32;
-    pub const CURLMOPT_PIPELINING_SERVER_BL: i32 = sys::CURLMOPT_PIPELINING_SERVER_BL as i32;
-    pub const CURLE_OUT_OF_MEMORY: i32 = sys::CURLE_OUT_OF_MEMORY as i32;
-    pub const CURL_WRITEFUNC_PAUSE: usize = sys::CURL_WRITEFUNC_PAUSE;
-    pub const CURLMSG_NONE: i64 = sys::CURLMSG_NONE as i64;
-}
-
 extern "C" {
     // Declared here: missing from curl-sys' bindings (both exist in 7.88).
     fn curl_multi_poll(
@@ -49,6 +25,7 @@ extern "C" {
         ret: *mut c_int,
     ) -> CURLMcode;
     fn curl_multi_wakeup(m: *mut sys::CURLM) -> CURLMcode;
+    fn curl_easy_upkeep(h: *mut sys::CURL) -> sys::CURLcode;
 }
 
 /// Missing from curl-sys' multi codes.
@@ -59,7 +36,6 @@ pub const CURLM_ADDED_ALREADY: CURLMcode = 7;
 pub type SocketCb =
     extern "C" fn(*mut sys::CURL, sys::curl_socket_t, c_int, *mut c_void, *mut c_void) -> c_int;
 pub type TimerCb = extern "C" fn(*mut sys::CURLM, c_long, *mut c_void) -> c_int;
-pub type DataCb = extern "C" fn(*mut c_char, usize, usize, *mut c_void) -> usize;
 
 #[repr(C)]
 struct CurlEasyOption {
@@ -287,11 +263,6 @@ pub fn setopt_cstr(h: EasyPtr, opt: i32, s: Option<&CStr>) -> CURLcode {
         opt,
         s.map_or(ptr::null(), |c| c.as_ptr() as *const c_void),
     )
-}
-
-pub fn setopt_datacb(h: EasyPtr, opt: i32, f: Option<DataCb>) -> CURLcode {
-    let p = f.map_or(ptr::null(), |f| f as *const c_void);
-    setopt_ptr(h, opt, p)
 }
 
 pub fn getinfo_long(h: EasyPtr, info: i32) -> Result<c_long, CURLcode> {
@@ -688,5 +659,241 @@ impl ErrBuf {
         } else {
             Some(String::from_utf8_lossy(&b[..end]).trim_end().to_string())
         }
+    }
+}
+
+// ------------------------------------------------------------ more easy
+
+/// `struct curl_khkey` (SSH key callback).
+#[repr(C)]
+pub struct KhKey {
+    pub key: *const c_char,
+    pub len: usize,
+    pub keytype: c_int,
+}
+
+/// `struct curl_hstsentry`; `include_sub_domains` is a 1-bit bitfield in an
+/// `unsigned int`.
+#[repr(C)]
+pub struct HstsEntry {
+    pub name: *mut c_char,
+    pub namelen: usize,
+    pub include_sub_domains: c_uint,
+    pub expire: [c_char; 18],
+}
+
+/// `struct curl_index`.
+#[repr(C)]
+pub struct HstsIndex {
+    pub index: usize,
+    pub total: usize,
+}
+
+pub use sys::{curl_fileinfo as FileInfo, curl_slist, curl_sockaddr as SockAddr};
+
+pub fn setopt_blob(h: EasyPtr, opt: i32, data: Option<&[u8]>) -> CURLcode {
+    match data {
+        None => setopt_ptr(h, opt, ptr::null()),
+        Some(b) => {
+            let blob = sys::curl_blob {
+                data: b.as_ptr() as *mut c_void,
+                len: b.len(),
+                flags: sys::CURL_BLOB_COPY,
+            };
+            // CURL_BLOB_COPY: libcurl copies the bytes during this call.
+            setopt_ptr(h, opt, &blob as *const sys::curl_blob as *const c_void)
+        }
+    }
+}
+
+/// Copies a C string that libcurl hands to a callback (may be NULL).
+pub fn c_bytes(p: *const c_char) -> Option<Vec<u8>> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: libcurl passes NUL-terminated strings valid for the call.
+        Some(unsafe { CStr::from_ptr(p) }.to_bytes().to_vec())
+    }
+}
+
+/// Copies `len` bytes libcurl hands to a callback.
+pub fn c_slice<'a>(p: *const c_char, len: usize) -> &'a [u8] {
+    if p.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: libcurl passes `len` readable bytes at p, valid for the
+        // duration of the callback that receives them.
+        unsafe { std::slice::from_raw_parts(p as *const u8, len) }
+    }
+}
+
+/// Writes `src` into a buffer libcurl gave a callback (`cap` bytes at `dst`).
+pub fn fill(dst: *mut c_char, cap: usize, src: &[u8]) -> usize {
+    let n = src.len().min(cap);
+    if n > 0 && !dst.is_null() {
+        // SAFETY: libcurl's buffer has room for `cap` bytes; we write n ≤ cap.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, n) };
+    }
+    n
+}
+
+/// Appends to a list libcurl owns and frees (the trailer callback's
+/// `struct curl_slist **`).
+pub fn slist_append_into(list: *mut *mut sys::curl_slist, items: &[CString]) {
+    if list.is_null() {
+        return;
+    }
+    // SAFETY: libcurl passes a valid pointer to its list for this call.
+    let mut l = unsafe { *list };
+    for s in items {
+        // SAFETY: curl_slist_append copies the string.
+        let n = unsafe { sys::curl_slist_append(l, s.as_ptr()) };
+        if n.is_null() {
+            break;
+        }
+        l = n;
+    }
+    // SAFETY: as above.
+    unsafe { *list = l };
+}
+
+pub fn escape(h: EasyPtr, s: &[u8]) -> Option<Vec<u8>> {
+    // SAFETY: live handle; (ptr, len) describe `s`; libcurl returns a new
+    // NUL-terminated string we free with curl_free.
+    unsafe {
+        let p = sys::curl_easy_escape(h.as_ptr(), s.as_ptr() as *const c_char, s.len() as c_int);
+        if p.is_null() {
+            return None;
+        }
+        let out = CStr::from_ptr(p).to_bytes().to_vec();
+        sys::curl_free(p as *mut c_void);
+        Some(out)
+    }
+}
+
+pub fn unescape(h: EasyPtr, s: &[u8]) -> Option<Vec<u8>> {
+    let mut n: c_int = 0;
+    // SAFETY: as escape; libcurl reports the decoded length (may contain NUL).
+    unsafe {
+        let p = sys::curl_easy_unescape(
+            h.as_ptr(),
+            s.as_ptr() as *const c_char,
+            s.len() as c_int,
+            &mut n,
+        );
+        if p.is_null() {
+            return None;
+        }
+        let out = std::slice::from_raw_parts(p as *const u8, n.max(0) as usize).to_vec();
+        sys::curl_free(p as *mut c_void);
+        Some(out)
+    }
+}
+
+pub fn easy_duphandle(h: EasyPtr) -> Option<EasyPtr> {
+    // SAFETY: live handle; returns a new handle or NULL.
+    NonNull::new(unsafe { sys::curl_easy_duphandle(h.as_ptr()) }).map(EasyPtr)
+}
+
+pub fn easy_upkeep(h: EasyPtr) -> CURLcode {
+    // SAFETY: live handle.
+    unsafe { curl_easy_upkeep(h.as_ptr()) as CURLcode }
+}
+
+pub fn easy_send(h: EasyPtr, data: &[u8]) -> Result<usize, CURLcode> {
+    let mut n: usize = 0;
+    // SAFETY: live handle; (ptr, len) describe `data`.
+    let rc = unsafe {
+        sys::curl_easy_send(
+            h.as_ptr(),
+            data.as_ptr() as *const c_void,
+            data.len(),
+            &mut n,
+        )
+    } as CURLcode;
+    if rc == CURLE_OK {
+        Ok(n)
+    } else {
+        Err(rc)
+    }
+}
+
+pub fn easy_recv(h: EasyPtr, buf: &mut [u8]) -> Result<usize, CURLcode> {
+    let mut n: usize = 0;
+    // SAFETY: live handle; libcurl writes at most buf.len() bytes.
+    let rc = unsafe {
+        sys::curl_easy_recv(
+            h.as_ptr(),
+            buf.as_mut_ptr() as *mut c_void,
+            buf.len(),
+            &mut n,
+        )
+    } as CURLcode;
+    if rc == CURLE_OK {
+        Ok(n)
+    } else {
+        Err(rc)
+    }
+}
+
+/// `CURLINFO_CERTINFO`: one list of "Name:value" strings per certificate.
+pub fn getinfo_certinfo(h: EasyPtr, info: i32) -> Result<Vec<Vec<Vec<u8>>>, CURLcode> {
+    let mut p: *mut sys::curl_certinfo = ptr::null_mut();
+    // SAFETY: CERTINFO writes a pointer to a struct owned by the handle.
+    let rc = unsafe {
+        sys::curl_easy_getinfo(
+            h.as_ptr(),
+            info as sys::CURLINFO,
+            &mut p as *mut *mut sys::curl_certinfo,
+        )
+    } as CURLcode;
+    if rc != CURLE_OK {
+        return Err(rc);
+    }
+    let mut out = Vec::new();
+    if p.is_null() {
+        return Ok(out);
+    }
+    // SAFETY: non-null struct owned by the handle: num_of_certs lists.
+    let ci = unsafe { &*p };
+    for i in 0..ci.num_of_certs.max(0) as usize {
+        // SAFETY: certinfo has num_of_certs entries.
+        let l = unsafe { *ci.certinfo.add(i) };
+        out.push(slist_to_vec(l));
+    }
+    Ok(out)
+}
+
+pub fn close_socket(fd: sys::curl_socket_t) {
+    // SAFETY: closes a descriptor libcurl hands to the close-socket callback,
+    // which makes closing it our job.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+pub fn open_socket(family: c_int, socktype: c_int, protocol: c_int) -> sys::curl_socket_t {
+    // SAFETY: plain syscall.
+    unsafe { libc::socket(family, socktype | libc::SOCK_CLOEXEC, protocol) }
+}
+
+/// "ip", port of a socket address libcurl hands to the open-socket callback.
+pub fn sockaddr_parts(a: &sys::curl_sockaddr) -> (String, u16) {
+    let base = &a.addr as *const libc::sockaddr;
+    match a.family {
+        libc::AF_INET if a.addrlen as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: family and length say this is a sockaddr_in.
+            let sin = unsafe { &*(base as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            (ip.to_string(), u16::from_be(sin.sin_port))
+        }
+        libc::AF_INET6 if a.addrlen as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: family and length say this is a sockaddr_in6 (libcurl's
+            // storage is large enough for the length it reports).
+            let sin6 = unsafe { &*(base as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            (ip.to_string(), u16::from_be(sin6.sin6_port))
+        }
+        _ => (String::new(), 0),
     }
 }
