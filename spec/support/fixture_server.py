@@ -9,6 +9,8 @@ then serves until process PID (default: its parent) is gone, or SIGTERM. Endpoin
   /chunked/N[/K]     N bytes as K chunks (Transfer-Encoding: chunked)
   /status/CODE       that status, body "status CODE"
   /redirect/N        302 to /redirect/N-1; /redirect/0 answers "done"
+  /307               307 to /echo (a body must be sent again)
+  /hsts              sets Strict-Transport-Security (meaningful over TLS only)
   /close[/N]         headers announcing N+100 bytes, N bytes, then close
   /reset             closes the connection before any response
   /echo              JSON {method, path, query, headers, body} of the request
@@ -98,6 +100,8 @@ class Handler(BaseHTTPRequestHandler):
                     self.send(200, b"done", "text/plain")
                 else:
                     self.send(302, b"", extra={"Location": "/redirect/%d" % (n - 1)})
+            elif head == "307":
+                self.send(307, b"", extra={"Location": "/echo"})
             elif head == "close":
                 n = int(parts[1]) if len(parts) > 1 else 10
                 self.send_response(200)
