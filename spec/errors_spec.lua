@@ -324,3 +324,96 @@ describe("usage errors", function()
     assert.truthy(tostring(err):find("CURLE_COULDNT_CONNECT", 1, true))
   end)
 end)
+
+describe("review regressions", function()
+  after_each(H.gc)
+
+  it("a write function set back to nil writes to stdout again, not through NULL", function()
+    -- run in a child interpreter: the body goes to its stdout
+    local lua = (type(jit) == "table") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+    local code = ("package.cpath=%q .. package.cpath; local curl = require 'curl';" ..
+      "local e = curl.Easy{ URL = %q }; e:SetOpt_WriteFunction(function() end);" ..
+      "e:SetOpt_WriteFunction(nil); e:Perform()"):format(H.build_dir .. "/?.so;", H.url("/size/10"))
+    local p = io.popen(lua .. " -e " .. ("%q"):format(code))
+    local out = p:read("*a")
+    p:close()
+    assert.are.equal(H.pattern(10), out)
+  end)
+
+  it("POSTFIELDSIZE cannot exceed a kept POSTFIELDS body", function()
+    local e = curl.Easy { URL = H.url("/echo"), WriteFunction = function() end }
+    e:SetOpt_PostFields("abc")
+    local ok, err = pcall(e.SetOpt_PostFieldSize, e, 4000)
+    assert.is_false(ok)
+    assert.truthy(err.message:find("3 bytes", 1, true))
+    ok = pcall(e.SetOpt_PostFieldSize_Large, e, -1)
+    assert.is_false(ok)
+    e:SetOpt_PostFieldSize(2) -- shorter is fine
+    e:Perform()
+  end)
+
+  it("numbers outside the C range are usage errors, not truncated", function()
+    local m, e, p = curl.Multi(), curl.Easy(), curl.Poller()
+    local cases = {
+      { m.SocketAction, m, 2 ^ 32 + 3, 0 },
+      { m.SocketAction, m, 1, 99 },
+      { p.Watch, p, 2 ^ 32 + 1, 1 },
+      { e.SetOpt, e, 2 ^ 32 + curl.CURLOPT_URL, "http://x/" },
+      { m.Wait, m, 2 ^ 31 },
+      { curl.EasyStrError, 2 ^ 40 },
+      { m.Assign, m, -5, 1 },
+      { e.Pause, e, 99 },
+    }
+    for i, c in ipairs(cases) do
+      local ok, err = pcall(c[1], c[2], c[3], c[4])
+      assert.is_false(ok, "case " .. i)
+      assert.are.equal("usage", err.kind, "case " .. i .. ": " .. tostring(err))
+    end
+  end)
+
+  it("a reused descriptor number is watched again after its multi closed", function()
+    local poller = curl.Poller()
+    local function mk()
+      local m = curl.Multi()
+      m:SetOpt_SocketFunction(function(_, s, what)
+        if what == curl.CURL_POLL_REMOVE then poller:Unwatch(s) else poller:Watch(s, what) end
+      end)
+      return m
+    end
+    local m1 = mk()
+    m1:AddHandle(curl.Easy { URL = H.url("/delay/300/5"), WriteFunction = function() end })
+    m1:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0)
+    m1:Close() -- no REMOVE is heard: the poller keeps a stale entry
+    local m2 = mk()
+    local n = 0
+    m2:AddHandle(curl.Easy { URL = H.url("/size/100"), WriteFunction = function(d) n = n + #d end })
+    local running = m2:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0)
+    local deadline = os.time() + 10
+    while running > 0 and os.time() <= deadline do
+      local fired = false
+      for fd, mask in poller:Wait(100) do running = m2:SocketAction(fd, mask); fired = true end
+      if not fired then running = m2:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0) end
+    end
+    assert.are.equal(0, running)
+    assert.are.equal(100, n)
+  end)
+
+  it("a close-socket function forces FORBID_REUSE: no connection outlives its easy", function()
+    local closed = 0
+    local m = curl.Multi()
+    local loop = H.loop(m)
+    local e = curl.Easy { URL = H.url("/size/5"), WriteFunction = function() end,
+      CloseSocketFunction = function() closed = closed + 1 end }
+    local ok, err = pcall(e.SetOpt_Forbid_Reuse, e, false)
+    assert.is_false(ok)
+    assert.truthy(err.message:find("CLOSESOCKETFUNCTION", 1, true))
+    m:AddHandle(e)
+    loop:run()
+    assert.are.equal(1, closed, "closed when the transfer ended")
+    m:RemoveHandle(e)
+    e:Close()
+    H.gc()
+    m:Close() -- would call the close-socket callback of a freed easy otherwise
+    assert.are.equal(1, closed)
+  end)
+end)

@@ -9,6 +9,7 @@ use crate::ctx::Ctx;
 use crate::easy::EasyInner;
 use crate::easy_cb::{self, Cb};
 use crate::error::Fail;
+use crate::mime;
 use crate::multi::{self, MultiInner};
 use crate::raw;
 use curl_sys as sys;
@@ -367,6 +368,51 @@ pub extern "C" fn hsts_write_cb(
         fail,
         |e, ctx| easy_cb::on_hsts_write(e, ctx, en, ix),
     )
+}
+
+pub extern "C" fn mime_read_cb(
+    buf: *mut c_char,
+    size: usize,
+    nitems: usize,
+    arg: *mut c_void,
+) -> usize {
+    let abort = c::CURL_READFUNC_ABORT as usize;
+    if arg.is_null() {
+        return abort;
+    }
+    // SAFETY: arg is the PartCb box registered with curl_mime_data_cb; libcurl
+    // frees it (through mime_free_cb) only after its last use.
+    let pc = unsafe { &*(arg as *const mime::PartCb) };
+    let Some(e) = pc.easy() else {
+        return abort;
+    };
+    let max = size.saturating_mul(nitems);
+    e.with_ctx(|ctx| match ctx {
+        Some(ctx) => guarded(ctx, abort, || mime::on_read(pc, &e, ctx, buf, max)),
+        None => abort,
+    })
+}
+
+pub extern "C" fn mime_seek_cb(arg: *mut c_void, offset: sys::curl_off_t, origin: c_int) -> c_int {
+    let fail = c::CURL_SEEKFUNC_FAIL as c_int;
+    if arg.is_null() {
+        return fail;
+    }
+    // SAFETY: as in mime_read_cb.
+    let pc = unsafe { &*(arg as *const mime::PartCb) };
+    let Some(e) = pc.easy() else {
+        return fail;
+    };
+    e.with_ctx(|ctx| match ctx {
+        Some(ctx) => guarded(ctx, fail, || {
+            mime::on_seek(pc, &e, ctx, offset as i64, origin)
+        }),
+        None => fail,
+    })
+}
+
+pub extern "C" fn mime_free_cb(arg: *mut c_void) {
+    mime::free_part_cb(arg);
 }
 
 /// The C function for a callback kind, as the pointer libcurl's option takes.

@@ -17,6 +17,12 @@ local format, gsub, lower = string.format, string.gsub, string.lower
 local M = {}
 for k, v in pairs(raw.constants) do M[k] = v end
 
+-- Options the linked libcurl reports but the headers we were built with
+-- lack (a newer runtime libcurl) still get their constant.
+for name, id in pairs(raw.easy_option_constants) do
+  if M[name] == nil then M[name] = id end
+end
+
 M._NAME = "lua-curl-socket"
 M._VERSION = "0.1.0"
 M._PATH = raw.module_path
@@ -38,6 +44,24 @@ local function usage(method, message)
                         message = message, method = method }, Error)
 end
 
+-- "CURLOPT_ECH needs libcurl 8.8.0 or later (this is 7.88.1)", or nil.
+local function too_new(prefix, name)
+  local want = raw.newer[prefix .. name:upper()]
+  if not want then
+    -- SetOpt_X matches ignoring underscores: compare normalised names
+    local norm = lower((gsub(name, "_", "")))
+    for full, v in pairs(raw.newer) do
+      if full:sub(1, #prefix) == prefix and lower((gsub(full:sub(#prefix + 1), "_", ""))) == norm then
+        name, want = full:sub(#prefix + 1), v
+        break
+      end
+    end
+  end
+  if want then
+    return format("%s%s needs libcurl %s or later (this is %s)", prefix, name:upper(), want, raw.runtime_version)
+  end
+end
+
 local function check(ok, ...)
   if ok then return ... end
   error((...), 0)
@@ -52,7 +76,7 @@ end
 -- Builds the metatable fields of one handle class from its raw methods.
 -- `optmap` maps normalised option names to ids (for SetOpt_X); `infomap`
 -- the same for GetInfo_X.
-local function class(name, short, rawmethods, optmap, infomap)
+local function class(name, short, rawmethods, optmap, infomap, optprefix)
   local methods = {}
   for k, f in pairs(rawmethods) do
     methods[k] = function(...) return check(f(...)) end
@@ -69,8 +93,9 @@ local function class(name, short, rawmethods, optmap, infomap)
         t[key] = m
         return m
       end
+      local msg = too_new(optprefix or "", opt) or format("unknown option '%s'", opt)
       return function()
-        error(usage(short .. ":" .. key, format("unknown option '%s'", opt)), 0)
+        error(usage(short .. ":" .. key, msg), 0)
       end
     end
     local info = infomap and key:match("^GetInfo_(.+)$")
@@ -82,8 +107,9 @@ local function class(name, short, rawmethods, optmap, infomap)
         t[key] = m
         return m
       end
+      local msg = too_new("CURLINFO_", info) or format("unknown info '%s'", info)
       return function()
-        error(usage(short .. ":" .. key, format("unknown info '%s'", info)), 0)
+        error(usage(short .. ":" .. key, msg), 0)
       end
     end
     return nil
@@ -99,9 +125,19 @@ local function class(name, short, rawmethods, optmap, infomap)
   return methods
 end
 
-local multi_methods = class("curl.Multi", "multi", raw.Multi, raw.multi_options, nil)
-local easy_methods = class("curl.Easy", "easy", raw.Easy, raw.easy_options, raw.infos)
+local share_options = {}
+for k, v in pairs(raw.constants) do
+  local n = k:match("^CURLSHOPT_(.+)$")
+  if n and n ~= "LAST" and n ~= "NONE" then share_options[lower((gsub(n, "_", "")))] = v end
+end
+
+local multi_methods = class("curl.Multi", "multi", raw.Multi, raw.multi_options, nil, "CURLMOPT_")
+local easy_methods = class("curl.Easy", "easy", raw.Easy, raw.easy_options, raw.infos, "CURLOPT_")
 local poller_methods = class("curl.Poller", "poller", raw.Poller, nil, nil)
+class("curl.Share", "share", raw.Share, share_options, nil, "CURLSHOPT_")
+class("curl.URL", "url", raw.URL, nil, nil)
+class("curl.Mime", "mime", raw.Mime, nil, nil)
+class("curl.MimePart", "part", raw.MimePart, nil, nil)
 
 -- for fd, mask in poller:Wait(ms) do ... end
 local poller_wait, poller_next = raw.Poller.Wait, raw.poller_next
@@ -112,7 +148,7 @@ end
 
 -------------------------------------------------------------- constructors
 
-local function apply(h, opts, optmap, method)
+local function apply(h, opts, optmap, method, prefix)
   if opts == nil then return h end
   if type(opts) ~= "table" then
     error(usage(method, format("bad argument #1 'options' (expected table, got %s)", type(opts))), 0)
@@ -122,26 +158,47 @@ local function apply(h, opts, optmap, method)
     if type(k) == "number" then
       id = k
     elseif type(k) == "string" then
-      id = optmap[normalize((gsub(k, "^CURLM?OPT_", "")))]
+      id = optmap[normalize((gsub(k, "^CURL%u*OPT_", "")))]
     end
     if not id then
-      error(usage(method, format("unknown option '%s' in the options table", tostring(k))), 0)
+      local msg = type(k) == "string" and too_new(prefix, (gsub(k, "^CURL%u*OPT_", "")))
+      error(usage(method, msg or format("unknown option '%s' in the options table", tostring(k))), 0)
     end
-    h:SetOpt(id, v)
+    if prefix == "CURLSHOPT_" and type(v) == "table" then
+      for _, item in ipairs(v) do h:SetOpt(id, item) end
+    else
+      h:SetOpt(id, v)
+    end
   end
   return h
 end
 
 local new_multi, new_easy, new_poller = raw.new_multi, raw.new_easy, raw.new_poller
+local new_share, new_url, new_mime = raw.new_share, raw.new_url, raw.new_mime
 
 --- curl.Multi([options]) -> multi
 function M.Multi(opts)
-  return apply(check(new_multi()), opts, raw.multi_options, "curl.Multi")
+  return apply(check(new_multi()), opts, raw.multi_options, "curl.Multi", "CURLMOPT_")
 end
 
 --- curl.Easy([options]) -> easy
 function M.Easy(opts)
-  return apply(check(new_easy()), opts, raw.easy_options, "curl.Easy")
+  return apply(check(new_easy()), opts, raw.easy_options, "curl.Easy", "CURLOPT_")
+end
+
+--- curl.Share([options]) -> share; options: { Share = lock_data or {lock_data, ...} }
+function M.Share(opts)
+  return apply(check(new_share()), opts, share_options, "curl.Share", "CURLSHOPT_")
+end
+
+--- curl.URL([url[, flags]]) -> url
+function M.URL(...)
+  return check(new_url(...))
+end
+
+--- curl.Mime(easy) -> mime
+function M.Mime(easy)
+  return check(new_mime(easy))
 end
 
 --- curl.Poller() -> poller
@@ -155,6 +212,7 @@ for _, k in ipairs { "Version", "VersionInfo", "EasyStrError", "MultiStrError", 
 end
 
 -- Normalised option / info names, for tools and docs.
-M.options = { easy = raw.easy_options, multi = raw.multi_options, info = raw.infos }
+M.options = { easy = raw.easy_options, multi = raw.multi_options, info = raw.infos,
+              share = share_options }
 
 return M

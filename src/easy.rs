@@ -17,7 +17,7 @@ use mlua::{UserData, UserDataFields, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::raw::{c_char, c_void};
+use std::os::raw::c_void;
 use std::rc::Rc;
 
 pub const CLASS: &str = "curl.Easy";
@@ -42,6 +42,9 @@ pub struct EasyInner {
     graveyard: RefCell<Vec<Box<dyn std::any::Any>>>,
     /// What a read callback returned beyond the buffer libcurl offered.
     pending_read: RefCell<Vec<u8>>,
+    /// Share / URL / Mime objects the handle points at (dropped after the
+    /// libcurl handle is cleaned up).
+    objects: RefCell<HashMap<i64, Rc<dyn std::any::Any>>>,
     errbuf: ErrBuf,
 }
 
@@ -98,6 +101,16 @@ impl EasyInner {
     /// Detaches from the multi (if any) and frees the libcurl handle. Used by
     /// `__gc`; `Close` does the Lua-side part first.
     pub fn close_raw(&self) {
+        let busy = self.slot.busy() || self.multi.borrow().as_ref().is_some_and(|m| m.slot.busy());
+        if busy {
+            // Collected while a call on it is running (lua_close from inside a
+            // callback, os.exit(0, true)): libcurl would refuse the removal,
+            // so freeing would leave a dangling handle in the multi. Leave the
+            // handle to the exiting process instead.
+            self.raw.take();
+            self.multi.borrow_mut().take();
+            return;
+        }
         let m = self.multi.borrow_mut().take();
         if let (Some(m), Some(h)) = (m, self.raw.get()) {
             m.forget(h);
@@ -109,6 +122,7 @@ impl EasyInner {
         self.postfields.borrow_mut().take();
         self.graveyard.borrow_mut().clear();
         self.pending_read.borrow_mut().clear();
+        self.objects.borrow_mut().clear();
     }
 
     /// Frees replaced option data once no transfer can be using it.
@@ -121,18 +135,12 @@ impl EasyInner {
         self.graveyard.borrow_mut().push(x);
     }
 
-    pub fn take_pending_read(&self, buf: *mut c_char, max: usize) -> Option<usize> {
-        let mut p = self.pending_read.borrow_mut();
-        if p.is_empty() {
-            return None;
-        }
-        let n = raw::fill(buf, max, &p);
-        p.drain(..n);
-        Some(n)
+    pub fn pending_read(&self) -> &RefCell<Vec<u8>> {
+        &self.pending_read
     }
 
-    pub fn keep_pending_read(&self, rest: Vec<u8>) {
-        *self.pending_read.borrow_mut() = rest;
+    pub fn objects(&self) -> &RefCell<HashMap<i64, Rc<dyn std::any::Any>>> {
+        &self.objects
     }
 }
 
@@ -145,6 +153,7 @@ fn new_inner(h: EasyPtr) -> EasyInner {
         postfields: RefCell::new(None),
         graveyard: RefCell::new(Vec::new()),
         pending_read: RefCell::new(Vec::new()),
+        objects: RefCell::new(HashMap::new()),
         errbuf: ErrBuf::default(),
     }
 }
@@ -277,7 +286,7 @@ fn refused(id: i64) -> Option<&'static str> {
 /// `easy:SetOpt(option, value[, userdata])`.
 fn set_opt(lua: &Lua, args: Args) -> R<()> {
     let (ud, e, h) = open(&args)?;
-    let id = args.int(1, "option")? as i32;
+    let id = args.c_int(1, "option")?;
     let t = tables(lua);
     let Some(meta) = t.easy.get(&id) else {
         return usage(format!(
@@ -305,7 +314,13 @@ fn refresh_stream(ud: &LuaAnyUserData, e: &EasyInner, h: EasyPtr, cb: Cb) -> R<(
     let (fp, dp) = if on {
         (callbacks::pointer_for(cb), e.ptr())
     } else {
-        (std::ptr::null(), std::ptr::null())
+        // libcurl's defaults: fwrite to stdout, fread from stdin, no headers.
+        let d = match cb {
+            Cb::Write => raw::c_stdout(),
+            Cb::Read => raw::c_stdin(),
+            _ => std::ptr::null(),
+        };
+        (std::ptr::null(), d)
     };
     check(raw::setopt_ptr(h, fid as i32, fp), "callback")?;
     check(raw::setopt_ptr(h, did as i32, dp), "callback data")
@@ -339,6 +354,13 @@ fn set_callback(
             } else {
                 std::ptr::null()
             };
+            if on && cb == Cb::CloseSocket {
+                // libcurl keeps the close-socket callback and its data in
+                // each connection, and cached connections outlive the easy:
+                // with a Lua close-socket function, connections are closed
+                // when their transfer ends, while the easy is still alive.
+                check(raw::setopt_long(h, c::CURLOPT_FORBID_REUSE as i32, 1), opt)?;
+            }
             check(raw::setopt_ptr(h, fid as i32, fp), opt)?;
             check(raw::setopt_ptr(h, did as i32, e.ptr()), opt)?;
             if matches!(cb, Cb::XferInfo | Cb::Progress) {
@@ -384,6 +406,29 @@ fn set_value(
         return Ok(());
     }
     match id64 {
+        c::CURLOPT_FORBID_REUSE => {
+            let closing_fn = matches!(
+                uv(ud)?.raw_get::<Value>(easy_cb::ids(Cb::CloseSocket).0)?,
+                Value::Function(_)
+            );
+            if closing_fn && long_value(opt, &v)? == 0 {
+                return usage(format!(
+                    "{opt} must stay on while a CLOSESOCKETFUNCTION is set (cached connections would outlive the handle)"
+                ));
+            }
+        }
+        c::CURLOPT_POSTFIELDSIZE | c::CURLOPT_POSTFIELDSIZE_LARGE => {
+            // With a body kept by the handle, libcurl must not read past it.
+            let n = to_int(&v).map_or_else(|| bad_value(opt, "integer", &v), Ok)?;
+            if let Some(b) = e.postfields.borrow().as_ref() {
+                let len = b.len() as i64 - 1; // without the NUL we keep
+                if n < 0 || n > len {
+                    return usage(format!(
+                        "bad argument #2 'value' for {opt} (the POSTFIELDS body has {len} bytes; expected 0 to {len})"
+                    ));
+                }
+            }
+        }
         c::CURLOPT_PRIVATE => {
             uv(ud)?.raw_set(id64, v)?;
             return Ok(());
@@ -394,13 +439,16 @@ fn set_value(
             let bytes = match &v {
                 Value::Nil => None,
                 _ => match lua_bytes(&v) {
-                    Some(b) => Some(b),
+                    Some(mut b) => {
+                        b.push(0); // a terminator: no size can make libcurl read past it
+                        Some(b)
+                    }
                     None => return bad_value(opt, "string or nil", &v),
                 },
             };
             if let Some(b) = &bytes {
                 check(
-                    raw::setopt_off_t(h, c::CURLOPT_POSTFIELDSIZE_LARGE as i32, b.len() as i64),
+                    raw::setopt_off_t(h, c::CURLOPT_POSTFIELDSIZE_LARGE as i32, b.len() as i64 - 1),
                     opt,
                 )?;
             }
@@ -470,7 +518,7 @@ fn set_value(
                 set_slist(e, h, id, items, opt)
             }
         },
-        ot::OBJECT => crate::objects::set_object(ud, h, id, opt, v),
+        ot::OBJECT => crate::objects::set_object(ud, e, h, id, opt, v),
         _ => usage(format!(
             "{opt} is not supported by this version of the module"
         )),
@@ -537,7 +585,7 @@ fn perform(lua: &Lua, args: Args) -> R<()> {
 
 fn get_info(lua: &Lua, args: Args) -> R<Value> {
     let (ud, _e, h) = open(&args)?;
-    let id = args.int(1, "info")? as i32;
+    let id = args.c_int(1, "info")?;
     let t = tables(lua);
     let Some(name) = t.info.get(&id) else {
         return usage(format!("bad argument #1 'info' (unknown CURLINFO {id})"));
@@ -643,6 +691,7 @@ fn reset(lua: &Lua, args: Args) -> R<()> {
     e.slists.borrow_mut().clear();
     e.postfields.borrow_mut().take();
     e.pending_read.borrow_mut().clear();
+    e.objects.borrow_mut().clear();
     e.flush_graveyard();
     clear_uv(lua, &ud, true)?;
     Ok(())
@@ -652,7 +701,7 @@ fn reset(lua: &Lua, args: Args) -> R<()> {
 /// data at once, so the write callback may run inside this call.
 fn pause(lua: &Lua, args: Args) -> R<()> {
     let (ud, e, h) = open(&args)?;
-    let mask = args.int(1, "bitmask")? as std::os::raw::c_int;
+    let mask = args.int_in(1, "bitmask", 0, c::CURLPAUSE_ALL)? as std::os::raw::c_int;
     let (rc, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_pause(h, mask))?;
     if let Some(f) = err {
         return Err(f);
@@ -779,7 +828,7 @@ fn dup_handle(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     for cb in [Cb::Write, Cb::Header, Cb::Read] {
         refresh_stream(&nud, &ne, nh, cb)?;
     }
-    crate::objects::after_dup(&nud, nh)?;
+    crate::objects::after_dup(&e, &ne, nh)?;
     Ok(nud)
 }
 

@@ -12,6 +12,7 @@ use crate::error::{to_int, type_name, Fail};
 use crate::raw::{self, HstsEntry, HstsIndex, KhKey};
 use mlua::prelude::*;
 use mlua::{MultiValue, Value};
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 
@@ -287,7 +288,7 @@ pub fn on_data(e: &EasyInner, ctx: &Ctx<'_>, data: &[u8], cb: Cb) -> usize {
 /// CURL_READFUNC_ABORT / CURL_READFUNC_PAUSE.
 pub fn on_read(e: &EasyInner, ctx: &Ctx<'_>, buf: *mut c_char, max: usize) -> usize {
     let abort = c::CURL_READFUNC_ABORT as usize;
-    if let Some(n) = e.take_pending_read(buf, max) {
+    if let Some(n) = take_pending(e.pending_read(), buf, max) {
         return n;
     }
     let r = match invoke(e, ctx, Cb::Read, |_, a| {
@@ -304,7 +305,30 @@ pub fn on_read(e: &EasyInner, ctx: &Ctx<'_>, buf: *mut c_char, max: usize) -> us
             }
         }
     };
-    let v = first(&r);
+    read_result(ctx, &r, buf, max, e.pending_read())
+}
+
+fn take_pending(pending: &RefCell<Vec<u8>>, buf: *mut c_char, max: usize) -> Option<usize> {
+    let mut p = pending.borrow_mut();
+    if p.is_empty() {
+        return None;
+    }
+    let n = raw::fill(buf, max, &p);
+    p.drain(..n);
+    Some(n)
+}
+
+/// Maps a read callback's Lua result to libcurl's return value, keeping
+/// what does not fit in `pending`.
+pub fn read_result(
+    ctx: &Ctx<'_>,
+    r: &MultiValue,
+    buf: *mut c_char,
+    max: usize,
+    pending: &RefCell<Vec<u8>>,
+) -> usize {
+    let abort = c::CURL_READFUNC_ABORT as usize;
+    let v = first(r);
     match &v {
         Value::Nil => 0,
         Value::Boolean(false) => abort,
@@ -312,7 +336,7 @@ pub fn on_read(e: &EasyInner, ctx: &Ctx<'_>, buf: *mut c_char, max: usize) -> us
             let b = s.as_bytes();
             let n = raw::fill(buf, max, &b);
             if n < b.len() {
-                e.keep_pending_read(b[n..].to_vec());
+                *pending.borrow_mut() = b[n..].to_vec();
             }
             n
         }
@@ -373,7 +397,7 @@ pub fn on_debug(e: &EasyInner, ctx: &Ctx<'_>, kind: c_int, data: &[u8]) -> c_int
 
 /// A callback whose Lua result is "nothing/true/0 = OK", "false = `on_false`",
 /// "a number = that code"; an error gives `on_error`.
-fn code_result(r: Call, ok: c_int, on_false: c_int, on_error: c_int, no_fn: c_int) -> c_int {
+pub fn code_result(r: Call, ok: c_int, on_false: c_int, on_error: c_int, no_fn: c_int) -> c_int {
     match r {
         Call::NoFn => no_fn,
         Call::Failed => on_error,

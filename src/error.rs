@@ -18,6 +18,10 @@ pub enum Fail {
     Easy(i32, Option<String>),
     /// A `CURLMcode`, with an optional explanation.
     Multi(i32, Option<String>),
+    /// A `CURLSHcode`.
+    Share(i32, Option<String>),
+    /// A `CURLUcode`.
+    Url(i32, Option<String>),
     /// Something inside mlua (out of memory and the like).
     Lua(LuaError),
 }
@@ -75,6 +79,22 @@ impl Fail {
                 }
                 let name = consts::code_name(lua, "CURLM_", code as i64);
                 error_value(lua, "multi", code as i64, &name, &msg, method)
+            }
+            Fail::Share(code, detail) => {
+                let mut msg = crate::raw::share_strerror(code);
+                if let Some(d) = detail {
+                    msg = format!("{msg}: {d}");
+                }
+                let name = consts::code_name(lua, "CURLSHE_", code as i64);
+                error_value(lua, "share", code as i64, &name, &msg, method)
+            }
+            Fail::Url(code, detail) => {
+                let mut msg = crate::raw::url_strerror(code);
+                if let Some(d) = detail {
+                    msg = format!("{msg}: {d}");
+                }
+                let name = consts::code_name(lua, "CURLUE_", code as i64);
+                error_value(lua, "url", code as i64, &name, &msg, method)
             }
             Fail::Lua(e) => Ok(Value::String(lua.create_string(e.to_string())?)),
         }
@@ -156,6 +176,14 @@ pub fn type_name(v: &Value) -> &'static str {
                 "curl.Easy"
             } else if ud.is::<crate::poller::Poller>() {
                 "curl.Poller"
+            } else if ud.is::<crate::share::Share>() {
+                "curl.Share"
+            } else if ud.is::<crate::url::Url>() {
+                "curl.URL"
+            } else if ud.is::<crate::mime::Mime>() {
+                "curl.Mime"
+            } else if ud.is::<crate::mime::MimePart>() {
+                "curl.MimePart"
             } else {
                 "userdata"
             }
@@ -197,6 +225,31 @@ impl Args {
             Value::Nil => Ok(default),
             _ => self.int(i, name),
         }
+    }
+    /// An integer within `min..=max` (so casts to C types never truncate).
+    pub fn int_in(&self, i: usize, name: &str, min: i64, max: i64) -> R<i64> {
+        let n = self.int(i, name)?;
+        if n < min || n > max {
+            return usage(format!(
+                "bad argument #{i} '{name}' (expected an integer from {min} to {max}, got {n})"
+            ));
+        }
+        Ok(n)
+    }
+    pub fn opt_int_in(&self, i: usize, name: &str, default: i64, min: i64, max: i64) -> R<i64> {
+        match self.get(i) {
+            Value::Nil => Ok(default),
+            _ => self.int_in(i, name, min, max),
+        }
+    }
+    /// A C `int` argument.
+    pub fn c_int(&self, i: usize, name: &str) -> R<i32> {
+        Ok(self.int_in(i, name, i32::MIN as i64, i32::MAX as i64)? as i32)
+    }
+    /// A descriptor, or -1 (`CURL_SOCKET_TIMEOUT`) where `allow_timeout`.
+    pub fn fd(&self, i: usize, name: &str, allow_timeout: bool) -> R<i32> {
+        let min = if allow_timeout { -1 } else { 0 };
+        Ok(self.int_in(i, name, min, i32::MAX as i64)? as i32)
     }
     pub fn ud<T: 'static>(&self, i: usize, name: &str, what: &str) -> R<LuaAnyUserData> {
         match self.get(i) {

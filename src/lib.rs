@@ -20,10 +20,13 @@ mod ctx;
 mod easy;
 mod easy_cb;
 mod error;
+mod mime;
 mod multi;
 mod objects;
 mod poller;
 mod raw;
+mod share;
+mod url;
 
 use error::{reg_fn, Args, R};
 use mlua::prelude::*;
@@ -97,6 +100,9 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     multi::register(lua, &r)?;
     easy::register(lua, &r)?;
     poller::register(lua, &r)?;
+    share::register(lua, &r)?;
+    url::register(lua, &r)?;
+    mime::register(lua, &r)?;
     reg_fn(lua, &r, "Version", "curl.Version", |_l, _a| {
         Ok(raw::version())
     })?;
@@ -106,23 +112,39 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
         &r,
         "EasyStrError",
         "curl.EasyStrError",
-        |_l, a: Args| Ok(raw::easy_strerror(a.int(1, "code")? as i32)),
+        |_l, a: Args| Ok(raw::easy_strerror(a.c_int(1, "code")?)),
     )?;
     reg_fn(
         lua,
         &r,
         "MultiStrError",
         "curl.MultiStrError",
-        |_l, a: Args| Ok(raw::multi_strerror(a.int(1, "code")? as i32)),
+        |_l, a: Args| Ok(raw::multi_strerror(a.c_int(1, "code")?)),
     )?;
     reg_fn(
         lua,
         &r,
         "ShareStrError",
         "curl.ShareStrError",
-        |_l, a: Args| Ok(raw::share_strerror(a.int(1, "code")? as i32)),
+        |_l, a: Args| Ok(raw::share_strerror(a.c_int(1, "code")?)),
     )?;
     r.raw_set("runtime_version_num", raw::version_num())?;
+    r.raw_set("runtime_version", raw::version_info().version)?;
+    // Options, infos and functions newer than 7.88.1, with the libcurl
+    // version that added them (data in newer.tsv), for clear errors.
+    let newer = lua.create_table()?;
+    for line in include_str!("newer.tsv").lines() {
+        let mut it = line.split('\t');
+        if let (Some(n), Some(v)) = (it.next(), it.next()) {
+            newer.raw_set(n, v)?;
+        }
+    }
+    r.raw_set("newer", newer)?;
+    let canon = lua.create_table()?;
+    for (id, o) in t.easy.iter() {
+        canon.raw_set(format!("CURLOPT_{}", o.name), *id)?;
+    }
+    r.raw_set("easy_option_constants", canon)?;
 
     let addr = lua.create_function(|_, v: Value| Ok(format!("{:p}", v.to_pointer())))?;
     r.raw_set("addr", addr)?;

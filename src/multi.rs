@@ -51,6 +51,11 @@ impl MultiInner {
         let Some(m) = self.raw.take() else {
             return;
         };
+        if self.slot.busy() {
+            // Collected while one of its calls runs (lua_close from inside a
+            // callback): libcurl refuses cleanup then; leave it to the exit.
+            return;
+        }
         raw::multi_set_socket_cb(m, None, std::ptr::null());
         raw::multi_set_timer_cb(m, None, std::ptr::null());
         let easies = std::mem::take(&mut *self.easies.borrow_mut());
@@ -227,7 +232,7 @@ pub fn on_timer(ctx: &Ctx<'_>, ms: i64) {
 
 fn set_opt(lua: &Lua, args: Args) -> R<()> {
     let (ud, inner, m) = open_idle(&args)?;
-    let id = args.int(1, "option")? as i32;
+    let id = args.c_int(1, "option")?;
     let tabs = tables(lua);
     let Some(name) = tabs.multi.get(&id) else {
         return usage(format!(
@@ -322,8 +327,8 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
 
 fn socket_action(lua: &Lua, args: Args) -> R<i64> {
     let (ud, inner, m) = open_idle(&args)?;
-    let fd = args.int(1, "socket")?;
-    let mask = args.opt_int(2, "mask", 0)?;
+    let fd = args.fd(1, "socket", true)?;
+    let mask = args.opt_int_in(2, "mask", 0, 0, 7)?;
     let (r, err) = with_ctx(lua, &ud, &inner, || {
         raw::multi_socket_action(m, fd as sys::curl_socket_t, mask as c_int)
     });
@@ -399,7 +404,7 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
         et.raw_set("multi", Value::Nil)?;
         inner.easies.borrow_mut().remove(&h.addr());
         e.multi.borrow_mut().take();
-        return Err(Fail::Multi(rc, None));
+        return Err(err.unwrap_or(Fail::Multi(rc, None)));
     }
     match err {
         Some(f) => Err(f),
@@ -428,8 +433,11 @@ pub fn detach_easy(
     e.multi.borrow_mut().take();
     drop(gone);
     e.flush_graveyard();
+    if err.is_some() {
+        return Ok(err);
+    }
     mcheck(rc)?;
-    Ok(err)
+    Ok(None)
 }
 
 fn remove_handle(lua: &Lua, args: Args) -> R<()> {
@@ -448,7 +456,7 @@ fn remove_handle(lua: &Lua, args: Args) -> R<()> {
 
 fn wait_or_poll(lua: &Lua, args: Args, poll: bool) -> R<i64> {
     let (ud, inner, m) = open_idle(&args)?;
-    let ms = args.int(1, "timeout_ms")?;
+    let ms = args.int_in(1, "timeout_ms", 0, i32::MAX as i64)?;
     let mut fds: Vec<sys::curl_waitfd> = Vec::new();
     let extra = match args.get(2) {
         Value::Nil => None,
@@ -473,6 +481,11 @@ fn wait_or_poll(lua: &Lua, args: Args, poll: bool) -> R<i64> {
                     "bad argument #2 'extra': item {i} needs integer 'fd' and 'events'"
                 ));
             };
+            if !(0..=i32::MAX as i64).contains(&fd) || !(0..=0xffff).contains(&ev) {
+                return usage(format!(
+                    "bad argument #2 'extra': item {i} has an out-of-range 'fd' or 'events'"
+                ));
+            }
             fds.push(sys::curl_waitfd {
                 fd: fd as sys::curl_socket_t,
                 events: ev as i16,
@@ -500,7 +513,7 @@ fn wakeup(_lua: &Lua, args: Args) -> R<()> {
 
 fn assign(_lua: &Lua, args: Args) -> R<()> {
     let (ud, _inner, m) = open(&args)?;
-    let fd = args.int(1, "socket")?;
+    let fd = args.fd(1, "socket", false)?;
     let v = args.get(2);
     // libcurl stores a marker; the Lua value lives in our `assigned` table.
     let marker = if v.is_nil() {

@@ -56,8 +56,8 @@ fn os_err<T>(what: &str, e: std::io::Error) -> R<T> {
 
 fn watch(_lua: &Lua, args: Args) -> R<()> {
     let (ud, ep) = this(&args)?;
-    let fd = args.int(1, "fd")? as c_int;
-    let what = args.int(2, "what")? as c_int;
+    let fd = args.fd(1, "fd", false)?;
+    let what = args.c_int(2, "what")?;
     let events = match what {
         sys::CURL_POLL_NONE => 0,
         sys::CURL_POLL_IN => libc::EPOLLIN as u32,
@@ -73,7 +73,8 @@ fn watch(_lua: &Lua, args: Args) -> R<()> {
     let p = ud.borrow::<Poller>()?;
     let known = p.watched.borrow().get(&fd).copied();
     match known {
-        Some(old) if old == events => return Ok(()),
+        // Always tell the kernel: the descriptor may have been closed (which
+        // drops it from epoll) and reused by a new socket since.
         Some(_) => {
             if let Err(e) = raw::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, events) {
                 if e.raw_os_error() != Some(libc::ENOENT) {
@@ -109,7 +110,7 @@ fn unwatch_fd(ud: &LuaAnyUserData, ep: c_int, fd: c_int) -> R<()> {
 
 fn unwatch(_lua: &Lua, args: Args) -> R<()> {
     let (ud, ep) = this(&args)?;
-    let fd = args.int(1, "fd")? as c_int;
+    let fd = args.fd(1, "fd", false)?;
     unwatch_fd(&ud, ep, fd)
 }
 
@@ -118,6 +119,7 @@ fn unwatch(_lua: &Lua, args: Args) -> R<()> {
 fn wait(_lua: &Lua, args: Args) -> R<i64> {
     let (ud, ep) = this(&args)?;
     let ms = args.opt_int(1, "timeout_ms", -1)?;
+    // negative: no limit
     let ms = ms.clamp(-1, c_int::MAX as i64) as c_int;
     let p = ud.borrow::<Poller>()?;
     let mut buf = p.ready.borrow_mut();

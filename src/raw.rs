@@ -257,6 +257,24 @@ pub fn setopt_ptr(h: EasyPtr, opt: i32, p: *const c_void) -> CURLcode {
     unsafe { sys::curl_easy_setopt(h.as_ptr(), opt as sys::CURLoption, p) as CURLcode }
 }
 
+extern "C" {
+    // glibc's standard streams: libcurl's defaults for WRITEDATA / READDATA.
+    static stdout: *mut libc::FILE;
+    static stdin: *mut libc::FILE;
+}
+
+/// The C `stdout` stream (libcurl's default WRITEDATA).
+pub fn c_stdout() -> *const c_void {
+    // SAFETY: reading the process-wide stream pointer glibc initialises.
+    unsafe { stdout as *const c_void }
+}
+
+/// The C `stdin` stream (libcurl's default READDATA).
+pub fn c_stdin() -> *const c_void {
+    // SAFETY: as c_stdout.
+    unsafe { stdin as *const c_void }
+}
+
 pub fn setopt_cstr(h: EasyPtr, opt: i32, s: Option<&CStr>) -> CURLcode {
     setopt_ptr(
         h,
@@ -896,4 +914,211 @@ pub fn sockaddr_parts(a: &sys::curl_sockaddr) -> (String, u16) {
         }
         _ => (String::new(), 0),
     }
+}
+
+// ------------------------------------------------------------ share, url, mime
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SharePtr(NonNull<sys::CURLSH>);
+
+pub fn share_init() -> Option<SharePtr> {
+    // SAFETY: plain constructor.
+    NonNull::new(unsafe { sys::curl_share_init() }).map(SharePtr)
+}
+
+pub fn share_cleanup(s: SharePtr) -> c_int {
+    // SAFETY: the owner calls this once, when no easy handle uses the share.
+    unsafe { sys::curl_share_cleanup(s.0.as_ptr()) as c_int }
+}
+
+pub fn share_setopt_long(s: SharePtr, opt: c_int, v: c_long) -> c_int {
+    // SAFETY: live share; SHARE/UNSHARE take a long.
+    unsafe { sys::curl_share_setopt(s.0.as_ptr(), opt as sys::CURLSHoption, v) as c_int }
+}
+
+impl SharePtr {
+    pub fn as_ptr(self) -> *const c_void {
+        self.0.as_ptr() as *const c_void
+    }
+}
+
+#[repr(C)]
+pub struct CurlU {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct CurlMime {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct CurlMimePart {
+    _private: [u8; 0],
+}
+
+pub type MimeReadCb = extern "C" fn(*mut c_char, usize, usize, *mut c_void) -> usize;
+pub type MimeSeekCb = extern "C" fn(*mut c_void, sys::curl_off_t, c_int) -> c_int;
+pub type MimeFreeCb = extern "C" fn(*mut c_void);
+
+extern "C" {
+    fn curl_url() -> *mut CurlU;
+    fn curl_url_cleanup(h: *mut CurlU);
+    fn curl_url_dup(h: *const CurlU) -> *mut CurlU;
+    fn curl_url_get(h: *const CurlU, what: c_int, part: *mut *mut c_char, flags: c_uint) -> c_int;
+    fn curl_url_set(h: *mut CurlU, what: c_int, part: *const c_char, flags: c_uint) -> c_int;
+    fn curl_url_strerror(code: c_int) -> *const c_char;
+    fn curl_mime_init(easy: *mut sys::CURL) -> *mut CurlMime;
+    fn curl_mime_free(mime: *mut CurlMime);
+    fn curl_mime_addpart(mime: *mut CurlMime) -> *mut CurlMimePart;
+    fn curl_mime_name(part: *mut CurlMimePart, name: *const c_char) -> sys::CURLcode;
+    fn curl_mime_filename(part: *mut CurlMimePart, name: *const c_char) -> sys::CURLcode;
+    fn curl_mime_type(part: *mut CurlMimePart, t: *const c_char) -> sys::CURLcode;
+    fn curl_mime_encoder(part: *mut CurlMimePart, e: *const c_char) -> sys::CURLcode;
+    fn curl_mime_data(part: *mut CurlMimePart, data: *const c_char, size: usize) -> sys::CURLcode;
+    fn curl_mime_filedata(part: *mut CurlMimePart, name: *const c_char) -> sys::CURLcode;
+    fn curl_mime_data_cb(
+        part: *mut CurlMimePart,
+        size: sys::curl_off_t,
+        read: Option<MimeReadCb>,
+        seek: Option<MimeSeekCb>,
+        free: Option<MimeFreeCb>,
+        arg: *mut c_void,
+    ) -> sys::CURLcode;
+    fn curl_mime_subparts(part: *mut CurlMimePart, sub: *mut CurlMime) -> sys::CURLcode;
+    fn curl_mime_headers(
+        part: *mut CurlMimePart,
+        headers: *mut sys::curl_slist,
+        take: c_int,
+    ) -> sys::CURLcode;
+}
+
+pub fn url_strerror(code: c_int) -> String {
+    // SAFETY: returns a static string for any code.
+    cstr_opt(unsafe { curl_url_strerror(code) }).unwrap_or_default()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct UrlPtr(NonNull<CurlU>);
+
+impl UrlPtr {
+    pub fn as_ptr(self) -> *const c_void {
+        self.0.as_ptr() as *const c_void
+    }
+}
+
+pub fn url_new() -> Option<UrlPtr> {
+    // SAFETY: plain constructor.
+    NonNull::new(unsafe { curl_url() }).map(UrlPtr)
+}
+
+pub fn url_cleanup(u: UrlPtr) {
+    // SAFETY: the owner calls this once, when no easy handle uses it.
+    unsafe { curl_url_cleanup(u.0.as_ptr()) }
+}
+
+pub fn url_dup(u: UrlPtr) -> Option<UrlPtr> {
+    // SAFETY: live handle; returns a new one or NULL.
+    NonNull::new(unsafe { curl_url_dup(u.0.as_ptr()) }).map(UrlPtr)
+}
+
+pub fn url_set(u: UrlPtr, part: c_int, value: Option<&CStr>, flags: c_uint) -> c_int {
+    let p = value.map_or(ptr::null(), |c| c.as_ptr());
+    // SAFETY: live handle; libcurl copies the string.
+    unsafe { curl_url_set(u.0.as_ptr(), part, p, flags) }
+}
+
+pub fn url_get(u: UrlPtr, part: c_int, flags: c_uint) -> Result<Vec<u8>, c_int> {
+    let mut p: *mut c_char = ptr::null_mut();
+    // SAFETY: live handle; libcurl allocates the result, freed below.
+    let rc = unsafe { curl_url_get(u.0.as_ptr(), part, &mut p, flags) };
+    if rc != 0 {
+        return Err(rc);
+    }
+    let out = c_bytes(p).unwrap_or_default();
+    // SAFETY: allocated by libcurl for us.
+    unsafe { sys::curl_free(p as *mut c_void) };
+    Ok(out)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MimePtr(NonNull<CurlMime>);
+
+impl MimePtr {
+    pub fn as_ptr(self) -> *const c_void {
+        self.0.as_ptr() as *const c_void
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PartPtr(NonNull<CurlMimePart>);
+
+pub fn mime_init(e: EasyPtr) -> Option<MimePtr> {
+    // SAFETY: live easy handle.
+    NonNull::new(unsafe { curl_mime_init(e.as_ptr()) }).map(MimePtr)
+}
+
+pub fn mime_free(m: MimePtr) {
+    // SAFETY: the owner frees a top-level mime once, when no easy uses it;
+    // this frees its parts and attached sub-mimes too.
+    unsafe { curl_mime_free(m.0.as_ptr()) }
+}
+
+pub fn mime_addpart(m: MimePtr) -> Option<PartPtr> {
+    // SAFETY: live mime; the part belongs to it.
+    NonNull::new(unsafe { curl_mime_addpart(m.0.as_ptr()) }).map(PartPtr)
+}
+
+/// Name, filename, type or encoder of a part (libcurl copies the string).
+pub fn part_set_str(p: PartPtr, which: u8, v: Option<&CStr>) -> CURLcode {
+    let s = v.map_or(ptr::null(), |c| c.as_ptr());
+    // SAFETY: live part (its mime is alive, checked by the caller).
+    unsafe {
+        (match which {
+            b'n' => curl_mime_name(p.0.as_ptr(), s),
+            b'f' => curl_mime_filename(p.0.as_ptr(), s),
+            b't' => curl_mime_type(p.0.as_ptr(), s),
+            b'd' => curl_mime_filedata(p.0.as_ptr(), s),
+            _ => curl_mime_encoder(p.0.as_ptr(), s),
+        }) as CURLcode
+    }
+}
+
+pub fn part_data(p: PartPtr, data: &[u8]) -> CURLcode {
+    // SAFETY: live part; libcurl copies `data`.
+    unsafe { curl_mime_data(p.0.as_ptr(), data.as_ptr() as *const c_char, data.len()) as CURLcode }
+}
+
+/// Attaches callbacks with `arg`; libcurl calls `free(arg)` when the part's
+/// data is replaced or the part is freed.
+pub fn part_data_cb(
+    p: PartPtr,
+    size: i64,
+    read: MimeReadCb,
+    seek: MimeSeekCb,
+    free: MimeFreeCb,
+    arg: *mut c_void,
+) -> CURLcode {
+    // SAFETY: live part; arg ownership passes to libcurl's free callback.
+    unsafe {
+        curl_mime_data_cb(p.0.as_ptr(), size, Some(read), Some(seek), Some(free), arg) as CURLcode
+    }
+}
+
+pub fn part_subparts(p: PartPtr, sub: MimePtr) -> CURLcode {
+    // SAFETY: live part and mime; the part takes ownership of `sub`.
+    unsafe { curl_mime_subparts(p.0.as_ptr(), sub.0.as_ptr()) as CURLcode }
+}
+
+pub fn part_headers(p: PartPtr, items: &[CString]) -> CURLcode {
+    let l = Slist::new(items);
+    let Some(l) = l else {
+        return sys::CURLE_OUT_OF_MEMORY as CURLcode;
+    };
+    let raw_list = l.0;
+    std::mem::forget(l);
+    // SAFETY: live part; take_ownership = 1 hands the list to libcurl.
+    let rc = unsafe { curl_mime_headers(p.0.as_ptr(), raw_list, 1) as CURLcode };
+    if rc != CURLE_OK {
+        drop(Slist(raw_list));
+    }
+    rc
 }
