@@ -35,6 +35,24 @@ pub struct MimeInner {
     children: RefCell<Vec<Rc<MimeInner>>>,
     /// The easy this mime was made for; its transfers run the callbacks.
     easy: Weak<EasyInner>,
+    /// How many easy handles post it (MIMEPOST).
+    posted: Cell<usize>,
+}
+
+/// What an easy holds while it posts a mime: keeps it alive and counted.
+pub struct PostGuard(pub Rc<MimeInner>);
+
+impl PostGuard {
+    pub fn new(m: Rc<MimeInner>) -> PostGuard {
+        m.posted.set(m.posted.get() + 1);
+        PostGuard(m)
+    }
+}
+
+impl Drop for PostGuard {
+    fn drop(&mut self) {
+        self.0.posted.set(self.0.posted.get().saturating_sub(1));
+    }
 }
 
 impl MimeInner {
@@ -145,6 +163,7 @@ fn create(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
         owned_by_parent: Cell::new(false),
         children: RefCell::new(Vec::new()),
         easy: Rc::downgrade(&e),
+        posted: Cell::new(0),
     };
     let ud = lua.create_userdata(Mime(Rc::new(inner)))?;
     let t = lua.create_table()?;
@@ -240,7 +259,7 @@ fn part_subparts(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     let Some(sp) = sub.raw() else {
         return usage("bad argument #1 'mime' (the mime handle is closed)");
     };
-    if Rc::strong_count(&sub) > 2 {
+    if sub.posted.get() > 0 {
         return usage("bad argument #1 'mime' (it is posted by an easy handle)");
     }
     check(raw::part_subparts(p, sp), "curl_mime_subparts")?;
@@ -335,10 +354,10 @@ fn close(_lua: &Lua, args: Args) -> R<()> {
     let Some(p) = m.raw() else {
         return Ok(());
     };
-    let users = Rc::strong_count(&m) - 2;
+    let users = m.posted.get();
     if users > 0 {
         return usage(format!(
-            "the mime is in use by {users} easy handle(s) or parts"
+            "the mime is in use by {users} easy handle(s) (MIMEPOST)"
         ));
     }
     m.raw.set(None);
@@ -420,7 +439,9 @@ pub fn on_seek(pc: &PartCb, e: &EasyInner, ctx: &Ctx<'_>, offset: i64, origin: c
 }
 
 /// Whether the easy option value is a usable top-level mime.
-pub fn for_post(v: &LuaAnyUserData) -> R<(Rc<MimeInner>, MimePtr)> {
+/// Whether the easy option value is a usable top-level mime; the guard
+/// counts the easy as a user until dropped.
+pub fn for_post(v: &LuaAnyUserData) -> R<(PostGuard, MimePtr)> {
     let m = inner_of(v)?;
     if m.owned_by_parent.get() {
         return usage(
@@ -430,7 +451,7 @@ pub fn for_post(v: &LuaAnyUserData) -> R<(Rc<MimeInner>, MimePtr)> {
     let p = m.raw().ok_or_else(|| {
         Fail::Usage("bad argument #2 'value' for CURLOPT_MIMEPOST (the mime is closed)".into())
     })?;
-    Ok((m, p))
+    Ok((PostGuard::new(m), p))
 }
 
 pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {

@@ -49,8 +49,8 @@ pub fn set_object(
             (p.as_ptr(), Some(s as Rc<dyn Any>))
         }
         (Value::UserData(u), c::CURLOPT_MIMEPOST) if u.is::<mime::Mime>() => {
-            let (m, p) = mime::for_post(u)?;
-            (p.as_ptr(), Some(m as Rc<dyn Any>))
+            let (g, p) = mime::for_post(u)?;
+            (p.as_ptr(), Some(Rc::new(g) as Rc<dyn Any>))
         }
         _ => {
             let expected = match id64 {
@@ -90,13 +90,16 @@ pub fn after_dup(old: &EasyInner, new: &EasyInner, nh: EasyPtr) -> R<()> {
         .map(|(k, v)| (*k, v.clone()))
         .collect();
     for (id, o) in objs {
-        if id == c::CURLOPT_MIMEPOST {
-            if let Ok(m) = o.clone().downcast::<mime::MimeInner>() {
-                if let Some(p) = m.raw() {
-                    check(raw::setopt_ptr(nh, id as i32, p.as_ptr()), "DupHandle")?;
-                }
+        let o = match o.clone().downcast::<mime::PostGuard>() {
+            Ok(g) => {
+                // libcurl made its own copy of the mime: point the copy back
+                // at ours (whose callbacks the module serves), counted anew.
+                let Some(p) = g.0.raw() else { continue };
+                check(raw::setopt_ptr(nh, id as i32, p.as_ptr()), "DupHandle")?;
+                Rc::new(mime::PostGuard::new(g.0.clone())) as Rc<dyn Any>
             }
-        }
+            Err(_) => o,
+        };
         new.objects().borrow_mut().insert(id, o);
     }
     Ok(())

@@ -10,6 +10,7 @@ then serves until process PID (default: its parent) is gone, or SIGTERM. Endpoin
   /status/CODE       that status, body "status CODE"
   /redirect/N        302 to /redirect/N-1; /redirect/0 answers "done"
   /307               307 to /echo (a body must be sent again)
+  /setcookie/N/V     sets cookie N=V
   /hsts              sets Strict-Transport-Security (meaningful over TLS only)
   /close[/N]         headers announcing N+100 bytes, N bytes, then close
   /reset             closes the connection before any response
@@ -100,6 +101,8 @@ class Handler(BaseHTTPRequestHandler):
                     self.send(200, b"done", "text/plain")
                 else:
                     self.send(302, b"", extra={"Location": "/redirect/%d" % (n - 1)})
+            elif head == "setcookie":
+                self.send(200, b"ok", "text/plain", extra={"Set-Cookie": "%s=%s; Path=/" % (parts[1], parts[2])})
             elif head == "307":
                 self.send(307, b"", extra={"Location": "/echo"})
             elif head == "close":
