@@ -29,6 +29,7 @@ mkdir -p "$dir/www" "$dir/tmp" "$dir/logs"
 dir=$(cd "$dir" && pwd)
 
 # Files served (deterministic content).
+printf '<html>push</html>\n' > "$dir/www/push.html"
 if [ ! -f "$dir/www/1m" ]; then
   python3 - "$dir/www" <<'PY'
 import sys, os
@@ -87,6 +88,11 @@ http {
     ssl_certificate_key $dir/server.key;
     root $dir/www;
     location / { }
+    # HTTP/2 server push (CURLMOPT_PUSHFUNCTION specs)
+    location = /push.html { http2_push /1k; http2_push /100b; }
+    location = /push2.html { alias $dir/www/push.html; http2_push_preload on; add_header Link "</16k>; rel=preload" always; }
+    # HSTS (CURLOPT_HSTS* specs)
+    location /hsts/ { alias $dir/www/; add_header Strict-Transport-Security "max-age=3600; includeSubDomains" always; }
   }
 }
 EOF

@@ -68,6 +68,26 @@ pub extern "C" fn timer_cb(_multi: *mut sys::CURLM, ms: c_long, userp: *mut c_vo
     0
 }
 
+pub extern "C" fn push_cb(
+    parent: *mut sys::CURL,
+    easy: *mut sys::CURL,
+    num: usize,
+    headers: *mut c_void,
+    userp: *mut c_void,
+) -> c_int {
+    let deny = c::CURL_PUSH_DENY as c_int;
+    if userp.is_null() {
+        return deny;
+    }
+    // SAFETY: as in socket_cb (registered with PUSHDATA).
+    let m = unsafe { &*(userp as *const MultiInner) };
+    let hs = raw::push_headers(headers, num);
+    match m.slot.get() {
+        Some(ctx) => guarded(ctx, deny, || multi::on_push(ctx, parent as usize, easy, hs)),
+        None => deny,
+    }
+}
+
 /// Recovers the EasyInner registered as a callback's data pointer and runs
 /// `f` with the running call's context; `no_ctx` when there is none (GC,
 /// teardown), `fail` if `f` panics.
@@ -330,10 +350,11 @@ pub extern "C" fn ssh_hostkey_cb(
     )
 }
 
+/// `CURLSTScode (*)(CURL *, struct curl_hstsentry *, void *clientp)`: three
+/// arguments, unlike the write side.
 pub extern "C" fn hsts_read_cb(
     _h: *mut sys::CURL,
     entry: *mut raw::HstsEntry,
-    _i: *mut raw::HstsIndex,
     userp: *mut c_void,
 ) -> c_int {
     let fail = c::CURLSTS_FAIL as c_int;

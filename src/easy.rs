@@ -27,6 +27,9 @@ const UV_MULTI: &str = "multi";
 
 pub struct EasyInner {
     raw: Cell<Option<EasyPtr>>,
+    /// The handle's address, kept after close: callbacks libcurl runs while
+    /// cleaning up still find the object (whose methods then say "closed").
+    id: usize,
     /// The multi this easy is added to (strong; the multi holds us back, and
     /// whichever side closes first breaks the cycle).
     pub multi: RefCell<Option<Rc<MultiInner>>>,
@@ -78,7 +81,7 @@ impl EasyInner {
     }
 
     pub fn addr(&self) -> usize {
-        self.raw.get().map_or(0, |h| h.addr())
+        self.id
     }
 
     fn ptr(&self) -> *const c_void {
@@ -111,6 +114,13 @@ impl EasyInner {
             self.multi.borrow_mut().take();
             return;
         }
+        self.cleanup_now();
+    }
+
+    /// Detaches and frees now. `Close` calls it with the easy's own context
+    /// installed, so callbacks libcurl runs while cleaning up (HSTS saving,
+    /// closing sockets) reach Lua; from `__gc` no context is installed.
+    fn cleanup_now(&self) {
         let m = self.multi.borrow_mut().take();
         if let (Some(m), Some(h)) = (m, self.raw.get()) {
             m.forget(h);
@@ -147,6 +157,7 @@ impl EasyInner {
 fn new_inner(h: EasyPtr) -> EasyInner {
     EasyInner {
         raw: Cell::new(Some(h)),
+        id: h.addr(),
         multi: RefCell::new(None),
         slot: CtxSlot::default(),
         slists: RefCell::new(HashMap::new()),
@@ -670,7 +681,17 @@ fn close(lua: &Lua, args: Args) -> R<()> {
             parked = multi::detach_easy(lua, &mud, &m, &ud, &e)?;
         }
     }
-    e.close_raw();
+    let mut ctx = Ctx::new(lua);
+    if let Some(h) = e.raw() {
+        ctx.easy = Some((&ud, h.addr()));
+    }
+    {
+        let _g = e.slot.install(&ctx);
+        e.cleanup_now();
+    }
+    if parked.is_none() {
+        parked = ctx.take_err();
+    }
     clear_uv(lua, &ud, false)?;
     match parked {
         Some(f) => Err(f),
@@ -791,12 +812,55 @@ fn recv(lua: &Lua, args: Args) -> R<Value> {
 fn dup_handle(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     let (ud, e, h) = open(&args)?;
     let nh = raw::easy_duphandle(h).ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
-    let nud = wrap(lua, new_inner(nh))?;
-    let ne = inner_of(&nud)?;
+    adopt(lua, &ud, &e, nh, false)
+}
+
+/// Wraps a handle libcurl copied from `src` (`curl_easy_duphandle`, or an
+/// HTTP/2 server push): the module's state is copied too (callbacks,
+/// userdata, kept strings and lists, objects), and every data pointer that
+/// libcurl copied from `src` is pointed at the new handle's own state.
+/// With `libcurl_owns` (a push not yet accepted), a failure gives the handle
+/// back untouched instead of freeing it.
+pub fn adopt(
+    lua: &Lua,
+    ud: &LuaAnyUserData,
+    e: &EasyInner,
+    nh: EasyPtr,
+    libcurl_owns: bool,
+) -> R<LuaAnyUserData> {
+    let nud = match wrap(lua, new_inner(nh)) {
+        Ok(u) => u,
+        Err(f) => {
+            if !libcurl_owns {
+                raw::easy_cleanup(nh);
+            }
+            return Err(f);
+        }
+    };
+    match copy_state(lua, ud, e, &nud, nh) {
+        Ok(()) => Ok(nud),
+        Err(f) => {
+            if libcurl_owns {
+                let _ = disown(lua, &nud);
+            }
+            Err(f)
+        }
+    }
+}
+
+fn copy_state(
+    lua: &Lua,
+    ud: &LuaAnyUserData,
+    e: &EasyInner,
+    nud: &LuaAnyUserData,
+    nh: EasyPtr,
+) -> R<()> {
+    let _ = lua;
+    let ne = inner_of(nud)?;
     init_handle(&ne, nh);
     // Lua values: everything but the multi membership.
-    let src = uv(&ud)?;
-    let dst = uv(&nud)?;
+    let src = uv(ud)?;
+    let dst = uv(nud)?;
     for pair in src.pairs::<Value, Value>() {
         let (k, v) = pair?;
         if !matches!(&k, Value::String(s) if s.as_bytes() == UV_MULTI.as_bytes()) {
@@ -826,10 +890,19 @@ fn dup_handle(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
         *ne.postfields.borrow_mut() = Some(b);
     }
     for cb in [Cb::Write, Cb::Header, Cb::Read] {
-        refresh_stream(&nud, &ne, nh, cb)?;
+        refresh_stream(nud, &ne, nh, cb)?;
     }
-    crate::objects::after_dup(&e, &ne, nh)?;
-    Ok(nud)
+    crate::objects::after_dup(e, &ne, nh)
+}
+
+/// Gives up a handle libcurl owns after all (a refused server push): no
+/// cleanup from our side.
+pub fn disown(lua: &Lua, ud: &LuaAnyUserData) -> R<()> {
+    let e = inner_of(ud)?;
+    e.raw.take();
+    e.multi.borrow_mut().take();
+    e.slists.borrow_mut().clear();
+    clear_uv(lua, ud, false)
 }
 
 pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {

@@ -729,7 +729,7 @@ pub fn on_hsts_read(e: &EasyInner, ctx: &Ctx<'_>, entry: &mut HstsEntry) -> c_in
         .ok()
         .flatten()
         .unwrap_or(false);
-    entry.include_sub_domains = (entry.include_sub_domains & !1) | sub as u32;
+    entry.flags = (entry.flags & !1) | sub as u8;
     let expire: Option<LuaString> = t.raw_get("expire").ok().flatten();
     let mut buf = [0 as c_char; 18];
     if let Some(x) = expire {
@@ -746,7 +746,7 @@ pub fn on_hsts_write(e: &EasyInner, ctx: &Ctx<'_>, entry: &HstsEntry, index: &Hs
     let r = invoke(e, ctx, Cb::HstsWrite, |lua, a| {
         let t = lua.create_table()?;
         t.raw_set("host", opt_str(lua, entry.name)?)?;
-        t.raw_set("include_subdomains", entry.include_sub_domains & 1 == 1)?;
+        t.raw_set("include_subdomains", entry.flags & 1 == 1)?;
         let end = entry
             .expire
             .iter()

@@ -278,6 +278,29 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
             }
             Ok(())
         }
+        c::CURLMOPT_PUSHFUNCTION => {
+            let on = match v {
+                Value::Function(_) => true,
+                Value::Nil => false,
+                _ => return bad("function or nil"),
+            };
+            let (fp, dp) = if on {
+                (
+                    callbacks::push_cb as raw::PushCb as *const c_void,
+                    inner.ptr(),
+                )
+            } else {
+                (std::ptr::null(), std::ptr::null())
+            };
+            mcheck(raw::multi_setopt_ptr(m, id, fp))?;
+            mcheck(raw::multi_setopt_ptr(m, c::CURLMOPT_PUSHDATA as i32, dp))?;
+            t.raw_set("pushfunction", v)?;
+            if args.given(3) {
+                t.raw_set("pushdata", args.get(3))?;
+            }
+            Ok(())
+        }
+        c::CURLMOPT_PUSHDATA => Ok(t.raw_set("pushdata", v)?),
         c::CURLMOPT_SOCKETDATA => Ok(t.raw_set("socketdata", v)?),
         c::CURLMOPT_TIMERDATA => Ok(t.raw_set("timerdata", v)?),
         c::CURLMOPT_PIPELINING_SITE_BL | c::CURLMOPT_PIPELINING_SERVER_BL => {
@@ -389,26 +412,121 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
     }
     // Link first: the timer callback fires inside curl_multi_add_handle and
     // must already map the handle back to its object.
-    let t = uv(&ud)?;
-    let handles: LuaTable = t.raw_get("handles")?;
-    let key = LuaLightUserData(h.as_ptr() as *mut c_void);
-    handles.raw_set(key, &eud)?;
-    let et = eud.user_value::<LuaTable>()?;
-    et.raw_set("multi", &ud)?;
-    inner.easies.borrow_mut().insert(h.addr(), e.clone());
-    *e.multi.borrow_mut() = Some(inner.clone());
+    link(&ud, &inner, &eud, &e, h)?;
     e.flush_graveyard();
     let (rc, err) = with_ctx(lua, &ud, &inner, || raw::multi_add(m, h));
     if rc != sys::CURLM_OK {
-        handles.raw_set(key, Value::Nil)?;
-        et.raw_set("multi", Value::Nil)?;
-        inner.easies.borrow_mut().remove(&h.addr());
-        e.multi.borrow_mut().take();
+        unlink(&ud, &inner, &eud, &e, h)?;
         return Err(err.unwrap_or(Fail::Multi(rc, None)));
     }
     match err {
         Some(f) => Err(f),
         None => Ok(()),
+    }
+}
+
+/// Records that `e` is in the multi: both Lua sides (the multi's `handles`,
+/// the easy's `multi`) and both Rust sides.
+fn link(
+    mud: &LuaAnyUserData,
+    inner: &Rc<MultiInner>,
+    eud: &LuaAnyUserData,
+    e: &Rc<EasyInner>,
+    h: EasyPtr,
+) -> R<()> {
+    let handles: LuaTable = uv(mud)?.raw_get("handles")?;
+    handles.raw_set(LuaLightUserData(h.as_ptr() as *mut c_void), eud)?;
+    eud.user_value::<LuaTable>()?.raw_set("multi", mud)?;
+    inner.easies.borrow_mut().insert(h.addr(), e.clone());
+    *e.multi.borrow_mut() = Some(inner.clone());
+    Ok(())
+}
+
+fn unlink(
+    mud: &LuaAnyUserData,
+    inner: &MultiInner,
+    eud: &LuaAnyUserData,
+    e: &EasyInner,
+    h: EasyPtr,
+) -> R<()> {
+    let handles: LuaTable = uv(mud)?.raw_get("handles")?;
+    handles.raw_set(LuaLightUserData(h.as_ptr() as *mut c_void), Value::Nil)?;
+    eud.user_value::<LuaTable>()?.raw_set("multi", Value::Nil)?;
+    let gone = inner.easies.borrow_mut().remove(&h.addr());
+    e.multi.borrow_mut().take();
+    drop(gone);
+    Ok(())
+}
+
+/// HTTP/2 server push: libcurl made `easy` from `parent`'s options and will
+/// add it to the multi if the Lua function accepts (returns true or
+/// CURL_PUSH_OK). The new Easy object is linked first so the function can
+/// set options on it; a refusal gives the handle back to libcurl.
+pub fn on_push(ctx: &Ctx<'_>, parent: usize, easy: *mut sys::CURL, headers: Vec<Vec<u8>>) -> c_int {
+    let deny = c::CURL_PUSH_DENY as c_int;
+    let (Some(mud), Some(nh)) = (ctx.multi, raw::easy_from_libcurl(easy)) else {
+        return deny;
+    };
+    let lua = ctx.lua;
+    let f = match uv(mud).and_then(|t| Ok(t.raw_get::<Value>("pushfunction")?)) {
+        Ok(Value::Function(f)) => f,
+        _ => return deny,
+    };
+    let Some(pud) = ctx.easy_ud(parent) else {
+        return deny;
+    };
+    let adopted = easy::inner_of(&pud).and_then(|pe| easy::adopt(lua, &pud, &pe, nh, true));
+    let nud = match adopted {
+        Ok(u) => u,
+        Err(f) => {
+            ctx.park(f);
+            return deny;
+        }
+    };
+    let linked = (|| -> R<(Rc<EasyInner>, Rc<MultiInner>)> {
+        let ne = easy::inner_of(&nud)?;
+        let inner = mud.borrow::<Multi>()?.0.clone();
+        link(mud, &inner, &nud, &ne, nh)?;
+        Ok((ne, inner))
+    })();
+    let (ne, inner) = match linked {
+        Ok(x) => x,
+        Err(f) => {
+            let _ = easy::disown(lua, &nud);
+            ctx.park(f);
+            return deny;
+        }
+    };
+    let accepted = (|| -> R<bool> {
+        let t = lua.create_table_with_capacity(headers.len(), 0)?;
+        for (i, h) in headers.iter().enumerate() {
+            t.raw_set(i + 1, lua.create_string(h)?)?;
+        }
+        let data: Value = uv(mud)?.raw_get("pushdata")?;
+        let mut args = MultiValue::new();
+        args.push_back(Value::UserData(pud.clone()));
+        args.push_back(Value::UserData(nud.clone()));
+        args.push_back(Value::Table(t));
+        args.push_back(data);
+        Ok(match ctx.call(f, args) {
+            Some(r) => match r.front() {
+                Some(Value::Boolean(true)) => true,
+                Some(v) => to_int(v) == Some(c::CURL_PUSH_OK),
+                None => false,
+            },
+            None => false,
+        })
+    })();
+    match accepted {
+        Ok(true) => c::CURL_PUSH_OK as c_int,
+        other => {
+            if let Err(f) = other {
+                ctx.park(f);
+            }
+            let _ = unlink(mud, &inner, &nud, &ne, nh);
+            let _ = easy::disown(lua, &nud);
+            deny
+        }
     }
 }
 
@@ -426,12 +544,7 @@ pub fn detach_easy(
         return Ok(None);
     };
     let (rc, err) = with_ctx(lua, mud, inner, || raw::multi_remove(m, h));
-    let handles: LuaTable = uv(mud)?.raw_get("handles")?;
-    handles.raw_set(LuaLightUserData(h.as_ptr() as *mut c_void), Value::Nil)?;
-    eud.user_value::<LuaTable>()?.raw_set("multi", Value::Nil)?;
-    let gone = inner.easies.borrow_mut().remove(&h.addr());
-    e.multi.borrow_mut().take();
-    drop(gone);
+    unlink(mud, inner, eud, e, h)?;
     e.flush_graveyard();
     if err.is_some() {
         return Ok(err);

@@ -26,6 +26,23 @@ extern "C" {
     ) -> CURLMcode;
     fn curl_multi_wakeup(m: *mut sys::CURLM) -> CURLMcode;
     fn curl_easy_upkeep(h: *mut sys::CURL) -> sys::CURLcode;
+    fn curl_pushheader_bynum(h: *mut c_void, num: usize) -> *mut c_char;
+}
+
+pub type PushCb =
+    extern "C" fn(*mut sys::CURL, *mut sys::CURL, usize, *mut c_void, *mut c_void) -> c_int;
+
+/// The "name:value" header strings of a server push (valid in the callback).
+pub fn push_headers(h: *mut c_void, n: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: libcurl's push-headers handle is valid during the push
+        // callback; indexes below num_headers are valid.
+        if let Some(b) = c_bytes(unsafe { curl_pushheader_bynum(h, i) }) {
+            out.push(b);
+        }
+    }
+    out
 }
 
 /// Missing from curl-sys' multi codes.
@@ -208,6 +225,11 @@ impl EasyPtr {
     pub fn addr(self) -> usize {
         self.0.as_ptr() as usize
     }
+}
+
+/// A handle libcurl created itself (HTTP/2 server push).
+pub fn easy_from_libcurl(p: *mut sys::CURL) -> Option<EasyPtr> {
+    NonNull::new(p).map(EasyPtr)
 }
 
 pub fn easy_init() -> Option<EasyPtr> {
@@ -690,15 +712,22 @@ pub struct KhKey {
     pub keytype: c_int,
 }
 
-/// `struct curl_hstsentry`; `include_sub_domains` is a 1-bit bitfield in an
-/// `unsigned int`.
+/// `struct curl_hstsentry`. `includeSubDomains` is a 1-bit bitfield; GCC
+/// puts it in the byte at offset 16 and `expire` right after it (offset 17,
+/// size 40): bit 0 of `flags` is the bitfield.
 #[repr(C)]
 pub struct HstsEntry {
     pub name: *mut c_char,
     pub namelen: usize,
-    pub include_sub_domains: c_uint,
+    pub flags: u8,
     pub expire: [c_char; 18],
 }
+
+// The layout gcc gives the C struct on 64-bit Linux (checked with offsetof).
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+const _: () = assert!(
+    std::mem::offset_of!(HstsEntry, expire) == 17 && std::mem::size_of::<HstsEntry>() == 40
+);
 
 /// `struct curl_index`.
 #[repr(C)]
