@@ -100,7 +100,10 @@ function H.url(path) return H.fixture .. path end
 
 --------------------------------------------------------------------- GC
 
+-- Three full cycles: an object reachable only from a userdata with a
+-- finalizer (a handle's user values) is freed one cycle after it.
 function H.gc()
+  collectgarbage("collect")
   collectgarbage("collect")
   collectgarbage("collect")
 end
