@@ -37,7 +37,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-python3 spec/support/fixture_server.py 127.0.0.1 $$ > "$tmp/fixture.out" 2>&1 &
+/usr/bin/python3 spec/support/fixture_server.py 127.0.0.1 $$ > "$tmp/fixture.out" 2>&1 &
 fixture_pid=$!
 for _ in $(seq 100); do grep -q PORT "$tmp/fixture.out" 2>/dev/null && break; sleep 0.05; done
 port=$(awk '/PORT/ {print $2}' "$tmp/fixture.out")

@@ -58,7 +58,7 @@ end
 local function start_fixture()
   local tmp = sh("mktemp"):gsub("%s+$", "")
   local ppid = sh("echo $PPID"):gsub("%s+$", "")
-  os.execute(("python3 %s/spec/support/fixture_server.py 127.0.0.1 %s > %s 2>&1 &")
+  os.execute(("/usr/bin/python3 %s/spec/support/fixture_server.py 127.0.0.1 %s > %s 2>&1 &")
     :format(H.root, ppid, tmp))
   for _ = 1, 100 do
     local f = io.open(tmp)

@@ -16,7 +16,13 @@ then serves until process PID (default: its parent) is gone, or SIGTERM. Endpoin
   /reset             closes the connection before any response
   /echo              JSON {method, path, query, headers, body} of the request
   /slow/N/MS         N bytes in 8 parts, MS ms apart
+  /gzip/N, /br/N     N bytes, Content-Encoding gzip / br (when asked for)
+  /basic/U/P         needs HTTP Basic auth as U:P
+  /digest/U/P        needs HTTP Digest auth (MD5, qop=auth) as U:P
 """
+import base64
+import gzip
+import hashlib
 import json
 import os
 import socket
@@ -101,6 +107,26 @@ class Handler(BaseHTTPRequestHandler):
                     self.send(200, b"done", "text/plain")
                 else:
                     self.send(302, b"", extra={"Location": "/redirect/%d" % (n - 1)})
+            elif head in ("gzip", "br"):
+                data = pattern(int(parts[1]))
+                accepted = self.headers.get("Accept-Encoding", "")
+                if head in accepted:
+                    if head == "gzip":
+                        body = gzip.compress(data, mtime=0)
+                    else:
+                        import brotli
+                        body = brotli.compress(data)
+                    self.send(200, body, "text/plain", extra={"Content-Encoding": head, "Vary": "Accept-Encoding"})
+                else:
+                    self.send(200, data, "text/plain", extra={"Vary": "Accept-Encoding"})
+            elif head == "basic":
+                want = "Basic " + base64.b64encode(("%s:%s" % (parts[1], parts[2])).encode()).decode()
+                if self.headers.get("Authorization") == want:
+                    self.send(200, b"welcome " + parts[1].encode(), "text/plain")
+                else:
+                    self.send(401, b"who are you?", "text/plain", extra={"WWW-Authenticate": 'Basic realm="fixture"'})
+            elif head == "digest":
+                self.digest(parts[1], parts[2])
             elif head == "setcookie":
                 self.send(200, b"ok", "text/plain", extra={"Set-Cookie": "%s=%s; Path=/" % (parts[1], parts[2])})
             elif head == "307":
@@ -142,6 +168,24 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(404, b"not found", "text/plain")
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True
+
+    def digest(self, user, pw):
+        realm, nonce = "fixture", "abc123nonce"
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Digest "):
+            fields = {}
+            for item in auth[7:].split(","):
+                k, _, v = item.strip().partition("=")
+                fields[k] = v.strip('"')
+            h = lambda s: hashlib.md5(s.encode()).hexdigest()
+            ha1 = h("%s:%s:%s" % (user, realm, pw))
+            ha2 = h("%s:%s" % (self.command, fields.get("uri", "")))
+            expect = h("%s:%s:%s:%s:%s:%s" % (ha1, fields.get("nonce"), fields.get("nc"), fields.get("cnonce"), fields.get("qop"), ha2))
+            if fields.get("username") == user and fields.get("response") == expect:
+                self.send(200, b"digest ok " + user.encode(), "text/plain")
+                return
+        challenge = 'Digest realm="%s", nonce="%s", qop="auth", algorithm=MD5' % (realm, nonce)
+        self.send(401, b"digest needed", "text/plain", extra={"WWW-Authenticate": challenge})
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = handle_any
 
