@@ -213,6 +213,6 @@ end
 
 -- Normalised option / info names, for tools and docs.
 M.options = { easy = raw.easy_options, multi = raw.multi_options, info = raw.infos,
-              share = share_options }
+              share = share_options, easy_types = raw.easy_option_kinds }
 
 return M

@@ -145,6 +145,23 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
         canon.raw_set(format!("CURLOPT_{}", o.name), *id)?;
     }
     r.raw_set("easy_option_constants", canon)?;
+    let kinds = lua.create_table()?;
+    for (id, o) in t.easy.iter() {
+        let k = match o.kind {
+            consts::ot::LONG => "long",
+            consts::ot::VALUES => "values",
+            consts::ot::OFF_T => "off_t",
+            consts::ot::OBJECT => "object",
+            consts::ot::STRING => "string",
+            consts::ot::SLIST => "slist",
+            consts::ot::CBPTR => "cbptr",
+            consts::ot::BLOB => "blob",
+            consts::ot::FUNCTION => "function",
+            _ => "other",
+        };
+        kinds.raw_set(*id, k)?;
+    }
+    r.raw_set("easy_option_kinds", kinds)?;
 
     let addr = lua.create_function(|_, v: Value| Ok(format!("{:p}", v.to_pointer())))?;
     r.raw_set("addr", addr)?;
