@@ -28,5 +28,13 @@ build = {
   ]],
   install = {
     lib = { curl = ".rock/curl.so" },
+    -- event-loop helpers (never curl.lua / curl/init.lua: they would shadow
+    -- the native module)
+    lua = {
+      ["curl.loop"] = "lua/curl/loop.lua",
+      ["curl.loop.poller"] = "lua/curl/loop/poller.lua",
+      ["curl.loop.luv"] = "lua/curl/loop/luv.lua",
+      ["curl.loop.cqueues"] = "lua/curl/loop/cqueues.lua",
+    },
   },
 }

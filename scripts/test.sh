@@ -90,10 +90,14 @@ rock_check() { # rock_check LUAVERSION INTERPRETER
   luarocks --lua-version="$1" --tree="$tree" make rockspec/lua-curl-socket-scm-1.rockspec \
     LUA="$(command -v "$2")" >"$tmp/rock-$2.log" 2>&1 || { cat "$tmp/rock-$2.log"; return 1; }
   "$2" -e "package.cpath = '$tree/lib/lua/$1/?.so;' .. package.cpath
+    package.path = '$tree/share/lua/$1/?.lua;' .. package.path
     local curl = require 'curl'
     assert(curl._NAME == 'lua-curl-socket', 'wrong module')
     assert(curl._PATH == '$tree/lib/lua/$1/curl.so', curl._PATH)
     local m = curl.Multi(); m:Close()
+    local loop = require('curl.loop.poller').new()
+    assert(package.searchpath('curl.loop.poller', package.path):find('$tree', 1, true))
+    loop:Close()
     print('loaded ' .. curl._PATH)"
 }
 check "luarocks make + require (Lua 5.4)" rock_check 5.4 lua5.4

@@ -10,6 +10,8 @@ use mlua::{UserData, UserDataFields, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::raw::c_int;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 pub const CLASS: &str = "curl.Poller";
 const BATCH: usize = 1024;
@@ -20,6 +22,11 @@ pub struct Poller {
     pos: Cell<usize>,
     /// fd → epoll event bits currently registered.
     watched: RefCell<HashMap<c_int, u32>>,
+    /// libcurl's timer, armed with `SetTimer`.
+    deadline: Cell<Option<Instant>>,
+    /// The timer expired in the last `Wait`: the iterator ends with
+    /// `CURL_SOCKET_TIMEOUT, 0`.
+    fired: Cell<bool>,
 }
 
 impl Drop for Poller {
@@ -120,18 +127,57 @@ fn wait(_lua: &Lua, args: Args) -> R<i64> {
     let (ud, ep) = this(&args)?;
     let ms = args.opt_int(1, "timeout_ms", -1)?;
     // negative: no limit
-    let ms = ms.clamp(-1, c_int::MAX as i64) as c_int;
+    let mut ms = ms.clamp(-1, c_int::MAX as i64) as c_int;
     let p = ud.borrow::<Poller>()?;
+    if let Some(d) = p.deadline.get() {
+        // wake up for libcurl's timer too (rounded up: never early)
+        let left = d.saturating_duration_since(Instant::now());
+        let left_ms = left.as_micros().div_ceil(1000).min(c_int::MAX as u128) as c_int;
+        ms = if ms < 0 { left_ms } else { ms.min(left_ms) };
+    }
     let mut buf = p.ready.borrow_mut();
     p.pos.set(0);
+    p.fired.set(false);
     if buf.capacity() < BATCH {
         buf.reserve(BATCH);
     }
-    match raw::epoll_wait(ep, &mut buf, ms) {
+    let r = match raw::epoll_wait(ep, &mut buf, ms) {
         Ok(n) => Ok(n as i64),
         Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(0),
         Err(e) => os_err("epoll_wait", e),
+    };
+    if let Some(d) = p.deadline.get() {
+        if Instant::now() >= d {
+            p.deadline.set(None);
+            p.fired.set(true);
+        }
     }
+    r
+}
+
+/// `poller:SetTimer(ms)`: arms the one-shot timer libcurl's timer callback
+/// asks for (-1 disarms). When it expires, `Wait`'s iterator yields
+/// `curl.CURL_SOCKET_TIMEOUT, 0` after the ready descriptors.
+fn set_timer(_lua: &Lua, args: Args) -> R<()> {
+    let (ud, _ep) = this(&args)?;
+    let ms = args.int(1, "timeout_ms")?;
+    let p = ud.borrow::<Poller>()?;
+    p.deadline.set(if ms < 0 {
+        None
+    } else {
+        Some(Instant::now() + Duration::from_millis(ms as u64))
+    });
+    Ok(())
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// `poller:Now()`: a monotonic clock in milliseconds (with fractions).
+fn now(_lua: &Lua, _args: Args) -> R<f64> {
+    Ok(epoch().elapsed().as_secs_f64() * 1000.0)
 }
 
 /// The iterator step: the next ready descriptor still watched, with its
@@ -165,6 +211,9 @@ fn next(_lua: &Lua, ud: LuaAnyUserData) -> LuaResult<(Value, Value)> {
         return Ok((Value::Integer(fd as i64), Value::Integer(mask as i64)));
     }
     p.pos.set(i);
+    if p.fired.replace(false) {
+        return Ok((Value::Integer(-1), Value::Integer(0)));
+    }
     Ok((Value::Nil, Value::Nil))
 }
 
@@ -183,6 +232,8 @@ fn close(_lua: &Lua, args: Args) -> R<()> {
     }
     p.watched.borrow_mut().clear();
     p.ready.borrow_mut().clear();
+    p.deadline.set(None);
+    p.fired.set(false);
     Ok(())
 }
 
@@ -193,6 +244,8 @@ fn create(lua: &Lua) -> R<LuaAnyUserData> {
         ready: RefCell::new(Vec::with_capacity(BATCH)),
         pos: Cell::new(0),
         watched: RefCell::new(HashMap::new()),
+        deadline: Cell::new(None),
+        fired: Cell::new(false),
     })?)
 }
 
@@ -202,6 +255,8 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &t, "Unwatch", "poller:Unwatch", unwatch)?;
     reg(lua, &t, "Wait", "poller:Wait", wait)?;
     reg(lua, &t, "Count", "poller:Count", count)?;
+    reg(lua, &t, "SetTimer", "poller:SetTimer", set_timer)?;
+    reg(lua, &t, "Now", "poller:Now", now)?;
     reg(lua, &t, "Close", "poller:Close", close)?;
     raw_t.raw_set("Poller", t)?;
     raw_t.raw_set("poller_next", lua.create_function(next)?)?;
