@@ -58,3 +58,70 @@ describe("curl.Poller", function()
     p:Unwatch(987654) -- unknown descriptors are ignored
   end)
 end)
+
+describe("curl.Poller as the multi's socket and timer function", function()
+  after_each(H.gc)
+
+  it("drives transfers with Dispatch, without Lua socket/timer callbacks", function()
+    local multi, poller = curl.Multi(), curl.Poller()
+    multi:SetOpt_SocketFunction(poller)
+    multi:SetOpt_TimerFunction(poller)
+    local sizes = {}
+    for i = 1, 30 do
+      local e = curl.Easy { URL = H.url("/size/" .. i) }
+      e:SetOpt_WriteFunction(function(d) sizes[i] = (sizes[i] or 0) + #d end)
+      multi:AddHandle(e)
+    end
+    local running, n = 1, 0
+    local deadline = os.time() + 10
+    multi:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0)
+    while running > 0 and os.time() <= deadline do
+      running = poller:Dispatch(multi, 200)
+      repeat
+        local msg, result, remaining = multi:InfoRead()
+        if msg == curl.CURLMSG_DONE then n = n + 1; assert.are.equal(0, result) end
+      until remaining == 0
+    end
+    assert.are.equal(0, running)
+    assert.are.equal(30, n)
+    for i = 1, 30 do assert.are.equal(i, sizes[i]) end
+    assert.are.equal(0, poller:Count())
+  end)
+
+  it("fires libcurl's timer through SetTimer and Wait's iterator", function()
+    local multi, poller = curl.Multi(), curl.Poller()
+    multi:SetOpt_SocketFunction(poller)
+    multi:SetOpt_TimerFunction(poller)
+    multi:AddHandle(curl.Easy { URL = H.url("/size/5"), WriteFunction = function() end })
+    -- AddHandle set a 0 ms timer: the iterator yields CURL_SOCKET_TIMEOUT
+    local got
+    for fd, mask in poller:Wait(1000) do got = { fd, mask } end
+    assert.are.same({ curl.CURL_SOCKET_TIMEOUT, 0 }, got)
+    local t0 = poller:Now()
+    poller:SetTimer(50)
+    local fired
+    for fd in poller:Wait(5000) do fired = fd end
+    assert.are.equal(curl.CURL_SOCKET_TIMEOUT, fired)
+    assert.is_true(poller:Now() - t0 >= 49)
+    multi:Close()
+  end)
+
+  it("a callback error comes out of Dispatch unchanged", function()
+    local multi, poller = curl.Multi(), curl.Poller()
+    multi:SetOpt_SocketFunction(poller)
+    multi:SetOpt_TimerFunction(poller)
+    local t = {}
+    multi:AddHandle(curl.Easy { URL = H.url("/size/5"), WriteFunction = function() error(t) end })
+    multi:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0)
+    local caught
+    local deadline = os.time() + 10
+    while not caught and os.time() <= deadline do
+      local ok, err = pcall(poller.Dispatch, poller, multi, 200)
+      if not ok then caught = err end
+    end
+    assert.are.equal(t, caught)
+    local msg, result = multi:InfoRead()
+    assert.are.equal(curl.CURLMSG_DONE, msg)
+    assert.are.equal(curl.CURLE_WRITE_ERROR, result)
+  end)
+end)

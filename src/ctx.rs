@@ -18,6 +18,7 @@ pub struct Shared {
 
 pub struct Ctx<'a> {
     pub lua: &'a Lua,
+    pcall: Option<LuaFunction>,
     /// The multi whose method is running, if any.
     pub multi: Option<&'a LuaAnyUserData>,
     /// The easy of a running `easy:Perform`, with its `CURL*` address.
@@ -29,6 +30,7 @@ impl<'a> Ctx<'a> {
     pub fn new(lua: &'a Lua) -> Self {
         Ctx {
             lua,
+            pcall: lua.app_data_ref::<Shared>().map(|s| s.pcall.clone()),
             multi: None,
             easy: None,
             err: RefCell::new(None),
@@ -50,8 +52,8 @@ impl<'a> Ctx<'a> {
     /// Calls `f(args...)` in protected mode. On error the error value is
     /// parked unchanged and `None` is returned.
     pub fn call(&self, f: LuaFunction, args: MultiValue) -> Option<MultiValue> {
-        let pcall = match self.lua.app_data_ref::<Shared>() {
-            Some(s) => s.pcall.clone(),
+        let pcall = match &self.pcall {
+            Some(p) => p.clone(),
             None => {
                 self.park(Fail::Usage("curl module state missing".into()));
                 return None;
@@ -85,7 +87,7 @@ impl<'a> Ctx<'a> {
         }
         let m = self.multi?;
         let uv: LuaTable = m.user_value().ok()?;
-        let handles: LuaTable = uv.raw_get("handles").ok()?;
+        let handles: LuaTable = uv.raw_get(crate::multi::UV_HANDLES).ok()?;
         handles
             .raw_get::<Option<LuaAnyUserData>>(LuaLightUserData(addr as *mut _))
             .ok()

@@ -22,8 +22,9 @@ use std::rc::Rc;
 
 pub const CLASS: &str = "curl.Easy";
 
-/// User-value key of the multi an easy is added to.
-const UV_MULTI: &str = "multi";
+/// User-value key of the multi an easy is added to (option ids, the other
+/// keys, are all positive).
+pub const UV_MULTI: i64 = -1;
 
 pub struct EasyInner {
     raw: Cell<Option<EasyPtr>>,
@@ -863,7 +864,7 @@ fn copy_state(
     let dst = uv(nud)?;
     for pair in src.pairs::<Value, Value>() {
         let (k, v) = pair?;
-        if !matches!(&k, Value::String(s) if s.as_bytes() == UV_MULTI.as_bytes()) {
+        if !matches!(&k, Value::Integer(UV_MULTI)) {
             dst.raw_set(k, v)?;
         }
     }

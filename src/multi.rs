@@ -1,16 +1,17 @@
 //! `curl.Multi`: the multi handle and its socket interface.
 //!
-//! User values of the multi userdata (GC-visible):
-//! - `handles`: `CURL*` (light userdata) → Easy userdata, for every added easy;
+//! User values of the multi userdata (GC-visible), under the `UV_*` keys:
+//! - handles: `CURL*` (light userdata) → Easy userdata, for every added easy;
 //!   this keeps added easies alive and maps callback handles back to objects;
-//! - `assigned`: socket → the Lua value given to `Assign`;
-//! - `socketfunction`, `socketdata`, `timerfunction`, `timerdata`.
+//! - assigned: socket → the Lua value given to `Assign`;
+//! - the socket, timer and push functions and their userdata.
 
 use crate::callbacks;
 use crate::consts::{c, tables};
 use crate::ctx::{Ctx, CtxSlot};
 use crate::easy::{self, Easy, EasyInner};
 use crate::error::{reg, reg_fn, to_int, type_name, usage, Args, Fail, R};
+use crate::poller::Poller;
 use crate::raw::{self, EasyPtr, MultiPtr};
 use curl_sys as sys;
 use mlua::prelude::*;
@@ -22,6 +23,16 @@ use std::os::raw::{c_int, c_void};
 use std::rc::Rc;
 
 pub const CLASS: &str = "curl.Multi";
+
+// User-value keys of a multi (integers: cheaper than strings on hot paths).
+pub const UV_HANDLES: i64 = 1;
+const UV_ASSIGNED: i64 = 2;
+const UV_SOCKETFN: i64 = 3;
+const UV_SOCKETDATA: i64 = 4;
+const UV_TIMERFN: i64 = 5;
+const UV_TIMERDATA: i64 = 6;
+const UV_PUSHFN: i64 = 7;
+const UV_PUSHDATA: i64 = 8;
 
 pub struct MultiInner {
     raw: Cell<Option<MultiPtr>>,
@@ -153,8 +164,8 @@ pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
     };
     let ud = lua.create_userdata(Multi(Rc::new(inner)))?;
     let t = lua.create_table()?;
-    t.raw_set("handles", lua.create_table()?)?;
-    t.raw_set("assigned", lua.create_table()?)?;
+    t.raw_set(UV_HANDLES, lua.create_table()?)?;
+    t.raw_set(UV_ASSIGNED, lua.create_table()?)?;
     ud.set_user_value(t)?;
     Ok(ud)
 }
@@ -174,10 +185,18 @@ pub fn on_socket(
     let Ok(t) = mud.user_value::<LuaTable>() else {
         return;
     };
-    let assigned: Option<LuaTable> = t.raw_get("assigned").ok();
-    if let Ok(Value::Function(f)) = t.raw_get::<Value>("socketfunction") {
+    let assigned: Option<LuaTable> = t.raw_get(UV_ASSIGNED).ok();
+    let func = t.raw_get::<Value>(UV_SOCKETFN);
+    if let Ok(Value::UserData(p)) = &func {
+        // A Poller given as the socket function: update it here, no Lua.
+        if let Ok(p) = p.borrow::<Poller>() {
+            if let Err(f) = p.apply(fd, what) {
+                ctx.park(f);
+            }
+        }
+    } else if let Ok(Value::Function(f)) = func {
         let easy_v = ctx.easy_ud(easy).map_or(Value::Nil, Value::UserData);
-        let data: Value = t.raw_get("socketdata").unwrap_or(Value::Nil);
+        let data: Value = t.raw_get(UV_SOCKETDATA).unwrap_or(Value::Nil);
         let sockp: Value = match (&assigned, has_socketp) {
             (Some(a), true) => a.raw_get(fd as i64).unwrap_or(Value::Nil),
             _ => Value::Nil,
@@ -212,8 +231,14 @@ pub fn on_timer(ctx: &Ctx<'_>, ms: i64) {
     let Ok(t) = mud.user_value::<LuaTable>() else {
         return;
     };
-    if let Ok(Value::Function(f)) = t.raw_get::<Value>("timerfunction") {
-        let data: Value = t.raw_get("timerdata").unwrap_or(Value::Nil);
+    let func = t.raw_get::<Value>(UV_TIMERFN);
+    if let Ok(Value::UserData(p)) = &func {
+        // A Poller given as the timer function: arm it here, no Lua.
+        if let Ok(p) = p.borrow::<Poller>() {
+            p.arm(ms);
+        }
+    } else if let Ok(Value::Function(f)) = func {
+        let data: Value = t.raw_get(UV_TIMERDATA).unwrap_or(Value::Nil);
         let mut args = MultiValue::new();
         args.push_back(Value::Integer(ms));
         args.push_back(data);
@@ -252,14 +277,15 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
         c::CURLMOPT_SOCKETFUNCTION | c::CURLMOPT_TIMERFUNCTION => {
             let socket = id as i64 == c::CURLMOPT_SOCKETFUNCTION;
             let (fkey, dkey) = if socket {
-                ("socketfunction", "socketdata")
+                (UV_SOCKETFN, UV_SOCKETDATA)
             } else {
-                ("timerfunction", "timerdata")
+                (UV_TIMERFN, UV_TIMERDATA)
             };
-            let on = match v {
+            let on = match &v {
                 Value::Function(_) => true,
+                Value::UserData(u) if u.is::<Poller>() => true,
                 Value::Nil => false,
-                _ => return bad("function or nil"),
+                _ => return bad("function, curl.Poller or nil"),
             };
             let data = if on { inner.ptr() } else { std::ptr::null() };
             let rc = if socket {
@@ -294,15 +320,15 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
             };
             mcheck(raw::multi_setopt_ptr(m, id, fp))?;
             mcheck(raw::multi_setopt_ptr(m, c::CURLMOPT_PUSHDATA as i32, dp))?;
-            t.raw_set("pushfunction", v)?;
+            t.raw_set(UV_PUSHFN, v)?;
             if args.given(3) {
-                t.raw_set("pushdata", args.get(3))?;
+                t.raw_set(UV_PUSHDATA, args.get(3))?;
             }
             Ok(())
         }
-        c::CURLMOPT_PUSHDATA => Ok(t.raw_set("pushdata", v)?),
-        c::CURLMOPT_SOCKETDATA => Ok(t.raw_set("socketdata", v)?),
-        c::CURLMOPT_TIMERDATA => Ok(t.raw_set("timerdata", v)?),
+        c::CURLMOPT_PUSHDATA => Ok(t.raw_set(UV_PUSHDATA, v)?),
+        c::CURLMOPT_SOCKETDATA => Ok(t.raw_set(UV_SOCKETDATA, v)?),
+        c::CURLMOPT_TIMERDATA => Ok(t.raw_set(UV_TIMERDATA, v)?),
         c::CURLMOPT_PIPELINING_SITE_BL | c::CURLMOPT_PIPELINING_SERVER_BL => {
             // NULL-terminated char* arrays, copied by libcurl (and ignored
             // since HTTP/1 pipelining went away in 7.62).
@@ -361,6 +387,29 @@ fn socket_action(lua: &Lua, args: Args) -> R<i64> {
     r.map(|n| n as i64).map_err(|rc| Fail::Multi(rc, None))
 }
 
+/// `SocketAction` for Rust callers (`poller:Dispatch`).
+pub fn action(lua: &Lua, mud: &LuaAnyUserData, fd: c_int, mask: c_int) -> R<i64> {
+    let inner = mud
+        .borrow::<Multi>()
+        .map_err(|_| Fail::Usage("the multi handle was garbage-collected".into()))?
+        .0
+        .clone();
+    let m = inner
+        .raw
+        .get()
+        .ok_or_else(|| Fail::Usage("the multi handle is closed".into()))?;
+    if inner.slot.busy() {
+        return recursive();
+    }
+    let (r, err) = with_ctx(lua, mud, &inner, || {
+        raw::multi_socket_action(m, fd as sys::curl_socket_t, mask)
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    r.map(|n| n as i64).map_err(|rc| Fail::Multi(rc, None))
+}
+
 fn perform(lua: &Lua, args: Args) -> R<i64> {
     let (ud, inner, m) = open_idle(&args)?;
     let (r, err) = with_ctx(lua, &ud, &inner, || raw::multi_perform(m));
@@ -375,7 +424,7 @@ fn info_read(_lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
     let Some(msg) = raw::multi_info_read(m) else {
         return Ok((c::CURLMSG_NONE, 0, 0, Value::Nil));
     };
-    let handles: LuaTable = uv(&ud)?.raw_get("handles")?;
+    let handles: LuaTable = uv(&ud)?.raw_get(UV_HANDLES)?;
     let easy: Value = handles.raw_get(LuaLightUserData(msg.easy as *mut c_void))?;
     Ok((
         msg.msg as i64,
@@ -434,9 +483,9 @@ fn link(
     e: &Rc<EasyInner>,
     h: EasyPtr,
 ) -> R<()> {
-    let handles: LuaTable = uv(mud)?.raw_get("handles")?;
+    let handles: LuaTable = uv(mud)?.raw_get(UV_HANDLES)?;
     handles.raw_set(LuaLightUserData(h.as_ptr() as *mut c_void), eud)?;
-    eud.user_value::<LuaTable>()?.raw_set("multi", mud)?;
+    eud.user_value::<LuaTable>()?.raw_set(easy::UV_MULTI, mud)?;
     inner.easies.borrow_mut().insert(h.addr(), e.clone());
     *e.multi.borrow_mut() = Some(inner.clone());
     Ok(())
@@ -449,9 +498,10 @@ fn unlink(
     e: &EasyInner,
     h: EasyPtr,
 ) -> R<()> {
-    let handles: LuaTable = uv(mud)?.raw_get("handles")?;
+    let handles: LuaTable = uv(mud)?.raw_get(UV_HANDLES)?;
     handles.raw_set(LuaLightUserData(h.as_ptr() as *mut c_void), Value::Nil)?;
-    eud.user_value::<LuaTable>()?.raw_set("multi", Value::Nil)?;
+    eud.user_value::<LuaTable>()?
+        .raw_set(easy::UV_MULTI, Value::Nil)?;
     let gone = inner.easies.borrow_mut().remove(&h.addr());
     e.multi.borrow_mut().take();
     drop(gone);
@@ -468,7 +518,7 @@ pub fn on_push(ctx: &Ctx<'_>, parent: usize, easy: *mut sys::CURL, headers: Vec<
         return deny;
     };
     let lua = ctx.lua;
-    let f = match uv(mud).and_then(|t| Ok(t.raw_get::<Value>("pushfunction")?)) {
+    let f = match uv(mud).and_then(|t| Ok(t.raw_get::<Value>(UV_PUSHFN)?)) {
         Ok(Value::Function(f)) => f,
         _ => return deny,
     };
@@ -502,7 +552,7 @@ pub fn on_push(ctx: &Ctx<'_>, parent: usize, easy: *mut sys::CURL, headers: Vec<
         for (i, h) in headers.iter().enumerate() {
             t.raw_set(i + 1, lua.create_string(h)?)?;
         }
-        let data: Value = uv(mud)?.raw_get("pushdata")?;
+        let data: Value = uv(mud)?.raw_get(UV_PUSHDATA)?;
         let mut args = MultiValue::new();
         args.push_back(Value::UserData(pud.clone()));
         args.push_back(Value::UserData(nud.clone()));
@@ -635,14 +685,14 @@ fn assign(_lua: &Lua, args: Args) -> R<()> {
         std::ptr::dangling_mut::<c_void>()
     };
     mcheck(raw::multi_assign(m, fd as sys::curl_socket_t, marker))?;
-    let a: LuaTable = uv(&ud)?.raw_get("assigned")?;
+    let a: LuaTable = uv(&ud)?.raw_get(UV_ASSIGNED)?;
     a.raw_set(fd, v)?;
     Ok(())
 }
 
 fn get_handles(lua: &Lua, args: Args) -> R<LuaTable> {
     let (ud, _inner, _m) = open(&args)?;
-    let handles: LuaTable = uv(&ud)?.raw_get("handles")?;
+    let handles: LuaTable = uv(&ud)?.raw_get(UV_HANDLES)?;
     let out = lua.create_table()?;
     let mut i = 0;
     for pair in handles.pairs::<Value, Value>() {
@@ -667,17 +717,24 @@ fn close(lua: &Lua, args: Args) -> R<()> {
         return usage("cannot close a multi from inside one of its own callbacks");
     }
     let t = uv(&ud)?;
-    let handles: LuaTable = t.raw_get("handles")?;
+    let handles: LuaTable = t.raw_get(UV_HANDLES)?;
     for pair in handles.pairs::<Value, LuaAnyUserData>() {
         let (_, eud) = pair?;
         if let Ok(et) = eud.user_value::<LuaTable>() {
-            et.raw_set("multi", Value::Nil)?;
+            et.raw_set(easy::UV_MULTI, Value::Nil)?;
         }
     }
     inner.close_raw();
-    t.raw_set("handles", lua.create_table()?)?;
-    t.raw_set("assigned", lua.create_table()?)?;
-    for k in ["socketfunction", "socketdata", "timerfunction", "timerdata"] {
+    t.raw_set(UV_HANDLES, lua.create_table()?)?;
+    t.raw_set(UV_ASSIGNED, lua.create_table()?)?;
+    for k in [
+        UV_SOCKETFN,
+        UV_SOCKETDATA,
+        UV_TIMERFN,
+        UV_TIMERDATA,
+        UV_PUSHFN,
+        UV_PUSHDATA,
+    ] {
         t.raw_set(k, Value::Nil)?;
     }
     Ok(())

@@ -61,64 +61,86 @@ fn os_err<T>(what: &str, e: std::io::Error) -> R<T> {
     usage(format!("{what}: {e}"))
 }
 
-fn watch(_lua: &Lua, args: Args) -> R<()> {
-    let (ud, ep) = this(&args)?;
-    let fd = args.fd(1, "fd", false)?;
-    let what = args.c_int(2, "what")?;
-    let events = match what {
-        sys::CURL_POLL_NONE => 0,
-        sys::CURL_POLL_IN => libc::EPOLLIN as u32,
-        sys::CURL_POLL_OUT => libc::EPOLLOUT as u32,
-        sys::CURL_POLL_INOUT => (libc::EPOLLIN | libc::EPOLLOUT) as u32,
-        sys::CURL_POLL_REMOVE => return unwatch_fd(&ud, ep, fd),
-        _ => {
-            return usage(format!(
-                "bad argument #2 'what' (expected a CURL_POLL_* value, got {what})"
-            ))
+impl Poller {
+    /// `Watch` for a `CURL_POLL_*` value (REMOVE un-watches).
+    pub fn apply(&self, fd: c_int, what: c_int) -> R<()> {
+        let ep = self.ep.get();
+        if ep < 0 {
+            return usage("the poller is closed");
         }
-    };
-    let p = ud.borrow::<Poller>()?;
-    let known = p.watched.borrow().get(&fd).copied();
-    match known {
-        // Always tell the kernel: the descriptor may have been closed (which
-        // drops it from epoll) and reused by a new socket since.
-        Some(_) => {
-            if let Err(e) = raw::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, events) {
-                if e.raw_os_error() != Some(libc::ENOENT) {
-                    return os_err("epoll_ctl(MOD)", e);
+        let events = match what {
+            sys::CURL_POLL_NONE => 0,
+            sys::CURL_POLL_IN => libc::EPOLLIN as u32,
+            sys::CURL_POLL_OUT => libc::EPOLLOUT as u32,
+            sys::CURL_POLL_INOUT => (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+            sys::CURL_POLL_REMOVE => {
+                self.forget(fd);
+                return Ok(());
+            }
+            _ => {
+                return usage(format!(
+                    "bad argument #2 'what' (expected a CURL_POLL_* value, got {what})"
+                ))
+            }
+        };
+        let known = self.watched.borrow().get(&fd).copied();
+        match known {
+            // Always tell the kernel: the descriptor may have been closed (which
+            // drops it from epoll) and reused by a new socket since.
+            Some(_) => {
+                if let Err(e) = raw::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, events) {
+                    if e.raw_os_error() != Some(libc::ENOENT) {
+                        return os_err("epoll_ctl(MOD)", e);
+                    }
+                    // the fd was closed and reused behind our back: add it again
+                    raw::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, events)
+                        .or_else(|e| os_err("epoll_ctl(ADD)", e))?;
                 }
-                // the fd was closed and reused behind our back: add it again
-                raw::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, events)
-                    .or_else(|e| os_err("epoll_ctl(ADD)", e))?;
+            }
+            None => {
+                if let Err(e) = raw::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, events) {
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return os_err("epoll_ctl(ADD)", e);
+                    }
+                    raw::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, events)
+                        .or_else(|e| os_err("epoll_ctl(MOD)", e))?;
+                }
             }
         }
-        None => {
-            if let Err(e) = raw::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, events) {
-                if e.raw_os_error() != Some(libc::EEXIST) {
-                    return os_err("epoll_ctl(ADD)", e);
-                }
-                raw::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, events)
-                    .or_else(|e| os_err("epoll_ctl(MOD)", e))?;
-            }
+        self.watched.borrow_mut().insert(fd, events);
+        Ok(())
+    }
+
+    fn forget(&self, fd: c_int) {
+        if self.watched.borrow_mut().remove(&fd).is_some() {
+            // ENOENT/EBADF: the descriptor was already closed, which removed it.
+            let _ = raw::epoll_ctl(self.ep.get(), libc::EPOLL_CTL_DEL, fd, 0);
         }
     }
-    p.watched.borrow_mut().insert(fd, events);
-    Ok(())
+
+    /// `SetTimer`: arm (ms >= 0) or disarm (-1) libcurl's timer.
+    pub fn arm(&self, ms: i64) {
+        self.deadline.set(if ms < 0 {
+            None
+        } else {
+            Some(Instant::now() + Duration::from_millis(ms as u64))
+        });
+    }
 }
 
-fn unwatch_fd(ud: &LuaAnyUserData, ep: c_int, fd: c_int) -> R<()> {
-    let p = ud.borrow::<Poller>()?;
-    if p.watched.borrow_mut().remove(&fd).is_some() {
-        // ENOENT/EBADF: the descriptor was already closed, which removed it.
-        let _ = raw::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, 0);
-    }
-    Ok(())
+fn watch(_lua: &Lua, args: Args) -> R<()> {
+    let (ud, _ep) = this(&args)?;
+    let fd = args.fd(1, "fd", false)?;
+    let what = args.c_int(2, "what")?;
+    ud.borrow::<Poller>()?.apply(fd, what)
 }
 
 fn unwatch(_lua: &Lua, args: Args) -> R<()> {
     let (ud, ep) = this(&args)?;
     let fd = args.fd(1, "fd", false)?;
-    unwatch_fd(&ud, ep, fd)
+    let _ = ep;
+    ud.borrow::<Poller>()?.forget(fd);
+    Ok(())
 }
 
 /// Waits up to `ms` (negative: no limit) and returns how many descriptors
@@ -126,33 +148,95 @@ fn unwatch(_lua: &Lua, args: Args) -> R<()> {
 fn wait(_lua: &Lua, args: Args) -> R<i64> {
     let (ud, ep) = this(&args)?;
     let ms = args.opt_int(1, "timeout_ms", -1)?;
-    // negative: no limit
-    let mut ms = ms.clamp(-1, c_int::MAX as i64) as c_int;
     let p = ud.borrow::<Poller>()?;
-    if let Some(d) = p.deadline.get() {
-        // wake up for libcurl's timer too (rounded up: never early)
-        let left = d.saturating_duration_since(Instant::now());
-        let left_ms = left.as_micros().div_ceil(1000).min(c_int::MAX as u128) as c_int;
-        ms = if ms < 0 { left_ms } else { ms.min(left_ms) };
-    }
-    let mut buf = p.ready.borrow_mut();
-    p.pos.set(0);
-    p.fired.set(false);
-    if buf.capacity() < BATCH {
-        buf.reserve(BATCH);
-    }
-    let r = match raw::epoll_wait(ep, &mut buf, ms) {
-        Ok(n) => Ok(n as i64),
-        Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(0),
-        Err(e) => os_err("epoll_wait", e),
-    };
-    if let Some(d) = p.deadline.get() {
-        if Instant::now() >= d {
-            p.deadline.set(None);
-            p.fired.set(true);
+    p.wait_core(ep, ms)
+}
+
+impl Poller {
+    /// epoll_wait for up to `ms` (negative: no limit), shortened to libcurl's
+    /// timer; fills the ready list and notes whether the timer expired.
+    fn wait_core(&self, ep: c_int, ms: i64) -> R<i64> {
+        // negative: no limit
+        let mut ms = ms.clamp(-1, c_int::MAX as i64) as c_int;
+        if let Some(d) = self.deadline.get() {
+            // wake up for libcurl's timer too (rounded up: never early)
+            let left = d.saturating_duration_since(Instant::now());
+            let left_ms = left.as_micros().div_ceil(1000).min(c_int::MAX as u128) as c_int;
+            ms = if ms < 0 { left_ms } else { ms.min(left_ms) };
         }
+        let mut buf = self.ready.borrow_mut();
+        self.pos.set(0);
+        self.fired.set(false);
+        if buf.capacity() < BATCH {
+            buf.reserve(BATCH);
+        }
+        let r = match raw::epoll_wait(ep, &mut buf, ms) {
+            Ok(n) => Ok(n as i64),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(0),
+            Err(e) => os_err("epoll_wait", e),
+        };
+        if let Some(d) = self.deadline.get() {
+            if Instant::now() >= d {
+                self.deadline.set(None);
+                self.fired.set(true);
+            }
+        }
+        r
     }
-    r
+
+    /// The ready descriptors still watched, with `CURL_CSELECT_*` masks.
+    fn take_ready(&self) -> Vec<(c_int, c_int)> {
+        let buf = self.ready.borrow();
+        let watched = self.watched.borrow();
+        let out = buf
+            .iter()
+            .skip(self.pos.get())
+            .map(|ev| (ev.u64 as u32 as c_int, cselect(ev.events)))
+            .filter(|(fd, _)| watched.contains_key(fd))
+            .collect();
+        self.pos.set(buf.len());
+        out
+    }
+}
+
+fn cselect(e: u32) -> c_int {
+    let mut mask = 0;
+    if e & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 != 0 {
+        mask |= sys::CURL_CSELECT_IN;
+    }
+    if e & libc::EPOLLOUT as u32 != 0 {
+        mask |= sys::CURL_CSELECT_OUT;
+    }
+    if e & libc::EPOLLERR as u32 != 0 {
+        mask |= sys::CURL_CSELECT_ERR;
+    }
+    mask
+}
+
+/// `poller:Dispatch(multi[, ms])` -> running: one turn of the usual loop
+/// done in Rust: wait (up to `ms`, and for libcurl's timer), then
+/// `multi:SocketAction` for each ready socket and for an expired timer. With
+/// the poller as the multi's socket and timer function
+/// (`multi:SetOpt_SocketFunction(poller)`) no Lua runs but the transfers'
+/// own callbacks. A callback error stops the turn and is raised; the
+/// sockets not served yet are reported again by the next turn.
+fn dispatch(lua: &Lua, args: Args) -> R<i64> {
+    let (ud, ep) = this(&args)?;
+    let mud = args.ud::<crate::multi::Multi>(1, "multi", "curl.Multi")?;
+    let ms = args.opt_int(2, "timeout_ms", -1)?;
+    let (ready, fired) = {
+        let p = ud.borrow::<Poller>()?;
+        p.wait_core(ep, ms)?;
+        (p.take_ready(), p.fired.replace(false))
+    };
+    let mut running = -1;
+    for (fd, mask) in ready {
+        running = crate::multi::action(lua, &mud, fd, mask)?;
+    }
+    if fired || running < 0 {
+        running = crate::multi::action(lua, &mud, -1, 0)?;
+    }
+    Ok(running)
 }
 
 /// `poller:SetTimer(ms)`: arms the one-shot timer libcurl's timer callback
@@ -161,12 +245,7 @@ fn wait(_lua: &Lua, args: Args) -> R<i64> {
 fn set_timer(_lua: &Lua, args: Args) -> R<()> {
     let (ud, _ep) = this(&args)?;
     let ms = args.int(1, "timeout_ms")?;
-    let p = ud.borrow::<Poller>()?;
-    p.deadline.set(if ms < 0 {
-        None
-    } else {
-        Some(Instant::now() + Duration::from_millis(ms as u64))
-    });
+    ud.borrow::<Poller>()?.arm(ms);
     Ok(())
 }
 
@@ -197,17 +276,7 @@ fn next(_lua: &Lua, ud: LuaAnyUserData) -> LuaResult<(Value, Value)> {
             continue;
         }
         p.pos.set(i);
-        let e = ev.events;
-        let mut mask = 0;
-        if e & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 != 0 {
-            mask |= sys::CURL_CSELECT_IN;
-        }
-        if e & libc::EPOLLOUT as u32 != 0 {
-            mask |= sys::CURL_CSELECT_OUT;
-        }
-        if e & libc::EPOLLERR as u32 != 0 {
-            mask |= sys::CURL_CSELECT_ERR;
-        }
+        let mask = cselect(ev.events);
         return Ok((Value::Integer(fd as i64), Value::Integer(mask as i64)));
     }
     p.pos.set(i);
@@ -257,6 +326,7 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &t, "Count", "poller:Count", count)?;
     reg(lua, &t, "SetTimer", "poller:SetTimer", set_timer)?;
     reg(lua, &t, "Now", "poller:Now", now)?;
+    reg(lua, &t, "Dispatch", "poller:Dispatch", dispatch)?;
     reg(lua, &t, "Close", "poller:Close", close)?;
     raw_t.raw_set("Poller", t)?;
     raw_t.raw_set("poller_next", lua.create_function(next)?)?;

@@ -12,12 +12,16 @@ function B:unwatch(fd) self.poller:Unwatch(fd) end
 function B:timer(ms) self.poller:SetTimer(ms) end -- fires from step(), never here
 function B:now() return self.poller:Now() end
 
--- One turn: wait up to `ms` for sockets or libcurl's timer, then act.
+-- One turn: wait up to `ms` for sockets or libcurl's timer, then act; the
+-- SocketAction calls run in Rust (poller:Dispatch), and the Poller is the
+-- multi's socket and timer function, so no Lua runs for them.
 function B:step(ms)
   local loop = self.loop
-  for fd, mask in self.poller:Wait(ms) do
-    if fd == curl.CURL_SOCKET_TIMEOUT then loop:_timeout() else loop:_socket(fd, mask) end
-  end
+  loop.depth = loop.depth + 1
+  local ok, err = pcall(self.poller.Dispatch, self.poller, loop.multi, ms)
+  loop.depth = loop.depth - 1
+  if not ok then loop:_error(err) end
+  loop:_drain()
 end
 
 function B:close() self.poller:Close() end
@@ -28,6 +32,8 @@ function M.new(multi)
   local b = setmetatable({ poller = curl.Poller() }, B)
   local loop = Loop.new(b, multi)
   b.loop = loop
+  loop.multi:SetOpt_SocketFunction(b.poller)
+  loop.multi:SetOpt_TimerFunction(b.poller)
   return loop
 end
 
