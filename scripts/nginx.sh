@@ -52,6 +52,12 @@ if [ ! -f "$dir/server.crt" ]; then
     -days 30 -extfile "$dir/ext.cnf" -out "$dir/server.crt" >/dev/null 2>&1
 fi
 
+# as many descriptors as this shell may have (10,000-connection runs)
+nofile=$(ulimit -Hn)
+[ "$nofile" = unlimited ] && nofile=70000
+[ "$nofile" -gt 70000 ] && nofile=70000
+ulimit -n "$nofile" 2>/dev/null || true
+conns=$((nofile - 100))
 user_line=""
 [ "$(id -u)" = 0 ] && user_line="user root;"
 
@@ -63,8 +69,8 @@ worker_processes 1;
 daemon on;
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;
-worker_rlimit_nofile 70000;
-events { worker_connections 30000; }
+worker_rlimit_nofile $nofile;
+events { worker_connections $conns; }
 http {
   access_log off;
   client_body_temp_path $dir/tmp/body;

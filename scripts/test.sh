@@ -85,6 +85,16 @@ if [ -z "${SKIP_VALGRIND:-}" ]; then
       lua5.4 /usr/bin/busted -o TAP
 fi
 
+scale_check() { # 10,000 transfers at once through the Poller / luv helper
+  ( ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10200 ]; then
+      echo "descriptor limit $(ulimit -n) is below 10,200"; exit 1
+    fi
+    lua5.4 bench/scale.lua "$1" "$NGINX_HTTP/100b" 10000 2>&1 | grep -v '^EBADF' )
+}
+check "10,000 concurrent transfers (Poller)" scale_check poller
+check "10,000 concurrent transfers (luv)" scale_check luv
+
 rock_check() { # rock_check LUAVERSION INTERPRETER
   local tree="$tmp/tree-$2"
   luarocks --lua-version="$1" --tree="$tree" make rockspec/lua-curl-socket-scm-1.rockspec \

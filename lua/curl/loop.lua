@@ -43,7 +43,7 @@ Loop.easy_error = easy_error
 function Loop.new(backend, multi)
   local self = setmetatable({
     backend = backend,
-    multi = multi or curl.Multi(),
+    multi = type(multi) == "userdata" and multi or curl.Multi(), -- (ignores require's 2nd value)
     transfers = {}, -- easy -> { on_done = fn }
     active = 0,
     depth = 0,      -- > 0 while SocketAction runs (callbacks may call us)
