@@ -8,5 +8,7 @@ features=("$@")
 for f in "${features[@]}"; do
   cargo build --quiet --release --locked --features "$f" --target-dir "target/$f"
   mkdir -p "build/$f"
-  cp "target/$f/release/liblcurlsock.so" "build/$f/curl.so"
+  # copy then rename: a Lua process using the old file keeps its mapping
+  cp "target/$f/release/liblcurlsock.so" "build/$f/.curl.so.new"
+  mv -f "build/$f/.curl.so.new" "build/$f/curl.so"
 done

@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev liblua5.3-dev
       liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-luv lua-cqueues
-      libcurl4-openssl-dev pkg-config nginx-light openssl valgrind python3 python3-brotli curl gcc)
+      libcurl4-openssl-dev pkg-config nginx-light openssl valgrind python3 python3-brotli
+      python3-pyftpdlib openssh-server curl gcc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

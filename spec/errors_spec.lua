@@ -266,7 +266,7 @@ describe("usage errors", function()
       { multi.SetOpt, multi, "x", 1, "multi:SetOpt", "#1 'option'" },
       { multi.SetOpt, multi, 999999, 1, "multi:SetOpt", "unknown multi option" },
       { multi.SetOpt, multi, curl.CURLMOPT_MAXCONNECTS, "ten", "multi:SetOpt", "CURLMOPT_MAXCONNECTS" },
-      { multi.SetOpt, multi, curl.CURLMOPT_SOCKETFUNCTION, 5, "multi:SetOpt", "function or nil" },
+      { multi.SetOpt, multi, curl.CURLMOPT_SOCKETFUNCTION, 5, "multi:SetOpt", "function, curl.Poller or nil" },
       { multi.Wait, multi, "soon", nil, "multi:Wait", "#1 'timeout_ms'" },
       { multi.Wait, multi, 0, 5, "multi:Wait", "#2 'extra'" },
       { multi.Assign, multi, "s", 1, "multi:Assign", "#1 'socket'" },

@@ -589,7 +589,14 @@ pub fn on_chunk_bgn(e: &EasyInner, ctx: &Ctx<'_>, info: &raw::FileInfo, remains:
         s.raw_set("perm", opt_str(lua, info.strings_perm)?)?;
         s.raw_set("user", opt_str(lua, info.strings_user)?)?;
         s.raw_set("group", opt_str(lua, info.strings_group)?)?;
-        s.raw_set("target", opt_str(lua, info.strings_target)?)?;
+        // libcurl (7.88 at least) does not reset the parser's symlink-target
+        // offset between entries: for an entry listed after a symlink,
+        // `strings.target` points at a stale index into the new entry's
+        // buffer (uninitialised bytes, possibly past its end). It only has
+        // a meaning for symlinks, so only those get one.
+        if info.filetype as i64 == c::CURLFILETYPE_SYMLINK {
+            s.raw_set("target", opt_str(lua, info.strings_target)?)?;
+        }
         t.raw_set("strings", s)?;
         a.push_back(Value::Table(t));
         a.push_back(Value::Integer(remains as i64));
