@@ -266,3 +266,37 @@ describe("more easy methods", function()
     end
   end)
 end)
+
+describe("pausing inside a multi", function()
+  after_each(H.gc)
+
+  it("CURL_READFUNC_PAUSE stops an upload until easy:Pause(CURLPAUSE_CONT)", function()
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    local parts = { "first-", "PAUSE", "second" }
+    local i, paused = 0, false
+    local e, body = H.collecting_easy(H.url("/echo"), { Upload = true, InFileSize = 12 })
+    e:SetOpt_ReadFunction(function()
+      i = i + 1
+      if parts[i] == "PAUSE" then
+        paused = true
+        return curl.CURL_READFUNC_PAUSE
+      end
+      return parts[i]
+    end)
+    multi:AddHandle(e)
+    local resumed = false
+    loop:run { until_fn = function() return paused end }
+    assert.is_true(paused)
+    -- nothing moves while paused
+    for _ = 1, 3 do loop.poller:Wait(20) end
+    assert.are.equal(2, i)
+    e:Pause(curl.CURLPAUSE_CONT)
+    resumed = true
+    loop:run()
+    assert.is_true(resumed)
+    assert.are.equal(1, #loop.done)
+    assert.are.equal(0, loop.done[1].result)
+    assert.truthy(body():find('"body": "first-second"', 1, true))
+  end)
+end)
