@@ -740,29 +740,22 @@ fn upkeep(lua: &Lua, args: Args) -> R<()> {
     check(rc, "curl_easy_upkeep")
 }
 
-fn escape(lua: &Lua, args: Args) -> R<LuaString> {
-    let (_ud, _e, h) = open(&args)?;
-    let Value::String(s) = args.get(1) else {
-        return usage(format!(
-            "bad argument #1 'string' (expected string, got {})",
-            type_name(&args.get(1))
-        ));
-    };
-    let out =
-        raw::escape(h, &s.as_bytes()).ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
-    Ok(lua.create_string(&out)?)
+/// Argument `i` as bytes, or a usage error naming it.
+fn bytes_arg(args: &Args, i: usize, name: &str) -> R<Vec<u8>> {
+    match args.get(i) {
+        Value::String(s) => Ok(s.as_bytes().to_vec()),
+        v => usage(format!(
+            "bad argument #{i} '{name}' (expected string, got {})",
+            type_name(&v)
+        )),
+    }
 }
 
-fn unescape(lua: &Lua, args: Args) -> R<LuaString> {
+/// `Escape` / `Unescape`: `curl_easy_escape` / `curl_easy_unescape`.
+fn escaping(lua: &Lua, args: Args, f: fn(EasyPtr, &[u8]) -> Option<Vec<u8>>) -> R<LuaString> {
     let (_ud, _e, h) = open(&args)?;
-    let Value::String(s) = args.get(1) else {
-        return usage(format!(
-            "bad argument #1 'string' (expected string, got {})",
-            type_name(&args.get(1))
-        ));
-    };
-    let out =
-        raw::unescape(h, &s.as_bytes()).ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
+    let s = bytes_arg(&args, 1, "string")?;
+    let out = f(h, &s).ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
     Ok(lua.create_string(&out)?)
 }
 
@@ -770,13 +763,7 @@ fn unescape(lua: &Lua, args: Args) -> R<LuaString> {
 /// CURLE_AGAIN). Needs `CONNECT_ONLY`.
 fn send(lua: &Lua, args: Args) -> R<i64> {
     let (ud, e, h) = open(&args)?;
-    let Value::String(s) = args.get(1) else {
-        return usage(format!(
-            "bad argument #1 'data' (expected string, got {})",
-            type_name(&args.get(1))
-        ));
-    };
-    let bytes = s.as_bytes().to_vec();
+    let bytes = bytes_arg(&args, 1, "data")?;
     let (r, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_send(h, &bytes))?;
     if let Some(f) = err {
         return Err(f);
@@ -915,8 +902,12 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &m, "Reset", "easy:Reset", reset)?;
     reg(lua, &m, "Pause", "easy:Pause", pause)?;
     reg(lua, &m, "Upkeep", "easy:Upkeep", upkeep)?;
-    reg(lua, &m, "Escape", "easy:Escape", escape)?;
-    reg(lua, &m, "Unescape", "easy:Unescape", unescape)?;
+    reg(lua, &m, "Escape", "easy:Escape", |l, a| {
+        escaping(l, a, raw::escape)
+    })?;
+    reg(lua, &m, "Unescape", "easy:Unescape", |l, a| {
+        escaping(l, a, raw::unescape)
+    })?;
     reg(lua, &m, "Send", "easy:Send", send)?;
     reg(lua, &m, "Recv", "easy:Recv", recv)?;
     reg(lua, &m, "DupHandle", "easy:DupHandle", dup_handle)?;

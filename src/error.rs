@@ -65,40 +65,65 @@ impl Fail {
             Fail::Raise(v) => Ok(v),
             Fail::Usage(m) => error_value(lua, "usage", -1, "USAGE", &m, method),
             Fail::Easy(code, detail) => {
-                let mut msg = crate::raw::easy_strerror(code);
-                if let Some(d) = detail.filter(|d| !d.is_empty()) {
-                    msg = format!("{msg}: {d}");
-                }
-                let name = consts::code_name(lua, "CURLE_", code as i64);
-                error_value(lua, "easy", code as i64, &name, &msg, method)
+                let text = crate::raw::easy_strerror(code);
+                coded(
+                    lua,
+                    "easy",
+                    "CURLE_",
+                    code,
+                    text,
+                    detail.filter(|d| !d.is_empty()),
+                    method,
+                )
             }
-            Fail::Multi(code, detail) => {
-                let mut msg = crate::raw::multi_strerror(code);
-                if let Some(d) = detail {
-                    msg = format!("{msg}: {d}");
-                }
-                let name = consts::code_name(lua, "CURLM_", code as i64);
-                error_value(lua, "multi", code as i64, &name, &msg, method)
-            }
-            Fail::Share(code, detail) => {
-                let mut msg = crate::raw::share_strerror(code);
-                if let Some(d) = detail {
-                    msg = format!("{msg}: {d}");
-                }
-                let name = consts::code_name(lua, "CURLSHE_", code as i64);
-                error_value(lua, "share", code as i64, &name, &msg, method)
-            }
-            Fail::Url(code, detail) => {
-                let mut msg = crate::raw::url_strerror(code);
-                if let Some(d) = detail {
-                    msg = format!("{msg}: {d}");
-                }
-                let name = consts::code_name(lua, "CURLUE_", code as i64);
-                error_value(lua, "url", code as i64, &name, &msg, method)
-            }
+            Fail::Multi(code, detail) => coded(
+                lua,
+                "multi",
+                "CURLM_",
+                code,
+                crate::raw::multi_strerror(code),
+                detail,
+                method,
+            ),
+            Fail::Share(code, detail) => coded(
+                lua,
+                "share",
+                "CURLSHE_",
+                code,
+                crate::raw::share_strerror(code),
+                detail,
+                method,
+            ),
+            Fail::Url(code, detail) => coded(
+                lua,
+                "url",
+                "CURLUE_",
+                code,
+                crate::raw::url_strerror(code),
+                detail,
+                method,
+            ),
             Fail::Lua(e) => Ok(Value::String(lua.create_string(e.to_string())?)),
         }
     }
+}
+
+/// An error value for a libcurl code: its C name, libcurl's text and the detail.
+fn coded(
+    lua: &Lua,
+    kind: &str,
+    family: &'static str,
+    code: i32,
+    text: String,
+    detail: Option<String>,
+    method: &str,
+) -> LuaResult<Value> {
+    let msg = match detail {
+        Some(d) => format!("{text}: {d}"),
+        None => text,
+    };
+    let name = consts::code_name(lua, family, code as i64);
+    error_value(lua, kind, code as i64, &name, &msg, method)
 }
 
 /// Turns a method's outcome into `true, ...` or `false, err` for the Lua layer.

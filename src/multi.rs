@@ -101,8 +101,8 @@ fn recursive<T>() -> R<T> {
     ))
 }
 
-fn open(args: &Args) -> R<(LuaAnyUserData, Rc<MultiInner>, MultiPtr)> {
-    let ud = args.this::<Multi>(CLASS)?;
+/// The state of a multi userdata and its live handle, or a usage error.
+fn live(ud: &LuaAnyUserData) -> R<(Rc<MultiInner>, MultiPtr)> {
     let inner = ud
         .borrow::<Multi>()
         .map_err(|_| Fail::Usage("the multi handle was garbage-collected".into()))?
@@ -112,6 +112,12 @@ fn open(args: &Args) -> R<(LuaAnyUserData, Rc<MultiInner>, MultiPtr)> {
         .raw
         .get()
         .ok_or_else(|| Fail::Usage("the multi handle is closed".into()))?;
+    Ok((inner, m))
+}
+
+fn open(args: &Args) -> R<(LuaAnyUserData, Rc<MultiInner>, MultiPtr)> {
+    let ud = args.this::<Multi>(CLASS)?;
+    let (inner, m) = live(&ud)?;
     Ok((ud, inner, m))
 }
 
@@ -389,15 +395,7 @@ fn socket_action(lua: &Lua, args: Args) -> R<i64> {
 
 /// `SocketAction` for Rust callers (`poller:Dispatch`).
 pub fn action(lua: &Lua, mud: &LuaAnyUserData, fd: c_int, mask: c_int) -> R<i64> {
-    let inner = mud
-        .borrow::<Multi>()
-        .map_err(|_| Fail::Usage("the multi handle was garbage-collected".into()))?
-        .0
-        .clone();
-    let m = inner
-        .raw
-        .get()
-        .ok_or_else(|| Fail::Usage("the multi handle is closed".into()))?;
+    let (inner, m) = live(mud)?;
     if inner.slot.busy() {
         return recursive();
     }

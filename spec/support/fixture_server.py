@@ -32,6 +32,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lifeline  # noqa: E402
+
 
 def pattern(n):
     base = b"0123456789abcdefghijklmnopqrstuvwxyz\n"
@@ -202,17 +205,7 @@ def main():
     print("PORT %d" % srv.server_address[1], flush=True)
     watched = int(sys.argv[2]) if len(sys.argv) > 2 else os.getppid()
 
-    def watch():
-        while True:
-            time.sleep(0.3)
-            try:
-                os.kill(watched, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:
-                pass
-
-    threading.Thread(target=watch, daemon=True).start()
+    lifeline.watch(watched)
     srv.serve_forever()
 
 

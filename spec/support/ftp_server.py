@@ -12,6 +12,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lifeline  # noqa: E402
+
 try:
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.handlers import FTPHandler
@@ -48,15 +51,7 @@ def main():
     server.max_cons = 64
     print("PORT %d" % server.address[1], flush=True)
 
-    def watch():
-        while True:
-            time.sleep(0.3)
-            try:
-                os.kill(watched, 0)
-            except ProcessLookupError:
-                os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()
+    lifeline.watch(watched)
     server.serve_forever(handle_exit=True)
 
 

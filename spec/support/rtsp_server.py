@@ -31,6 +31,9 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lifeline  # noqa: E402
+
 SDP = (b"v=0\r\n"
        b"o=- 1 1 IN IP4 127.0.0.1\r\n"
        b"s=spec fixture\r\n"
@@ -172,15 +175,7 @@ def main():
     srv.listen(32)
     print("PORT %d" % srv.getsockname()[1], flush=True)
 
-    def watch():
-        while True:
-            time.sleep(0.3)
-            try:
-                os.kill(watched, 0)
-            except ProcessLookupError:
-                os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()
+    lifeline.watch(watched)
     while True:
         conn, _ = srv.accept()
         threading.Thread(target=serve, args=(conn,), daemon=True).start()

@@ -25,6 +25,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lifeline  # noqa: E402
+
 
 def fail(reason):
     print("NO-SSHD %s" % reason, flush=True)
@@ -113,16 +116,10 @@ def main():
 
     signal.signal(signal.SIGTERM, finish)
 
-    def watch():
-        while True:
-            time.sleep(0.3)
-            try:
-                os.kill(watched, 0)
-            except ProcessLookupError:
-                finish()
-            children[:] = [p for p in children if p.poll() is None]
+    def reap():
+        children[:] = [p for p in children if p.poll() is None]
 
-    threading.Thread(target=watch, daemon=True).start()
+    lifeline.watch(watched, on_exit=finish, every=reap)
 
     while True:
         conn, _ = srv.accept()
