@@ -7,7 +7,9 @@
 
 use crate::consts;
 use mlua::prelude::*;
-use mlua::{IntoLuaMulti, MultiValue, Value};
+use mlua::state::RawLua;
+use mlua::{FromLua, FromLuaMulti, IntoLuaMulti, MultiValue, Value};
+use std::os::raw::c_int;
 
 pub enum Fail {
     /// A value raised by a Lua callback: re-raised unchanged.
@@ -127,19 +129,10 @@ fn coded(
 }
 
 /// Turns a method's outcome into `true, ...` or `false, err` for the Lua layer.
-pub fn finish<T: IntoLuaMulti>(lua: &Lua, method: &str, r: R<T>) -> LuaResult<MultiValue> {
-    match r.and_then(|v| v.into_lua_multi(lua).map_err(Fail::Lua)) {
-        Ok(mut mv) => {
-            mv.push_front(Value::Boolean(true));
-            Ok(mv)
-        }
-        Err(f) => {
-            let v = f.into_value(lua, method)?;
-            let mut mv = MultiValue::new();
-            mv.push_back(Value::Boolean(false));
-            mv.push_back(v);
-            Ok(mv)
-        }
+pub fn finish<T: IntoLuaMulti>(lua: &Lua, method: &str, r: R<T>) -> LuaResult<Out<T>> {
+    match r {
+        Ok(v) => Ok(Out::Ok(v)),
+        Err(f) => Ok(Out::Err(f.into_value(lua, method)?)),
     }
 }
 
@@ -150,10 +143,7 @@ where
     F: Fn(&Lua, Args) -> R<T> + 'static,
     T: IntoLuaMulti,
 {
-    let func = lua.create_function(move |lua, mv: MultiValue| {
-        let r = f(lua, Args { v: mv });
-        finish(lua, method, r)
-    })?;
+    let func = lua.create_function(move |lua, args: Args| finish(lua, method, f(lua, args)))?;
     t.raw_set(name, func)
 }
 
@@ -170,18 +160,84 @@ where
     F: Fn(&Lua, Args) -> R<T> + 'static,
     T: IntoLuaMulti,
 {
-    let func = lua.create_function(move |lua, mut mv: MultiValue| {
-        mv.push_front(Value::Nil);
-        let r = f(lua, Args { v: mv });
-        finish(lua, method, r)
-    })?;
+    let func =
+        lua.create_function(move |lua, args: Args| finish(lua, method, f(lua, args.shifted())))?;
     t.raw_set(name, func)
 }
 
 /// Positional arguments with checks that produce usage errors. Index 0 is
 /// `self` for methods; user-facing argument numbers start at 1 after it.
 pub struct Args {
-    pub v: MultiValue,
+    vals: [Value; ARGS_KEPT],
+    n: usize,
+}
+
+/// Arguments kept (self + 6): no method takes more; extra ones are ignored.
+const ARGS_KEPT: usize = 7;
+
+impl Args {
+    fn from_iter(it: impl Iterator<Item = Value>, n: usize) -> Args {
+        let mut vals: [Value; ARGS_KEPT] = Default::default();
+        for (slot, v) in vals.iter_mut().zip(it) {
+            *slot = v;
+        }
+        Args { vals, n }
+    }
+
+    /// For module functions: an empty `self`, so the first argument is #1.
+    fn shifted(mut self) -> Args {
+        self.vals.rotate_right(1);
+        self.vals[0] = Value::Nil;
+        self.n += 1;
+        self
+    }
+}
+
+impl FromLuaMulti for Args {
+    fn from_lua_multi(values: MultiValue, _lua: &Lua) -> LuaResult<Self> {
+        let n = values.len();
+        Ok(Args::from_iter(values.into_iter(), n))
+    }
+
+    // Read the arguments straight from the stack into a fixed array: no
+    // heap allocation per call (this runs on every method call).
+    unsafe fn from_stack_multi(nvals: c_int, lua: &RawLua) -> LuaResult<Self> {
+        let n = nvals.max(0) as usize;
+        let mut vals: [Value; ARGS_KEPT] = Default::default();
+        for (k, slot) in vals.iter_mut().enumerate().take(n) {
+            // SAFETY: mlua calls this with `nvals` arguments on the stack;
+            // -nvals + k addresses argument k.
+            *slot = unsafe { Value::from_stack(-nvals + k as c_int, lua)? };
+        }
+        Ok(Args { vals, n })
+    }
+}
+
+/// A method's outcome for the Lua layer: `true, results...` or
+/// `false, err`, pushed without building a `MultiValue`.
+pub enum Out<T> {
+    Ok(T),
+    Err(Value),
+}
+
+impl<T: IntoLuaMulti> IntoLuaMulti for Out<T> {
+    fn into_lua_multi(self, lua: &Lua) -> LuaResult<MultiValue> {
+        match self {
+            Out::Ok(v) => (true, v).into_lua_multi(lua),
+            Out::Err(e) => (false, e).into_lua_multi(lua),
+        }
+    }
+
+    unsafe fn push_into_stack_multi(self, lua: &RawLua) -> LuaResult<c_int> {
+        // SAFETY: forwards to mlua's own tuple implementations with the
+        // RawLua mlua handed us.
+        unsafe {
+            match self {
+                Out::Ok(v) => (true, v).push_into_stack_multi(lua),
+                Out::Err(e) => (false, e).push_into_stack_multi(lua),
+            }
+        }
+    }
 }
 
 pub fn type_name(v: &Value) -> &'static str {
@@ -226,14 +282,18 @@ fn bad<T>(n: usize, name: &str, expected: &str, got: &Value) -> R<T> {
 
 impl Args {
     pub fn get(&self, i: usize) -> Value {
-        self.v.get(i).cloned().unwrap_or(Value::Nil)
+        if i < self.n && i < ARGS_KEPT {
+            self.vals[i].clone()
+        } else {
+            Value::Nil
+        }
     }
     pub fn given(&self, i: usize) -> bool {
-        i < self.v.len()
+        i < self.n
     }
     /// The `self` userdata of type `T`.
     pub fn this<T: 'static>(&self, what: &str) -> R<LuaAnyUserData> {
-        match self.v.front() {
+        match self.vals.first().filter(|_| self.n > 0) {
             Some(Value::UserData(ud)) if ud.is::<T>() => Ok(ud.clone()),
             other => usage(format!(
                 "bad self (expected {what}, got {}); call it with ':'",
