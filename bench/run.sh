@@ -17,7 +17,9 @@ scripts/build.sh lua54 luajit
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 tmp=$(mktemp -d)
 trap 'scripts/nginx.sh stop "$tmp/nginx" >/dev/null; rm -rf "$tmp"' EXIT
-scripts/nginx.sh start "$tmp/nginx" >/dev/null
+# nginx on the last core, the client on the first: less noise on small machines
+last=$(( $(nproc) - 1 ))
+taskset -c "$last" scripts/nginx.sh start "$tmp/nginx" >/dev/null
 . "$tmp/nginx/env"
 cc -O2 -o "$tmp/baseline" bench/c/baseline.c -lcurl
 
@@ -28,7 +30,7 @@ declare -A W=(
   [big20]="$NGINX_HTTP/1m 2000 20"
 )
 workloads=${WORKLOADS:-"tiny10 tiny100 tiny1000 big20"}
-drivers=("c" "poller-5.4" "poller-lua-5.4" "luv-5.4" "poller-jit" "luv-jit" "pycurl")
+drivers=("c" "poller-5.4" "poller-buffer-5.4" "poller-lua-5.4" "luv-5.4" "poller-jit" "luv-jit" "pycurl")
 
 run_driver() { # driver url n c -> "elapsed user sys maxrss_kb"
   local d=$1; shift
@@ -37,12 +39,13 @@ run_driver() { # driver url n c -> "elapsed user sys maxrss_kb"
     c) cmd=("$tmp/baseline" "$@") ;;
     poller-5.4) cmd=(lua5.4 bench/drivers/poller.lua "$@" build/lua54) ;;
     poller-lua-5.4) cmd=(lua5.4 bench/drivers/poller_lua.lua "$@" build/lua54) ;;
+    poller-buffer-5.4) cmd=(lua5.4 bench/drivers/poller_buffer.lua "$@" build/lua54) ;;
     luv-5.4) cmd=(lua5.4 bench/drivers/luv.lua "$@" build/lua54) ;;
     poller-jit) cmd=(luajit bench/drivers/poller.lua "$@" build/luajit) ;;
     luv-jit) cmd=(luajit bench/drivers/luv.lua "$@" build/luajit) ;;
     pycurl) cmd=(/usr/bin/python3 bench/drivers/pycurl_driver.py "$@") ;;
   esac
-  /usr/bin/time -f "%e %U %S %M" -o "$tmp/time" "${cmd[@]}" > "$tmp/out" 2>&1 || { echo "FAIL $d: $(cat "$tmp/out")" >&2; echo "0 0 0 0"; return; }
+  /usr/bin/time -f "%e %U %S %M" -o "$tmp/time" taskset -c 0 "${cmd[@]}" > "$tmp/out" 2>&1 || { echo "FAIL $d: $(cat "$tmp/out")" >&2; echo "0 0 0 0"; return; }
   cat "$tmp/time"
 }
 

@@ -73,6 +73,7 @@ describe("coverage of the linked libcurl", function()
     local objects = {
       multi = curl.Multi(), easy = e, poller = curl.Poller(), share = curl.Share(),
       url = curl.URL(), mime = curl.Mime(e), part = curl.Mime(e):AddPart(),
+      buffer = curl.Buffer(),
     }
     for prefix, obj in pairs(objects) do
       local methods = debug.getmetatable(obj).__index

@@ -184,3 +184,39 @@ describe("easy handles", function()
     assert.are.equal(1, e:GetInfo_REDIRECT_COUNT())
   end)
 end)
+
+describe("curl.Buffer", function()
+  after_each(H.gc)
+
+  it("takes a body and headers without a Lua call per chunk", function()
+    local body, heads = curl.Buffer(), curl.Buffer()
+    local e = curl.Easy { URL = H.url("/size/70000"), WriteData = body, HeaderData = heads }
+    e:Perform()
+    assert.are.equal(70000, body:Len())
+    assert.are.equal(H.pattern(70000), body:Peek())
+    assert.truthy(heads:Take():match("^HTTP/1.1 200"))
+    assert.are.equal(0, heads:Len())
+    assert.are.equal(H.pattern(70000), body:Take())
+    assert.are.equal(0, body:Len())
+    assert.are.equal(70000, body:Total())
+    body:Write("abc")
+    assert.are.equal("abc", body:Peek())
+    body:Clear()
+    assert.are.equal("", body:Take())
+    local ok, err = pcall(body.Write, body, {})
+    assert.is_false(ok)
+    assert.are.equal("buffer:Write", err.method)
+  end)
+
+  it("works in a multi", function()
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    local bufs = {}
+    for i = 1, 10 do
+      bufs[i] = curl.Buffer()
+      multi:AddHandle(curl.Easy { URL = H.url("/size/" .. i * 1000), WriteData = bufs[i] })
+    end
+    loop:run()
+    for i = 1, 10 do assert.are.equal(H.pattern(i * 1000), bufs[i]:Take()) end
+  end)
+end)

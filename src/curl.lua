@@ -138,6 +138,7 @@ class("curl.Share", "share", raw.Share, share_options, nil, "CURLSHOPT_")
 class("curl.URL", "url", raw.URL, nil, nil)
 class("curl.Mime", "mime", raw.Mime, nil, nil)
 class("curl.MimePart", "part", raw.MimePart, nil, nil)
+class("curl.Buffer", "buffer", raw.Buffer, nil, nil)
 
 -- for fd, mask in poller:Wait(ms) do ... end
 local poller_wait, poller_next = raw.Poller.Wait, raw.poller_next
@@ -194,6 +195,11 @@ end
 --- curl.URL([url[, flags]]) -> url
 function M.URL(...)
   return check(new_url(...))
+end
+
+--- curl.Buffer() -> buffer (WRITEDATA / HEADERDATA without a function)
+function M.Buffer()
+  return check(raw.new_buffer())
 end
 
 --- curl.Mime(easy) -> mime

@@ -322,7 +322,9 @@ fn refresh_stream(ud: &LuaAnyUserData, e: &EasyInner, h: EasyPtr, cb: Cb) -> R<(
     let f: Value = t.raw_get(fid)?;
     let d: Value = t.raw_get(did)?;
     let method = if cb == Cb::Read { "read" } else { "write" };
-    let on = matches!(f, Value::Function(_)) || easy_cb::has_method(&d, method);
+    let on = matches!(f, Value::Function(_))
+        || (cb != Cb::Read && crate::buffer::is_buffer(&d))
+        || easy_cb::has_method(&d, method);
     let (fp, dp) = if on {
         (callbacks::pointer_for(cb), e.ptr())
     } else {

@@ -242,8 +242,12 @@ pub fn on_data(e: &EasyInner, ctx: &Ctx<'_>, data: &[u8], cb: Cb) -> usize {
         Call::Done(r) => r,
         Call::Failed => return 0,
         Call::NoFn => {
-            // A file-like *DATA without a function: write into it.
+            // A curl.Buffer as *DATA: append in Rust, no Lua call.
             let obj = data_of(e, ctx, cb);
+            if crate::buffer::append_to(&obj, data) {
+                return data.len();
+            }
+            // A file-like *DATA without a function: write into it.
             let s = match lua.create_string(data) {
                 Ok(s) => s,
                 Err(err) => {

@@ -265,6 +265,8 @@ pub fn type_name(v: &Value) -> &'static str {
                 "curl.Mime"
             } else if ud.is::<crate::mime::MimePart>() {
                 "curl.MimePart"
+            } else if ud.is::<crate::buffer::Buffer>() {
+                "curl.Buffer"
             } else {
                 "userdata"
             }

@@ -14,6 +14,7 @@
 // casts that are no-ops on Linux x86_64 keep the code portable.
 #![allow(clippy::unnecessary_cast)]
 
+mod buffer;
 mod callbacks;
 mod consts;
 mod ctx;
@@ -103,6 +104,7 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     share::register(lua, &r)?;
     url::register(lua, &r)?;
     mime::register(lua, &r)?;
+    buffer::register(lua, &r)?;
     reg_fn(lua, &r, "Version", "curl.Version", |_l, _a| {
         Ok(raw::version())
     })?;
