@@ -40,12 +40,14 @@ if backend == "luv" then
   local b = loop.backend
   local watch, unwatch = b.watch, b.unwatch
   function b.watch(self, fd, what)
-    if not self.polls[fd] then luv_open = luv_open + 1 end
+    local p = self.polls[fd]
+    if not (p and p.active) then luv_open = luv_open + 1 end
     watch(self, fd, what)
     if luv_open > peak then peak = luv_open end
   end
   function b.unwatch(self, fd)
-    if self.polls[fd] then luv_open = luv_open - 1 end
+    local p = self.polls[fd]
+    if p and p.active then luv_open = luv_open - 1 end
     unwatch(self, fd)
   end
 end

@@ -1,5 +1,6 @@
 -- Benchmark driver: as poller.lua, driven by luv (one uv poll per socket,
--- one uv timer).   usage: lua luv.lua URL N C
+-- one uv timer; poll handles are stopped on CURL_POLL_REMOVE and reused).
+--   usage: lua luv.lua URL N C
 local build = arg[4] or "build/lua54"
 package.cpath = build .. "/?.so;" .. package.cpath
 local curl = require "curl"
@@ -28,7 +29,7 @@ local EV = { "r", "w", "rw" }
 multi:SetOpt_SocketFunction(function(_, fd, what)
   local p = polls[fd]
   if what == 4 then
-    if p then p:stop(); p:close(); polls[fd] = nil end
+    if p then p:stop() end -- kept: reused when libcurl watches this descriptor again
     return
   end
   if not p then

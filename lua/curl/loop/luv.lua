@@ -12,29 +12,34 @@ B.__index = B
 
 local EVENTS = { [curl.CURL_POLL_IN] = "r", [curl.CURL_POLL_OUT] = "w", [curl.CURL_POLL_INOUT] = "rw" }
 
+-- Poll handles are kept per descriptor number after CURL_POLL_REMOVE
+-- (stopped, not closed) and started again when libcurl watches that number
+-- again: kept-alive connections are un-watched between transfers, and
+-- making and closing a uv handle each time costs more than the transfer.
 function B:watch(fd, what)
   local p = self.polls[fd]
   if not p then
-    p = self.uv.new_socket_poll(fd)
+    local loop = self.loop
+    p = { handle = self.uv.new_socket_poll(fd) }
+    p.cb = function(err, events)
+      local mask = err and curl.CURL_CSELECT_ERR or 0
+      if events then
+        if events:find("r", 1, true) then mask = mask + curl.CURL_CSELECT_IN end
+        if events:find("w", 1, true) then mask = mask + curl.CURL_CSELECT_OUT end
+      end
+      loop:_socket(fd, mask)
+    end
     self.polls[fd] = p
   end
-  local loop = self.loop
-  p:start(EVENTS[what] or "rw", function(err, events)
-    local mask = err and curl.CURL_CSELECT_ERR or 0
-    if events then
-      if events:find("r", 1, true) then mask = mask + curl.CURL_CSELECT_IN end
-      if events:find("w", 1, true) then mask = mask + curl.CURL_CSELECT_OUT end
-    end
-    loop:_socket(fd, mask)
-  end)
+  p.active = true
+  p.handle:start(EVENTS[what] or "rw", p.cb)
 end
 
 function B:unwatch(fd)
   local p = self.polls[fd]
-  if p then
-    self.polls[fd] = nil
-    p:stop() -- stop at once: the socket may be closed right after
-    p:close()
+  if p and p.active then
+    p.active = false
+    p.handle:stop() -- at once: the socket may be closed right after
   end
 end
 
@@ -53,7 +58,11 @@ function B:step(_)
 end
 
 function B:close()
-  for fd in pairs(self.polls) do self:unwatch(fd) end
+  for fd, p in pairs(self.polls) do
+    self.polls[fd] = nil
+    p.handle:stop()
+    p.handle:close()
+  end
   self.timer_h:stop()
   self.timer_h:close()
   self.uv.run("nowait") -- let the closed handles finish closing
