@@ -18,7 +18,9 @@ pub struct Shared {
 
 pub struct Ctx<'a> {
     pub lua: &'a Lua,
-    pcall: Option<LuaFunction>,
+    /// `pcall`, fetched on the first callback of the call (most calls run
+    /// none from Lua).
+    pcall: RefCell<Option<LuaFunction>>,
     /// The multi whose method is running, if any.
     pub multi: Option<&'a LuaAnyUserData>,
     /// The easy of a running `easy:Perform`, with its `CURL*` address.
@@ -30,7 +32,7 @@ impl<'a> Ctx<'a> {
     pub fn new(lua: &'a Lua) -> Self {
         Ctx {
             lua,
-            pcall: lua.app_data_ref::<Shared>().map(|s| s.pcall.clone()),
+            pcall: RefCell::new(None),
             multi: None,
             easy: None,
             err: RefCell::new(None),
@@ -52,8 +54,13 @@ impl<'a> Ctx<'a> {
     /// Calls `f(args...)` in protected mode. On error the error value is
     /// parked unchanged and `None` is returned.
     pub fn call(&self, f: LuaFunction, args: MultiValue) -> Option<MultiValue> {
-        let pcall = match &self.pcall {
-            Some(p) => p.clone(),
+        if self.pcall.borrow().is_none() {
+            let p = self.lua.app_data_ref::<Shared>().map(|s| s.pcall.clone());
+            *self.pcall.borrow_mut() = p;
+        }
+        let cached = self.pcall.borrow().clone();
+        let pcall = match cached {
+            Some(p) => p,
             None => {
                 self.park(Fail::Usage("curl module state missing".into()));
                 return None;
