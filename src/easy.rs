@@ -827,7 +827,7 @@ pub fn adopt(
             return Err(f);
         }
     };
-    match copy_state(lua, ud, e, &nud, nh) {
+    match copy_state(ud, e, &nud, nh) {
         Ok(()) => Ok(nud),
         Err(f) => {
             if libcurl_owns {
@@ -838,14 +838,7 @@ pub fn adopt(
     }
 }
 
-fn copy_state(
-    lua: &Lua,
-    ud: &LuaAnyUserData,
-    e: &EasyInner,
-    nud: &LuaAnyUserData,
-    nh: EasyPtr,
-) -> R<()> {
-    let _ = lua;
+fn copy_state(ud: &LuaAnyUserData, e: &EasyInner, nud: &LuaAnyUserData, nh: EasyPtr) -> R<()> {
     let ne = inner_of(nud)?;
     init_handle(&ne, nh);
     // Lua values: everything but the multi membership.

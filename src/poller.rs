@@ -136,9 +136,8 @@ fn watch(_lua: &Lua, args: Args) -> R<()> {
 }
 
 fn unwatch(_lua: &Lua, args: Args) -> R<()> {
-    let (ud, ep) = this(&args)?;
+    let (ud, _ep) = this(&args)?;
     let fd = args.fd(1, "fd", false)?;
-    let _ = ep;
     ud.borrow::<Poller>()?.forget(fd);
     Ok(())
 }
