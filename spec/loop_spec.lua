@@ -166,3 +166,34 @@ for _, name in ipairs(backends) do
     end)
   end)
 end
+
+describe("curl.loop misuse (second review)", function()
+  after_each(H.gc)
+
+  it("refuses adding a running easy twice, and a loop closed from on_done ends cleanly", function()
+    local loop = require("curl.loop.poller").new()
+    local e = curl.Easy { URL = H.url("/delay/100/1"), WriteFunction = function() end }
+    local first
+    loop:Add(e, function(_, r) first = r end)
+    local ok, err = pcall(loop.Add, loop, e, function() end)
+    assert.is_false(ok)
+    assert.are.equal("usage", err.kind)
+    loop:Add(curl.Easy { URL = H.url("/size/1"), WriteFunction = function() end }, function() loop:Close() end)
+    loop:Run { seconds = 10 }
+    assert.are.equal(curl.CURLE_ABORTED_BY_CALLBACK, first)
+  end)
+
+  it("an on_done error still resumes the awaiting coroutine", function()
+    local loop = require("curl.loop.poller").new()
+    local resumed
+    coroutine.wrap(function()
+      resumed = { loop:Await(curl.Easy { URL = H.url("/size/1"), WriteFunction = function() end },
+                             function() error("boom", 0) end) }
+    end)()
+    local ok, err = pcall(loop.Run, loop, { seconds = 10 })
+    assert.is_false(ok)
+    assert.are.equal("boom", err)
+    assert.is_true(resumed[1])
+    loop:Close()
+  end)
+end)

@@ -193,3 +193,66 @@ describe("curl.Mime", function()
     assert.is_false(ok, "parts of a freed mime are unusable")
   end)
 end)
+
+describe("mime and dup edge cases (second review)", function()
+  after_each(H.gc)
+
+  it("DupHandle of an easy posting a mime copies no mime, and both handles stay sound", function()
+    local e, body = H.collecting_easy(H.url("/echo"))
+    local m = curl.Mime(e)
+    local n = 0
+    m:AddPart():Name("a"):DataCallback(5, function() n = n + 1; return n == 1 and "hello" or "" end)
+    e:SetOpt_MimePost(m)
+    local d = e:DupHandle()
+    d:SetOpt_WriteFunction(function() end)
+    d:Perform() -- no mime: a plain GET
+    e:Perform()
+    assert.truthy(body():find("hello", 1, true))
+  end)
+
+  it("a posted mime is frozen; replacing a part's content forgets its sub-mime", function()
+    local e = curl.Easy { URL = H.url("/echo"), WriteFunction = function() end }
+    local outer, inner = curl.Mime(e), curl.Mime(e)
+    local p = outer:AddPart()
+    local ip = inner:AddPart()
+    p:SubParts(inner)
+    p:Data("replaced") -- libcurl frees `inner`
+    local ok, err = pcall(ip.Name, ip, "x")
+    assert.is_false(ok)
+    assert.truthy(err.message:find("freed", 1, true))
+    e:SetOpt_MimePost(outer)
+    ok, err = pcall(p.Name, p, "y")
+    assert.is_false(ok)
+    assert.truthy(err.message:find("posted", 1, true))
+    local e2 = curl.Easy()
+    ok, err = pcall(e2.SetOpt_MimePost, e2, outer)
+    assert.is_false(ok)
+    assert.truthy(err.message:find("another easy", 1, true))
+    e:Perform()
+  end)
+
+  it("DupHandle keeps the share working for the copy", function()
+    local share = curl.Share { Share = curl.CURL_LOCK_DATA_COOKIE }
+    local a = curl.Easy { URL = H.url("/setcookie/n/v"), CookieFile = "", Share = share,
+      WriteFunction = function() end }
+    a:Perform()
+    local d, body = a:DupHandle(), {}
+    d:SetOpt_URL(H.url("/echo"))
+    d:SetOpt_WriteFunction(function(s) body[#body + 1] = s end)
+    d:Perform()
+    assert.truthy(table.concat(body):find('"cookie": "n=v"', 1, true))
+  end)
+
+  it("odd callback return values are usage errors, not truncated", function()
+    local e = curl.Easy { URL = H.url("/size/1"), WriteFunction = function() end,
+      OpenSocketFunction = function() return 2 ^ 32 + 2 end }
+    local ok, err = pcall(e.Perform, e)
+    assert.is_false(ok)
+    assert.are.equal("usage", err.kind)
+    e = curl.Easy { URL = H.url("/size/1"), WriteFunction = function() end,
+      SockOptFunction = function() return 2 ^ 32 end }
+    ok, err = pcall(e.Perform, e)
+    assert.is_false(ok)
+    assert.truthy(err.message:find("4294967296", 1, true))
+  end)
+end)

@@ -142,7 +142,12 @@ impl EasyInner {
         drop(old);
     }
 
-    fn bury(&self, x: Box<dyn std::any::Any>) {
+    /// A transfer may be using the handle's options now.
+    pub fn busy(&self) -> bool {
+        self.slot.busy() || self.multi.borrow().is_some()
+    }
+
+    pub fn bury(&self, x: Box<dyn std::any::Any>) {
         self.graveyard.borrow_mut().push(x);
     }
 
@@ -801,7 +806,29 @@ fn recv(lua: &Lua, args: Args) -> R<Value> {
 /// (callbacks, userdata, kept strings and lists, objects) copied too.
 fn dup_handle(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     let (ud, e, h) = open(&args)?;
-    let nh = raw::easy_duphandle(h).ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
+    // libcurl would copy a posted mime with its data callbacks' argument and
+    // free function, which the original owns: detach the mime around the
+    // copy (the copy posts none; a mime has one poster).
+    let mime = e.objects.borrow().get(&c::CURLOPT_MIMEPOST).and_then(|o| {
+        o.clone()
+            .downcast::<crate::mime::PostGuard>()
+            .ok()
+            .and_then(|g| g.0.raw())
+    });
+    if mime.is_some() {
+        check(
+            raw::setopt_ptr(h, c::CURLOPT_MIMEPOST as i32, std::ptr::null()),
+            "DupHandle",
+        )?;
+    }
+    let nh = raw::easy_duphandle(h);
+    if let Some(m) = mime {
+        check(
+            raw::setopt_ptr(h, c::CURLOPT_MIMEPOST as i32, m.as_ptr()),
+            "DupHandle",
+        )?;
+    }
+    let nh = nh.ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
     adopt(lua, &ud, &e, nh, false)
 }
 
@@ -846,7 +873,10 @@ fn copy_state(ud: &LuaAnyUserData, e: &EasyInner, nud: &LuaAnyUserData, nh: Easy
     let dst = uv(nud)?;
     for pair in src.pairs::<Value, Value>() {
         let (k, v) = pair?;
-        if !matches!(&k, Value::Integer(UV_MULTI)) {
+        if !matches!(
+            &k,
+            Value::Integer(UV_MULTI) | Value::Integer(c::CURLOPT_MIMEPOST)
+        ) {
             dst.raw_set(k, v)?;
         }
     }

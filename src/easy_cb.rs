@@ -194,9 +194,17 @@ fn data_of(e: &EasyInner, ctx: &Ctx<'_>, cb: Cb) -> Value {
 }
 
 fn bad_return(ctx: &Ctx<'_>, what: &str, v: &Value, expected: &str) {
+    let who = if what.is_empty() {
+        "a callback".to_string()
+    } else {
+        format!("the {what} callback")
+    };
+    let got = match to_int(v) {
+        Some(n) => format!("the number {n}"),
+        None => format!("a {}", type_name(v)),
+    };
     ctx.park(Fail::Usage(format!(
-        "the {what} callback returned a {} (expected {expected})",
-        type_name(v)
+        "{who} returned {got} (expected {expected})"
     )));
 }
 
@@ -401,25 +409,45 @@ pub fn on_debug(e: &EasyInner, ctx: &Ctx<'_>, kind: c_int, data: &[u8]) -> c_int
 
 /// A callback whose Lua result is "nothing/true/0 = OK", "false = `on_false`",
 /// "a number = that code"; an error gives `on_error`.
-pub fn code_result(r: Call, ok: c_int, on_false: c_int, on_error: c_int, no_fn: c_int) -> c_int {
+pub fn code_result(
+    ctx: &Ctx<'_>,
+    r: Call,
+    ok: c_int,
+    on_false: c_int,
+    on_error: c_int,
+    no_fn: c_int,
+) -> c_int {
     match r {
         Call::NoFn => no_fn,
         Call::Failed => on_error,
         Call::Done(r) => match first(&r) {
             Value::Nil | Value::Boolean(true) => ok,
             Value::Boolean(false) => on_false,
-            v => to_int(&v).map_or(on_error, |n| n as c_int),
+            v => match to_int(&v) {
+                Some(n) if (0..=c_int::MAX as i64).contains(&n) => n as c_int,
+                _ => {
+                    bad_return(
+                        ctx,
+                        "",
+                        &v,
+                        "nothing, a boolean or one of the callback's CURL_* codes",
+                    );
+                    on_error
+                }
+            },
         },
     }
 }
 
 pub fn on_seek(e: &EasyInner, ctx: &Ctx<'_>, offset: i64, origin: c_int) -> c_int {
+    e.pending_read().borrow_mut().clear(); // the upload restarts elsewhere
     let r = invoke(e, ctx, Cb::Seek, |_, a| {
         a.push_back(Value::Integer(offset));
         a.push_back(Value::Integer(origin as i64));
         Ok(())
     });
     code_result(
+        ctx,
         r,
         c::CURL_SEEKFUNC_OK as c_int,
         c::CURL_SEEKFUNC_CANTSEEK as c_int,
@@ -435,6 +463,7 @@ pub fn on_sockopt(e: &EasyInner, ctx: &Ctx<'_>, fd: i64, purpose: c_int) -> c_in
         Ok(())
     });
     code_result(
+        ctx,
         r,
         c::CURL_SOCKOPT_OK as c_int,
         c::CURL_SOCKOPT_ERROR as c_int,
@@ -465,10 +494,12 @@ pub fn on_opensocket(e: &EasyInner, ctx: &Ctx<'_>, purpose: c_int, addr: &raw::S
         Call::Done(r) => match first(&r) {
             Value::Nil | Value::Boolean(true) => own(),
             Value::Boolean(false) => -1,
-            v => to_int(&v).unwrap_or_else(|| {
-                bad_return(ctx, "open-socket", &v, "nil, false or a descriptor");
-                -1
-            }),
+            v => to_int(&v)
+                .filter(|n| (0..=c_int::MAX as i64).contains(n))
+                .unwrap_or_else(|| {
+                    bad_return(ctx, "open-socket", &v, "nil, false or a descriptor");
+                    -1
+                }),
         },
     }
 }
@@ -519,6 +550,7 @@ pub fn on_prereq(
         Ok(())
     });
     code_result(
+        ctx,
         r,
         c::CURL_PREREQFUNC_OK as c_int,
         c::CURL_PREREQFUNC_ABORT as c_int,
@@ -607,6 +639,7 @@ pub fn on_chunk_bgn(e: &EasyInner, ctx: &Ctx<'_>, info: &raw::FileInfo, remains:
         Ok(())
     });
     code_result(
+        ctx,
         r,
         c::CURL_CHUNK_BGN_FUNC_OK as c_int,
         c::CURL_CHUNK_BGN_FUNC_SKIP as c_int,
@@ -618,6 +651,7 @@ pub fn on_chunk_bgn(e: &EasyInner, ctx: &Ctx<'_>, info: &raw::FileInfo, remains:
 pub fn on_chunk_end(e: &EasyInner, ctx: &Ctx<'_>) -> i64 {
     let r = invoke(e, ctx, Cb::ChunkEnd, |_, _| Ok(()));
     code_result(
+        ctx,
         r,
         c::CURL_CHUNK_END_FUNC_OK as c_int,
         c::CURL_CHUNK_END_FUNC_FAIL as c_int,
@@ -638,6 +672,7 @@ pub fn on_fnmatch(
         Ok(())
     });
     code_result(
+        ctx,
         r,
         c::CURL_FNMATCHFUNC_MATCH as c_int,
         c::CURL_FNMATCHFUNC_NOMATCH as c_int,
@@ -773,6 +808,7 @@ pub fn on_hsts_write(e: &EasyInner, ctx: &Ctx<'_>, entry: &HstsEntry, index: &Hs
         Ok(())
     });
     code_result(
+        ctx,
         r,
         c::CURLSTS_OK as c_int,
         c::CURLSTS_FAIL as c_int,

@@ -33,10 +33,45 @@ pub struct MimeInner {
     owned_by_parent: Cell<bool>,
     /// Mimes attached to our parts (freed by libcurl with us).
     children: RefCell<Vec<Rc<MimeInner>>>,
-    /// The easy this mime was made for; its transfers run the callbacks.
-    easy: Weak<EasyInner>,
     /// How many easy handles post it (MIMEPOST).
     posted: Cell<usize>,
+    /// The mime whose part this one is attached to (SubParts).
+    parent: RefCell<Weak<MimeInner>>,
+    /// The easy posting this tree (set on the root): its transfers run the
+    /// data callbacks.
+    poster: RefCell<Weak<EasyInner>>,
+    /// Part address -> the mime attached to that part (SubParts), so
+    /// replacing the part's content can forget the mime libcurl frees.
+    attached: RefCell<std::collections::HashMap<usize, Rc<MimeInner>>>,
+}
+
+impl MimeInner {
+    fn root(self: &Rc<Self>) -> Rc<MimeInner> {
+        let mut m = self.clone();
+        loop {
+            let p = m.parent.borrow().upgrade();
+            match p {
+                Some(p) => m = p,
+                None => return m,
+            }
+        }
+    }
+
+    /// The tree is posted by an easy: changing it now could free what a
+    /// running transfer reads.
+    fn frozen(self: &Rc<Self>) -> bool {
+        self.root().posted.get() > 0
+    }
+
+    /// The part at `addr` gets new content: libcurl frees a mime attached to
+    /// it, so forget that one.
+    fn content_replaced(&self, addr: usize) {
+        let gone = self.attached.borrow_mut().remove(&addr);
+        if let Some(ch) = gone {
+            ch.forget();
+            self.children.borrow_mut().retain(|c| !Rc::ptr_eq(c, &ch));
+        }
+    }
 }
 
 /// What an easy holds while it posts a mime: keeps it alive and counted.
@@ -104,7 +139,8 @@ impl UserData for MimePart {
 /// What libcurl gets as the `arg` of a part's data callbacks.
 pub struct PartCb {
     id: u64,
-    easy: Weak<EasyInner>,
+    /// The mime the part belongs to (its root's poster runs the transfer).
+    mime: Weak<MimeInner>,
     pending: RefCell<Vec<u8>>,
 }
 
@@ -133,6 +169,11 @@ fn open_mime(args: &Args) -> R<(LuaAnyUserData, Rc<MimeInner>, MimePtr)> {
     let p = m
         .raw()
         .ok_or_else(|| Fail::Usage("the mime handle is closed".into()))?;
+    if m.frozen() {
+        return usage(
+            "the mime is posted by an easy handle (MIMEPOST); unset that first to change it",
+        );
+    }
     Ok((ud, m, p))
 }
 
@@ -146,6 +187,11 @@ fn open_part(args: &Args) -> R<(LuaAnyUserData, Rc<MimeInner>, PartPtr)> {
     };
     if m.raw().is_none() {
         return usage("the part's mime was freed");
+    }
+    if m.frozen() {
+        return usage(
+            "the mime is posted by an easy handle (MIMEPOST); unset that first to change it",
+        );
     }
     Ok((ud, m, p))
 }
@@ -162,8 +208,10 @@ fn create(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
         raw: Cell::new(Some(m)),
         owned_by_parent: Cell::new(false),
         children: RefCell::new(Vec::new()),
-        easy: Rc::downgrade(&e),
         posted: Cell::new(0),
+        parent: RefCell::new(Weak::new()),
+        poster: RefCell::new(Weak::new()),
+        attached: RefCell::new(std::collections::HashMap::new()),
     };
     let ud = lua.create_userdata(Mime(Rc::new(inner)))?;
     let t = lua.create_table()?;
@@ -198,14 +246,17 @@ fn str_arg(args: &Args, i: usize, name: &str) -> R<Option<CString>> {
 }
 
 fn part_str(args: Args, which: u8, name: &str, what: &str) -> R<LuaAnyUserData> {
-    let (ud, _m, p) = open_part(&args)?;
+    let (ud, m, p) = open_part(&args)?;
     let v = str_arg(&args, 1, name)?;
     check(raw::part_set_str(p, which, v.as_deref()), what)?;
+    if which == b'd' {
+        m.content_replaced(p.addr()); // FileData replaces the content
+    }
     Ok(ud)
 }
 
 fn part_data(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
-    let (ud, _m, p) = open_part(&args)?;
+    let (ud, m, p) = open_part(&args)?;
     let Value::String(s) = args.get(1) else {
         return usage(format!(
             "bad argument #1 'data' (expected string, got {})",
@@ -213,6 +264,7 @@ fn part_data(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
         ));
     };
     check(raw::part_data(p, &s.as_bytes()), "curl_mime_data")?;
+    m.content_replaced(p.addr());
     Ok(ud)
 }
 
@@ -263,22 +315,26 @@ fn part_subparts(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
         return usage("bad argument #1 'mime' (it is posted by an easy handle)");
     }
     check(raw::part_subparts(p, sp), "curl_mime_subparts")?;
+    m.content_replaced(p.addr()); // an earlier sub-mime of this part is freed
     sub.owned_by_parent.set(true);
-    m.children.borrow_mut().push(sub);
-    // One callbacks table for the whole tree.
-    let pt: LuaTable = ud
-        .user_value::<LuaTable>()?
-        .raw_get::<LuaAnyUserData>("mime")?
-        .user_value()?;
-    let parent_cbs: LuaTable = pt.raw_get("callbacks")?;
+    *sub.parent.borrow_mut() = Rc::downgrade(&m);
+    m.children.borrow_mut().push(sub.clone());
+    m.attached.borrow_mut().insert(p.addr(), sub);
+    // The parent's Lua object lists its sub-mimes (their callbacks are found
+    // through it) and the child keeps the tree alive.
+    let mud: LuaAnyUserData = ud.user_value::<LuaTable>()?.raw_get("mime")?;
+    let pt: LuaTable = mud.user_value()?;
+    let subs: LuaTable = match pt.raw_get::<Option<LuaTable>>("subs")? {
+        Some(t) => t,
+        None => {
+            let t = _lua.create_table()?;
+            pt.raw_set("subs", &t)?;
+            t
+        }
+    };
+    subs.raw_set(subs.raw_len() + 1, &sud)?;
     let st: LuaTable = sud.user_value()?;
-    let sub_cbs: LuaTable = st.raw_get("callbacks")?;
-    for pair in sub_cbs.pairs::<Value, Value>() {
-        let (k, v) = pair?;
-        parent_cbs.raw_set(k, v)?;
-    }
-    st.raw_set("callbacks", parent_cbs)?;
-    st.raw_set("parent", pt)?; // the child keeps the tree alive
+    st.raw_set("parent", mud)?;
     Ok(ud)
 }
 
@@ -318,7 +374,7 @@ fn part_data_cb(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     cbs.raw_set(id as i64, entry)?;
     let arg = Box::into_raw(Box::new(PartCb {
         id,
-        easy: m.easy.clone(),
+        mime: Rc::downgrade(&m),
         pending: RefCell::new(Vec::new()),
     }));
     let rc = raw::part_data_cb(
@@ -333,6 +389,7 @@ fn part_data_cb(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
         free_part_cb(arg as *mut std::os::raw::c_void);
         return Err(Fail::Easy(rc, Some("curl_mime_data_cb".into())));
     }
+    m.content_replaced(p.addr());
     Ok(ud)
 }
 
@@ -376,14 +433,37 @@ fn entry(ctx: &Ctx<'_>, e: &EasyInner, id: u64) -> Option<LuaTable> {
     let eud = ctx.easy_ud(e.addr())?;
     let et: LuaTable = eud.user_value().ok()?;
     let mud: LuaAnyUserData = et.raw_get(c::CURLOPT_MIMEPOST).ok()?;
+    find_entry(&mud, id, 0)
+}
+
+/// The callback entry `id` in this mime or one attached below it.
+fn find_entry(mud: &LuaAnyUserData, id: u64, depth: usize) -> Option<LuaTable> {
     let mt: LuaTable = mud.user_value().ok()?;
     let cbs: LuaTable = mt.raw_get("callbacks").ok()?;
-    cbs.raw_get(id as i64).ok()
+    if let Ok(Some(t)) = cbs.raw_get::<Option<LuaTable>>(id as i64) {
+        return Some(t);
+    }
+    if depth > 64 {
+        return None;
+    }
+    let subs: LuaTable = mt.raw_get::<Option<LuaTable>>("subs").ok()??;
+    for i in 1..=subs.raw_len() {
+        if let Ok(s) = subs.raw_get::<LuaAnyUserData>(i) {
+            if let Some(t) = find_entry(&s, id, depth + 1) {
+                return Some(t);
+            }
+        }
+    }
+    None
 }
 
 impl PartCb {
+    /// The easy posting the tree this part is in.
     pub fn easy(&self) -> Option<Rc<EasyInner>> {
-        self.easy.upgrade()
+        let m = self.mime.upgrade()?;
+        let root = m.root();
+        let e = root.poster.borrow().upgrade();
+        e
     }
 }
 
@@ -430,6 +510,7 @@ pub fn on_seek(pc: &PartCb, e: &EasyInner, ctx: &Ctx<'_>, offset: i64, origin: c
         None => easy_cb::Call::Failed,
     };
     easy_cb::code_result(
+        ctx,
         r,
         c::CURL_SEEKFUNC_OK as c_int,
         cant,
@@ -441,7 +522,7 @@ pub fn on_seek(pc: &PartCb, e: &EasyInner, ctx: &Ctx<'_>, offset: i64, origin: c
 /// Whether the easy option value is a usable top-level mime.
 /// Whether the easy option value is a usable top-level mime; the guard
 /// counts the easy as a user until dropped.
-pub fn for_post(v: &LuaAnyUserData) -> R<(PostGuard, MimePtr)> {
+pub fn for_post(v: &LuaAnyUserData, poster: &Rc<EasyInner>) -> R<(PostGuard, MimePtr)> {
     let m = inner_of(v)?;
     if m.owned_by_parent.get() {
         return usage(
@@ -451,6 +532,12 @@ pub fn for_post(v: &LuaAnyUserData) -> R<(PostGuard, MimePtr)> {
     let p = m.raw().ok_or_else(|| {
         Fail::Usage("bad argument #2 'value' for CURLOPT_MIMEPOST (the mime is closed)".into())
     })?;
+    if m.posted.get() > 0 {
+        return usage(
+            "bad argument #2 'value' for CURLOPT_MIMEPOST (another easy handle posts this mime)",
+        );
+    }
+    *m.poster.borrow_mut() = Rc::downgrade(poster);
     Ok((PostGuard::new(m), p))
 }
 

@@ -393,6 +393,16 @@ fn socket_action(lua: &Lua, args: Args) -> R<i64> {
     r.map(|n| n as i64).map_err(|rc| Fail::Multi(rc, None))
 }
 
+/// The checks `action` makes (live, not inside its own callbacks), for a
+/// caller that must refuse before doing anything else.
+pub fn check_idle(mud: &LuaAnyUserData) -> R<()> {
+    let (inner, _m) = live(mud)?;
+    if inner.slot.busy() {
+        return recursive();
+    }
+    Ok(())
+}
+
 /// `SocketAction` for Rust callers (`poller:Dispatch`).
 pub fn action(lua: &Lua, mud: &LuaAnyUserData, fd: c_int, mask: c_int) -> R<i64> {
     let (inner, m) = live(mud)?;
@@ -461,6 +471,7 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
     // must already map the handle back to its object.
     link(&ud, &inner, &eud, &e, h)?;
     e.flush_graveyard();
+    e.pending_read().borrow_mut().clear(); // nothing left from an earlier transfer
     let (rc, err) = with_ctx(lua, &ud, &inner, || raw::multi_add(m, h));
     if rc != sys::CURLM_OK {
         unlink(&ud, &inner, &eud, &e, h)?;

@@ -49,7 +49,18 @@ pub fn set_object(
             (p.as_ptr(), Some(s as Rc<dyn Any>))
         }
         (Value::UserData(u), c::CURLOPT_MIMEPOST) if u.is::<mime::Mime>() => {
-            let (g, p) = mime::for_post(u)?;
+            // the same mime again: nothing to do
+            let same = match e.objects().borrow().get(&id64) {
+                Some(o) => match (o.clone().downcast::<mime::PostGuard>(), mime::inner_of(u)) {
+                    (Ok(g), Ok(m)) => Rc::ptr_eq(&g.0, &m),
+                    _ => false,
+                },
+                None => false,
+            };
+            if same {
+                return Ok(());
+            }
+            let (g, p) = mime::for_post(u, &crate::easy::inner_of(ud)?)?;
             (p.as_ptr(), Some(Rc::new(g) as Rc<dyn Any>))
         }
         _ => {
@@ -74,14 +85,20 @@ pub fn set_object(
         Some(k) => e.objects().borrow_mut().insert(id64, k),
         None => e.objects().borrow_mut().remove(&id64),
     };
-    drop(old);
+    if let Some(old) = old {
+        // A transfer under way may still read the old object: keep it until
+        // the handle is idle.
+        if e.busy() {
+            e.bury(Box::new(old));
+        }
+    }
     ud.user_value::<LuaTable>()?.raw_set(id64, v)?;
     Ok(())
 }
 
-/// After `curl_easy_duphandle`: the copy points at the same share and URL
-/// objects (and libcurl made its own copy of a mime: point it back at ours,
-/// whose callbacks the module can serve); hold them for the new handle too.
+/// After `curl_easy_duphandle`: the copy uses the same share (set again:
+/// libcurl's copy does not take it over) and URL objects, held for it too. A
+/// mime is not copied (DupHandle detaches it around the copy).
 pub fn after_dup(old: &EasyInner, new: &EasyInner, nh: EasyPtr) -> R<()> {
     let objs: Vec<(i64, Rc<dyn Any>)> = old
         .objects()
@@ -90,16 +107,15 @@ pub fn after_dup(old: &EasyInner, new: &EasyInner, nh: EasyPtr) -> R<()> {
         .map(|(k, v)| (*k, v.clone()))
         .collect();
     for (id, o) in objs {
-        let o = match o.clone().downcast::<mime::PostGuard>() {
-            Ok(g) => {
-                // libcurl made its own copy of the mime: point the copy back
-                // at ours (whose callbacks the module serves), counted anew.
-                let Some(p) = g.0.raw() else { continue };
+        if id == c::CURLOPT_MIMEPOST {
+            continue; // a mime has one poster: the copy posts none (DupHandle)
+        }
+        if let Ok(s) = o.clone().downcast::<share::ShareInner>() {
+            // libcurl's copy does not take the share over: give it again
+            if let Some(p) = s.raw() {
                 check(raw::setopt_ptr(nh, id as i32, p.as_ptr()), "DupHandle")?;
-                Rc::new(mime::PostGuard::new(g.0.clone())) as Rc<dyn Any>
             }
-            Err(_) => o,
-        };
+        }
         new.objects().borrow_mut().insert(id, o);
     }
     Ok(())

@@ -223,6 +223,7 @@ fn dispatch(lua: &Lua, args: Args) -> R<i64> {
     let (ud, ep) = this(&args)?;
     let mud = args.ud::<crate::multi::Multi>(1, "multi", "curl.Multi")?;
     let ms = args.opt_int(2, "timeout_ms", -1)?;
+    crate::multi::check_idle(&mud)?; // before waiting: a refused call changes nothing
     let (ready, fired) = {
         let p = ud.borrow::<Poller>()?;
         p.wait_core(ep, ms)?;

@@ -1080,6 +1080,12 @@ impl MimePtr {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PartPtr(NonNull<CurlMimePart>);
 
+impl PartPtr {
+    pub fn addr(self) -> usize {
+        self.0.as_ptr() as usize
+    }
+}
+
 pub fn mime_init(e: EasyPtr) -> Option<MimePtr> {
     // SAFETY: live easy handle.
     NonNull::new(unsafe { curl_mime_init(e.as_ptr()) }).map(MimePtr)

@@ -39,6 +39,12 @@ local function easy_error(code, message, method)
 end
 Loop.easy_error = easy_error
 
+local function usage_error(method, message)
+  return setmetatable({ kind = "usage", code = -1, name = "USAGE", message = message, method = method },
+                      curl.Error)
+end
+Loop.usage_error = usage_error
+
 --- Loop.new(backend[, multi]): usually called by a backend's `new`.
 function Loop.new(backend, multi)
   local self = setmetatable({
@@ -81,6 +87,7 @@ end
 
 function Loop:_drain()
   local m = self.multi
+  if self.closed then return end
   repeat
     local msg, result, remaining, easy = m:InfoRead()
     if msg == curl.CURLMSG_DONE and easy then
@@ -89,9 +96,9 @@ function Loop:_drain()
         finish(self, easy, result, result ~= curl.CURLE_OK and easy_error(result, nil, "transfer") or nil)
       end
     end
-  until remaining == 0
+  until remaining == 0 or self.closed -- an on_done may close the loop
   -- what callbacks asked for while libcurl was busy
-  while #self.deferred > 0 do
+  while #self.deferred > 0 and not self.closed do
     local d = table.remove(self.deferred, 1)
     local ok, e = pcall(d[1], self, unpack(d, 2, d.n))
     if not ok then self:_error(e) end
@@ -99,6 +106,7 @@ function Loop:_drain()
 end
 
 local function action(self, fd, mask)
+  if self.closed then return end
   self.depth = self.depth + 1
   local ok, err = pcall(self.multi.SocketAction, self.multi, fd, mask)
   self.depth = self.depth - 1
@@ -126,6 +134,9 @@ function Loop:Add(easy, opts)
     return
   end
   opts = options(opts)
+  if self.transfers[easy] then
+    error(usage_error("loop:Add", "the easy is already running in this loop"), 2)
+  end
   if opts.timeout_ms then easy:SetOpt_TimeoutMS(opts.timeout_ms) end
   self.transfers[easy] = { on_done = opts.on_done }
   self.active = self.active + 1
@@ -166,7 +177,7 @@ function Loop:Await(easy, opts)
   if self.backend.await then return self.backend:await(self, easy, opts) end
   local co, main = coroutine.running()
   if co == nil or main then
-    error(easy_error(-1, "loop:Await must be called from inside a coroutine", "loop:Await"), 2)
+    error(usage_error("loop:Await", "must be called from inside a coroutine"), 2)
   end
   opts = options(opts)
   local user_done = opts.on_done
@@ -174,7 +185,10 @@ function Loop:Await(easy, opts)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.on_done = function(e, code, er)
-    if user_done then user_done(e, code, er) end
+    if user_done then
+      local ok, e2 = pcall(user_done, e, code, er)
+      if not ok then self:_error(e2) end -- the waiting coroutine resumes all the same
+    end
     result, err = code, er
     if waiting then
       local ok, e2 = coroutine.resume(co)
@@ -220,7 +234,13 @@ end
 
 --- loop:Close(): cancels what runs and closes the multi and the backend.
 function Loop:Close()
+  if self.depth > 0 then -- inside a libcurl call: when it returns
+    self.deferred[#self.deferred + 1] = { Loop.Close, n = 1 }
+    return
+  end
+  if self.closed then return end
   for easy in pairs(self.transfers) do self:Cancel(easy) end
+  self.closed = true
   self.multi:Close()
   if self.backend.close then self.backend:close() end
 end

@@ -81,13 +81,20 @@ end
 function B:pending() return self.cq:count() > 1 end
 
 function B:await(loop, easy, opts)
+  local co, main = coroutine.running()
+  if co == nil or main then
+    error(Loop.usage_error("loop:Await", "must be called from inside a coroutine of the cqueues controller"), 3)
+  end
   local done = condition.new()
   local result, err
   local o = {}
   for k, v in pairs(type(opts) == "function" and { on_done = opts } or opts or {}) do o[k] = v end
   local user_done = o.on_done
   o.on_done = function(e, code, er)
-    if user_done then user_done(e, code, er) end
+    if user_done then
+      local ok, e2 = pcall(user_done, e, code, er)
+      if not ok then loop:_error(e2) end
+    end
     result, err = code, er
     done:signal()
   end
