@@ -31,8 +31,6 @@ pub struct MimeInner {
     raw: Cell<Option<MimePtr>>,
     /// Attached to a parent part: the parent frees it.
     owned_by_parent: Cell<bool>,
-    /// Mimes attached to our parts (freed by libcurl with us).
-    children: RefCell<Vec<Rc<MimeInner>>>,
     /// How many easy handles post it (MIMEPOST).
     posted: Cell<usize>,
     /// The mime whose part this one is attached to (SubParts).
@@ -40,8 +38,8 @@ pub struct MimeInner {
     /// The easy posting this tree (set on the root): its transfers run the
     /// data callbacks.
     poster: RefCell<Weak<EasyInner>>,
-    /// Part address -> the mime attached to that part (SubParts), so
-    /// replacing the part's content can forget the mime libcurl frees.
+    /// Part address -> the mime attached to that part (SubParts): libcurl
+    /// frees those with us, or when the part gets other content.
     attached: RefCell<std::collections::HashMap<usize, Rc<MimeInner>>>,
 }
 
@@ -69,7 +67,6 @@ impl MimeInner {
         let gone = self.attached.borrow_mut().remove(&addr);
         if let Some(ch) = gone {
             ch.forget();
-            self.children.borrow_mut().retain(|c| !Rc::ptr_eq(c, &ch));
         }
     }
 }
@@ -97,22 +94,24 @@ impl MimeInner {
     /// libcurl freed this mime (with its parent): forget it and its children.
     fn forget(&self) {
         self.raw.set(None);
-        for ch in self.children.borrow().iter() {
+        for ch in self.attached.borrow().values() {
             ch.forget();
+        }
+    }
+
+    /// Frees a top-level mime now (its attached mimes go with it).
+    fn free_now(&self) {
+        if let Some(m) = self.raw.get() {
+            self.forget();
+            raw::mime_free(m);
         }
     }
 }
 
 impl Drop for MimeInner {
     fn drop(&mut self) {
-        if self.owned_by_parent.get() {
-            return;
-        }
-        if let Some(m) = self.raw.take() {
-            for ch in self.children.borrow().iter() {
-                ch.forget();
-            }
-            raw::mime_free(m);
+        if !self.owned_by_parent.get() {
+            self.free_now();
         }
     }
 }
@@ -207,7 +206,6 @@ fn create(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     let inner = MimeInner {
         raw: Cell::new(Some(m)),
         owned_by_parent: Cell::new(false),
-        children: RefCell::new(Vec::new()),
         posted: Cell::new(0),
         parent: RefCell::new(Weak::new()),
         poster: RefCell::new(Weak::new()),
@@ -318,7 +316,6 @@ fn part_subparts(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     m.content_replaced(p.addr()); // an earlier sub-mime of this part is freed
     sub.owned_by_parent.set(true);
     *sub.parent.borrow_mut() = Rc::downgrade(&m);
-    m.children.borrow_mut().push(sub.clone());
     m.attached.borrow_mut().insert(p.addr(), sub);
     // The parent's Lua object lists its sub-mimes (their callbacks are found
     // through it) and the child keeps the tree alive.
@@ -408,20 +405,16 @@ fn close(_lua: &Lua, args: Args) -> R<()> {
     if m.owned_by_parent.get() {
         return usage("the mime is attached to a part (SubParts); it is freed with its parent");
     }
-    let Some(p) = m.raw() else {
+    if m.raw().is_none() {
         return Ok(());
-    };
+    }
     let users = m.posted.get();
     if users > 0 {
         return usage(format!(
             "the mime is in use by {users} easy handle(s) (MIMEPOST)"
         ));
     }
-    m.raw.set(None);
-    for ch in m.children.borrow().iter() {
-        ch.forget();
-    }
-    raw::mime_free(p);
+    m.free_now();
     Ok(())
 }
 

@@ -142,7 +142,7 @@ function Loop:Add(easy, opts)
   self.active = self.active + 1
   local ok, err = pcall(self.multi.AddHandle, self.multi, easy)
   if not ok then
-    if self.multi:GetHandles()[1] == nil or not self:_added(easy) then
+    if not self:_added(easy) then
       self.transfers[easy] = nil
       self.active = self.active - 1
       error(err, 2)
