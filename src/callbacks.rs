@@ -50,7 +50,7 @@ pub extern "C" fn socket_cb(
     let m = unsafe { &*(userp as *const MultiInner) };
     if let Some(ctx) = m.slot.get() {
         guarded(ctx, (), || {
-            multi::on_socket(ctx, easy as usize, fd, what, !socketp.is_null())
+            multi::on_socket(ctx, m, easy as usize, fd, what, !socketp.is_null())
         });
     }
     0
@@ -63,7 +63,7 @@ pub extern "C" fn timer_cb(_multi: *mut sys::CURLM, ms: c_long, userp: *mut c_vo
     // SAFETY: as in socket_cb (registered with TIMERDATA).
     let m = unsafe { &*(userp as *const MultiInner) };
     if let Some(ctx) = m.slot.get() {
-        guarded(ctx, (), || multi::on_timer(ctx, ms as i64));
+        guarded(ctx, (), || multi::on_timer(ctx, m, ms as i64));
     }
     0
 }

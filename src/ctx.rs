@@ -93,10 +93,7 @@ impl<'a> Ctx<'a> {
             }
         }
         let m = self.multi?;
-        let uv: LuaTable = m.user_value().ok()?;
-        let handles: LuaTable = uv.raw_get(crate::multi::UV_HANDLES).ok()?;
-        handles
-            .raw_get::<Option<LuaAnyUserData>>(LuaLightUserData(addr as *mut _))
+        crate::lraw::handle_of(self.lua, m, crate::multi::UV_HANDLES, addr)
             .ok()
             .flatten()
     }

@@ -9,6 +9,7 @@ use crate::consts::c;
 use crate::ctx::Ctx;
 use crate::easy::EasyInner;
 use crate::error::{to_int, type_name, Fail};
+use crate::lraw::Called;
 use crate::raw::{self, HstsEntry, HstsIndex, KhKey};
 use mlua::prelude::*;
 use mlua::{MultiValue, Value};
@@ -243,13 +244,41 @@ pub fn has_method(v: &Value, method: &str) -> bool {
 /// Write, header and interleave data.
 pub fn on_data(e: &EasyInner, ctx: &Ctx<'_>, data: &[u8], cb: Cb) -> usize {
     let lua = ctx.lua;
-    let r = match invoke(e, ctx, cb, |lua, a| {
-        a.push_back(Value::String(lua.create_string(data)?));
-        Ok(())
-    }) {
-        Call::Done(r) => r,
-        Call::Failed => return 0,
-        Call::NoFn => {
+    let (fid, did) = ids(cb);
+    let holder = match (ctx.easy, ctx.multi) {
+        (Some((ud, a)), _) if a == e.addr() => Some((ud, false)),
+        (_, Some(m)) => Some((m, true)),
+        _ => None,
+    };
+    let called = match holder {
+        Some((h, via_multi)) => {
+            let r = crate::lraw::call_with_bytes(
+                lua,
+                h,
+                via_multi,
+                crate::multi::UV_HANDLES,
+                e.addr(),
+                fid,
+                did,
+                data,
+            );
+            match r {
+                Ok(c) => c,
+                Err(err) => {
+                    ctx.park(Fail::Lua(err));
+                    return 0;
+                }
+            }
+        }
+        None => Called::NoFn,
+    };
+    let v = match called {
+        Called::Returned(v) => v,
+        Called::Raised(v) => {
+            ctx.park(Fail::Raise(v));
+            return 0;
+        }
+        Called::NoFn => {
             // A curl.Buffer as *DATA: append in Rust, no Lua call.
             let obj = data_of(e, ctx, cb);
             if crate::buffer::append_to(&obj, data) {
@@ -275,7 +304,6 @@ pub fn on_data(e: &EasyInner, ctx: &Ctx<'_>, data: &[u8], cb: Cb) -> usize {
             };
         }
     };
-    let v = first(&r);
     match &v {
         Value::Nil | Value::Boolean(true) => data.len(),
         Value::Boolean(false) => 0,

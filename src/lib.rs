@@ -21,6 +21,7 @@ mod ctx;
 mod easy;
 mod easy_cb;
 mod error;
+mod lraw;
 mod mime;
 mod multi;
 mod objects;

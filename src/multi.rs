@@ -11,7 +11,8 @@ use crate::consts::{c, tables};
 use crate::ctx::{Ctx, CtxSlot};
 use crate::easy::{self, Easy, EasyInner};
 use crate::error::{reg, reg_fn, to_int, type_name, usage, Args, Fail, R};
-use crate::poller::Poller;
+use crate::lraw;
+use crate::poller::{Poller, PollerState};
 use crate::raw::{self, EasyPtr, MultiPtr};
 use curl_sys as sys;
 use mlua::prelude::*;
@@ -38,6 +39,13 @@ pub struct MultiInner {
     raw: Cell<Option<MultiPtr>>,
     pub slot: CtxSlot,
     easies: RefCell<HashMap<usize, Rc<EasyInner>>>,
+    /// The Poller set as the socket / timer function, if one is: the
+    /// callbacks update it without looking anything up in Lua. (The Lua
+    /// object is also kept in the user value, for `GetOpt`-less GC safety.)
+    sock_poller: RefCell<Option<Rc<PollerState>>>,
+    timer_poller: RefCell<Option<Rc<PollerState>>>,
+    /// `Assign` was used: the socket callback keeps the `assigned` table.
+    assigned: Cell<bool>,
 }
 
 pub struct Multi(pub Rc<MultiInner>);
@@ -69,6 +77,8 @@ impl MultiInner {
         }
         raw::multi_set_socket_cb(m, None, std::ptr::null());
         raw::multi_set_timer_cb(m, None, std::ptr::null());
+        self.sock_poller.take();
+        self.timer_poller.take();
         let easies = std::mem::take(&mut *self.easies.borrow_mut());
         for (_, e) in easies {
             if let Some(h) = e.raw() {
@@ -167,6 +177,9 @@ pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
         raw: Cell::new(Some(m)),
         slot: CtxSlot::default(),
         easies: RefCell::new(HashMap::new()),
+        sock_poller: RefCell::new(None),
+        timer_poller: RefCell::new(None),
+        assigned: Cell::new(false),
     };
     let ud = lua.create_userdata(Multi(Rc::new(inner)))?;
     let t = lua.create_table()?;
@@ -180,27 +193,34 @@ pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
 
 pub fn on_socket(
     ctx: &Ctx<'_>,
+    m: &MultiInner,
     easy: usize,
     fd: sys::curl_socket_t,
     what: c_int,
     has_socketp: bool,
 ) {
+    let fast = m.sock_poller.borrow().clone();
+    if let Some(p) = fast {
+        // A Poller given as the socket function: update it here, no Lua.
+        if let Err(f) = p.apply(fd, what) {
+            ctx.park(f);
+        }
+        if !(what == sys::CURL_POLL_REMOVE && m.assigned.get()) {
+            return;
+        }
+    }
     let Some(mud) = ctx.multi else {
         return;
     };
     let Ok(t) = mud.user_value::<LuaTable>() else {
         return;
     };
-    let assigned: Option<LuaTable> = t.raw_get(UV_ASSIGNED).ok();
-    let func = t.raw_get::<Value>(UV_SOCKETFN);
-    if let Ok(Value::UserData(p)) = &func {
-        // A Poller given as the socket function: update it here, no Lua.
-        if let Ok(p) = p.borrow::<Poller>() {
-            if let Err(f) = p.apply(fd, what) {
-                ctx.park(f);
-            }
-        }
-    } else if let Ok(Value::Function(f)) = func {
+    let assigned: Option<LuaTable> = if m.assigned.get() {
+        t.raw_get(UV_ASSIGNED).ok()
+    } else {
+        None
+    };
+    if let Ok(Value::Function(f)) = t.raw_get::<Value>(UV_SOCKETFN) {
         let easy_v = ctx.easy_ud(easy).map_or(Value::Nil, Value::UserData);
         let data: Value = t.raw_get(UV_SOCKETDATA).unwrap_or(Value::Nil);
         let sockp: Value = match (&assigned, has_socketp) {
@@ -230,20 +250,20 @@ pub fn on_socket(
     }
 }
 
-pub fn on_timer(ctx: &Ctx<'_>, ms: i64) {
+pub fn on_timer(ctx: &Ctx<'_>, m: &MultiInner, ms: i64) {
+    let fast = m.timer_poller.borrow().clone();
+    if let Some(p) = fast {
+        // A Poller given as the timer function: arm it here, no Lua.
+        p.arm(ms);
+        return;
+    }
     let Some(mud) = ctx.multi else {
         return;
     };
     let Ok(t) = mud.user_value::<LuaTable>() else {
         return;
     };
-    let func = t.raw_get::<Value>(UV_TIMERFN);
-    if let Ok(Value::UserData(p)) = &func {
-        // A Poller given as the timer function: arm it here, no Lua.
-        if let Ok(p) = p.borrow::<Poller>() {
-            p.arm(ms);
-        }
-    } else if let Ok(Value::Function(f)) = func {
+    if let Ok(Value::Function(f)) = t.raw_get::<Value>(UV_TIMERFN) {
         let data: Value = t.raw_get(UV_TIMERDATA).unwrap_or(Value::Nil);
         let mut args = MultiValue::new();
         args.push_back(Value::Integer(ms));
@@ -304,6 +324,15 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
                 raw::multi_set_timer_cb(m, on.then_some(callbacks::timer_cb as raw::TimerCb), data)
             };
             mcheck(rc)?;
+            let fast = match &v {
+                Value::UserData(u) => Some(u.borrow::<Poller>()?.0.clone()),
+                _ => None,
+            };
+            if socket {
+                *inner.sock_poller.borrow_mut() = fast;
+            } else {
+                *inner.timer_poller.borrow_mut() = fast;
+            }
             t.raw_set(fkey, v)?;
             if args.given(3) {
                 t.raw_set(dkey, args.get(3))?;
@@ -427,13 +456,13 @@ fn perform(lua: &Lua, args: Args) -> R<i64> {
     r.map(|n| n as i64).map_err(|rc| Fail::Multi(rc, None))
 }
 
-fn info_read(_lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
+fn info_read(lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
     let (ud, _inner, m) = open(&args)?;
     let Some(msg) = raw::multi_info_read(m) else {
         return Ok((c::CURLMSG_NONE, 0, 0, Value::Nil));
     };
-    let handles: LuaTable = uv(&ud)?.raw_get(UV_HANDLES)?;
-    let easy: Value = handles.raw_get(LuaLightUserData(msg.easy as *mut c_void))?;
+    let easy = lraw::handle_of(lua, &ud, UV_HANDLES, msg.easy as usize)?
+        .map_or(Value::Nil, Value::UserData);
     Ok((
         msg.msg as i64,
         msg.result as i64,
@@ -469,12 +498,12 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
     }
     // Link first: the timer callback fires inside curl_multi_add_handle and
     // must already map the handle back to its object.
-    link(&ud, &inner, &eud, &e, h)?;
+    link(lua, &ud, &inner, &eud, &e, h)?;
     e.flush_graveyard();
     e.pending_read().borrow_mut().clear(); // nothing left from an earlier transfer
     let (rc, err) = with_ctx(lua, &ud, &inner, || raw::multi_add(m, h));
     if rc != sys::CURLM_OK {
-        unlink(&ud, &inner, &eud, &e, h)?;
+        unlink(lua, &ud, &inner, &eud, &e, h)?;
         return Err(err.unwrap_or(Fail::Multi(rc, None)));
     }
     match err {
@@ -486,34 +515,33 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
 /// Records that `e` is in the multi: both Lua sides (the multi's `handles`,
 /// the easy's `multi`) and both Rust sides.
 fn link(
+    lua: &Lua,
     mud: &LuaAnyUserData,
     inner: &Rc<MultiInner>,
     eud: &LuaAnyUserData,
     e: &Rc<EasyInner>,
     h: EasyPtr,
 ) -> R<()> {
-    let handles: LuaTable = uv(mud)?.raw_get(UV_HANDLES)?;
-    handles.raw_set(LuaLightUserData(h.as_ptr() as *mut c_void), eud)?;
-    eud.user_value::<LuaTable>()?.raw_set(easy::UV_MULTI, mud)?;
+    if !lraw::link(lua, mud, eud, UV_HANDLES, easy::UV_MULTI, h.addr(), true)? {
+        return usage("the multi or easy object lost its user value");
+    }
     inner.easies.borrow_mut().insert(h.addr(), e.clone());
     *e.multi.borrow_mut() = Some(inner.clone());
     Ok(())
 }
 
 fn unlink(
+    lua: &Lua,
     mud: &LuaAnyUserData,
     inner: &MultiInner,
     eud: &LuaAnyUserData,
     e: &EasyInner,
     h: EasyPtr,
 ) -> R<()> {
-    let handles: LuaTable = uv(mud)?.raw_get(UV_HANDLES)?;
-    handles.raw_set(LuaLightUserData(h.as_ptr() as *mut c_void), Value::Nil)?;
-    eud.user_value::<LuaTable>()?
-        .raw_set(easy::UV_MULTI, Value::Nil)?;
     let gone = inner.easies.borrow_mut().remove(&h.addr());
     e.multi.borrow_mut().take();
     drop(gone);
+    lraw::link(lua, mud, eud, UV_HANDLES, easy::UV_MULTI, h.addr(), false)?;
     Ok(())
 }
 
@@ -545,7 +573,7 @@ pub fn on_push(ctx: &Ctx<'_>, parent: usize, easy: *mut sys::CURL, headers: Vec<
     let linked = (|| -> R<(Rc<EasyInner>, Rc<MultiInner>)> {
         let ne = easy::inner_of(&nud)?;
         let inner = mud.borrow::<Multi>()?.0.clone();
-        link(mud, &inner, &nud, &ne, nh)?;
+        link(lua, mud, &inner, &nud, &ne, nh)?;
         Ok((ne, inner))
     })();
     let (ne, inner) = match linked {
@@ -582,7 +610,7 @@ pub fn on_push(ctx: &Ctx<'_>, parent: usize, easy: *mut sys::CURL, headers: Vec<
             if let Err(f) = other {
                 ctx.park(f);
             }
-            let _ = unlink(mud, &inner, &nud, &ne, nh);
+            let _ = unlink(lua, mud, &inner, &nud, &ne, nh);
             let _ = easy::disown(lua, &nud);
             deny
         }
@@ -603,7 +631,7 @@ pub fn detach_easy(
         return Ok(None);
     };
     let (rc, err) = with_ctx(lua, mud, inner, || raw::multi_remove(m, h));
-    unlink(mud, inner, eud, e, h)?;
+    unlink(lua, mud, inner, eud, e, h)?;
     e.flush_graveyard();
     if err.is_some() {
         return Ok(err);
@@ -684,7 +712,7 @@ fn wakeup(_lua: &Lua, args: Args) -> R<()> {
 }
 
 fn assign(_lua: &Lua, args: Args) -> R<()> {
-    let (ud, _inner, m) = open(&args)?;
+    let (ud, inner, m) = open(&args)?;
     let fd = args.fd(1, "socket", false)?;
     let v = args.get(2);
     // libcurl stores a marker; the Lua value lives in our `assigned` table.
@@ -694,6 +722,7 @@ fn assign(_lua: &Lua, args: Args) -> R<()> {
         std::ptr::dangling_mut::<c_void>()
     };
     mcheck(raw::multi_assign(m, fd as sys::curl_socket_t, marker))?;
+    inner.assigned.set(true);
     let a: LuaTable = uv(&ud)?.raw_get(UV_ASSIGNED)?;
     a.raw_set(fd, v)?;
     Ok(())

@@ -10,13 +10,26 @@ use mlua::{UserData, UserDataFields, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::raw::c_int;
+use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const CLASS: &str = "curl.Poller";
 const BATCH: usize = 1024;
 
-pub struct Poller {
+/// The Lua object; the state is shared with the multis that use this poller
+/// as their socket or timer function, so their callbacks reach it without
+/// a Lua lookup.
+pub struct Poller(pub Rc<PollerState>);
+
+impl std::ops::Deref for Poller {
+    type Target = PollerState;
+    fn deref(&self) -> &PollerState {
+        &self.0
+    }
+}
+
+pub struct PollerState {
     ep: Cell<c_int>,
     ready: RefCell<Vec<libc::epoll_event>>,
     pos: Cell<usize>,
@@ -29,7 +42,7 @@ pub struct Poller {
     fired: Cell<bool>,
 }
 
-impl Drop for Poller {
+impl Drop for PollerState {
     fn drop(&mut self) {
         let ep = self.ep.replace(-1);
         if ep >= 0 {
@@ -61,7 +74,7 @@ fn os_err<T>(what: &str, e: std::io::Error) -> R<T> {
     usage(format!("{what}: {e}"))
 }
 
-impl Poller {
+impl PollerState {
     /// `Watch` for a `CURL_POLL_*` value (REMOVE un-watches).
     pub fn apply(&self, fd: c_int, what: c_int) -> R<()> {
         let ep = self.ep.get();
@@ -151,7 +164,7 @@ fn wait(_lua: &Lua, args: Args) -> R<i64> {
     p.wait_core(ep, ms)
 }
 
-impl Poller {
+impl PollerState {
     /// epoll_wait for up to `ms` (negative: no limit), shortened to libcurl's
     /// timer; fills the ready list and notes whether the timer expired.
     fn wait_core(&self, ep: c_int, ms: i64) -> R<i64> {
@@ -308,14 +321,14 @@ fn close(_lua: &Lua, args: Args) -> R<()> {
 
 fn create(lua: &Lua) -> R<LuaAnyUserData> {
     let ep = raw::epoll_create().or_else(|e| os_err("epoll_create1", e))?;
-    Ok(lua.create_userdata(Poller {
+    Ok(lua.create_userdata(Poller(Rc::new(PollerState {
         ep: Cell::new(ep),
         ready: RefCell::new(Vec::with_capacity(BATCH)),
         pos: Cell::new(0),
         watched: RefCell::new(HashMap::new()),
         deadline: Cell::new(None),
         fired: Cell::new(false),
-    })?)
+    })))?)
 }
 
 pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
