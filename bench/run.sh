@@ -45,7 +45,7 @@ run_driver() { # driver url n c -> "elapsed user sys maxrss_kb"
     luv-jit) cmd=(luajit bench/drivers/luv.lua "$@" build/luajit) ;;
     pycurl) cmd=(/usr/bin/python3 bench/drivers/pycurl_driver.py "$@") ;;
   esac
-  /usr/bin/time -f "%e %U %S %M" -o "$tmp/time" taskset -c 0 "${cmd[@]}" > "$tmp/out" 2>&1 || { echo "FAIL $d: $(cat "$tmp/out")" >&2; echo "0 0 0 0"; return; }
+  bench/measure.py "$tmp/time" taskset -c 0 "${cmd[@]}" > "$tmp/out" 2>&1 || { echo "FAIL $d: $(cat "$tmp/out")" >&2; echo "0 0 0 0"; return; }
   cat "$tmp/time"
 }
 

@@ -47,7 +47,7 @@ pub fn is_buffer(v: &Value) -> bool {
     matches!(v, Value::UserData(u) if u.is::<Buffer>())
 }
 
-fn this(args: &Args) -> R<LuaAnyUserData> {
+fn this(args: &Args) -> R<&LuaAnyUserData> {
     args.this::<Buffer>(CLASS)
 }
 

@@ -66,6 +66,8 @@ local function check(ok, ...)
   if ok then return ... end
   error((...), 0)
 end
+-- The same as `function(...) return check(f(...)) end`, as a C closure.
+local checked = raw.checked
 
 local function normalize(s)
   return lower((gsub(s, "_", "")))
@@ -79,7 +81,7 @@ end
 local function class(name, short, rawmethods, optmap, infomap, optprefix)
   local methods = {}
   for k, f in pairs(rawmethods) do
-    methods[k] = function(...) return check(f(...)) end
+    methods[k] = checked(f)
   end
   local dynamic = {}
   function dynamic.__index(t, key)
@@ -214,7 +216,7 @@ end
 
 for _, k in ipairs { "Version", "VersionInfo", "EasyStrError", "MultiStrError", "ShareStrError" } do
   local f = raw[k]
-  M[k] = function(...) return check(f(...)) end
+  M[k] = checked(f)
 end
 
 -- Normalised option / info names, for tools and docs.

@@ -204,7 +204,7 @@ pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
 }
 
 /// `self`, its inner state and its live handle, or a usage error.
-pub fn open(args: &Args) -> R<(LuaAnyUserData, Rc<EasyInner>, EasyPtr)> {
+pub fn open(args: &Args) -> R<(&LuaAnyUserData, Rc<EasyInner>, EasyPtr)> {
     let ud = args.this::<Easy>(CLASS)?;
     let inner = inner_of(&ud)?;
     let h = inner

@@ -290,13 +290,23 @@ impl Args {
             Value::Nil
         }
     }
+    /// Argument `i` without copying it (a copy of a reference value costs
+    /// an allocation in mlua).
+    pub fn get_ref(&self, i: usize) -> &Value {
+        const NIL: &Value = &Value::Nil;
+        if i < self.n && i < ARGS_KEPT {
+            &self.vals[i]
+        } else {
+            NIL
+        }
+    }
     pub fn given(&self, i: usize) -> bool {
         i < self.n
     }
     /// The `self` userdata of type `T`.
-    pub fn this<T: 'static>(&self, what: &str) -> R<LuaAnyUserData> {
+    pub fn this<T: 'static>(&self, what: &str) -> R<&LuaAnyUserData> {
         match self.vals.first().filter(|_| self.n > 0) {
-            Some(Value::UserData(ud)) if ud.is::<T>() => Ok(ud.clone()),
+            Some(Value::UserData(ud)) if ud.is::<T>() => Ok(ud),
             other => usage(format!(
                 "bad self (expected {what}, got {}); call it with ':'",
                 type_name(other.unwrap_or(&Value::Nil))
@@ -338,10 +348,10 @@ impl Args {
         let min = if allow_timeout { -1 } else { 0 };
         Ok(self.int_in(i, name, min, i32::MAX as i64)? as i32)
     }
-    pub fn ud<T: 'static>(&self, i: usize, name: &str, what: &str) -> R<LuaAnyUserData> {
-        match self.get(i) {
+    pub fn ud<T: 'static>(&self, i: usize, name: &str, what: &str) -> R<&LuaAnyUserData> {
+        match self.get_ref(i) {
             Value::UserData(ud) if ud.is::<T>() => Ok(ud),
-            v => bad(i, name, what, &v),
+            v => bad(i, name, what, v),
         }
     }
 }

@@ -171,6 +171,8 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     let set_registry =
         lua.create_function(|lua, (k, v): (String, Value)| lua.set_named_registry_value(&k, v))?;
     r.raw_set("set_registry", set_registry)?;
+    let checked = lua.create_function(|lua, f: LuaFunction| lraw::checked(lua, f))?;
+    r.raw_set("checked", checked)?;
 
     let chunk = lua.load(include_str!("curl.lua")).set_name("=curl.lua");
     let f: LuaFunction = chunk.into_function()?;

@@ -165,3 +165,38 @@ pub fn call_with_bytes(
         _ => Called::NoFn,
     })
 }
+
+/// The body of every wrapped method: calls the raw method (upvalue 1),
+/// which returns `true, results...` or `false, err`, and returns the results
+/// or raises `err` unchanged. The same as the Lua `check(f(...))` it
+/// replaces, without a vararg Lua function per call.
+unsafe extern "C-unwind" fn checked_call(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua as a C closure with one upvalue (made by
+    // `checked`); it only moves values on its own stack frame. Errors from
+    // the call, and the `lua_error` below, unwind through this frame, which
+    // holds nothing with a destructor.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        ffi::luaL_checkstack(l, 1, std::ptr::null());
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, n, ffi::LUA_MULTRET);
+        if ffi::lua_toboolean(l, 1) != 0 {
+            return ffi::lua_gettop(l) - 1;
+        }
+        ffi::lua_settop(l, 2);
+        ffi::lua_error(l)
+    }
+}
+
+/// Wraps a raw method `f` (returning `true, ...` or `false, err`) into one
+/// that returns the results or raises `err` as is.
+pub fn checked(lua: &Lua, f: LuaFunction) -> LuaResult<LuaFunction> {
+    // SAFETY: runs inside exec_raw's protected call with `f` at 1; pushing a
+    // C closure takes the upvalue from the stack and leaves the closure.
+    unsafe {
+        lua.exec_raw(f, |l| {
+            ffi::lua_pushcclosure(l, checked_call, 1);
+        })
+    }
+}

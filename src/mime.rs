@@ -159,7 +159,7 @@ fn check(rc: raw::CURLcode, what: &str) -> R<()> {
     }
 }
 
-fn open_mime(args: &Args) -> R<(LuaAnyUserData, Rc<MimeInner>, MimePtr)> {
+fn open_mime(args: &Args) -> R<(&LuaAnyUserData, Rc<MimeInner>, MimePtr)> {
     let ud = args.this::<Mime>(CLASS)?;
     let m = inner_of(&ud)?;
     if m.owned_by_parent.get() {
@@ -176,7 +176,7 @@ fn open_mime(args: &Args) -> R<(LuaAnyUserData, Rc<MimeInner>, MimePtr)> {
     Ok((ud, m, p))
 }
 
-fn open_part(args: &Args) -> R<(LuaAnyUserData, Rc<MimeInner>, PartPtr)> {
+fn open_part(args: &Args) -> R<(&LuaAnyUserData, Rc<MimeInner>, PartPtr)> {
     let ud = args.this::<MimePart>(PART_CLASS)?;
     let (m, p) = {
         let part = ud
@@ -250,7 +250,7 @@ fn part_str(args: Args, which: u8, name: &str, what: &str) -> R<LuaAnyUserData> 
     if which == b'd' {
         m.content_replaced(p.addr()); // FileData replaces the content
     }
-    Ok(ud)
+    Ok(ud.clone())
 }
 
 fn part_data(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
@@ -263,7 +263,7 @@ fn part_data(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     };
     check(raw::part_data(p, &s.as_bytes()), "curl_mime_data")?;
     m.content_replaced(p.addr());
-    Ok(ud)
+    Ok(ud.clone())
 }
 
 fn part_headers(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
@@ -293,7 +293,7 @@ fn part_headers(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
         }
     }
     check(raw::part_headers(p, &items), "curl_mime_headers")?;
-    Ok(ud)
+    Ok(ud.clone())
 }
 
 fn part_subparts(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
@@ -329,10 +329,10 @@ fn part_subparts(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
             t
         }
     };
-    subs.raw_set(subs.raw_len() + 1, &sud)?;
+    subs.raw_set(subs.raw_len() + 1, sud)?;
     let st: LuaTable = sud.user_value()?;
     st.raw_set("parent", mud)?;
-    Ok(ud)
+    Ok(ud.clone())
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -387,7 +387,7 @@ fn part_data_cb(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
         return Err(Fail::Easy(rc, Some("curl_mime_data_cb".into())));
     }
     m.content_replaced(p.addr());
-    Ok(ud)
+    Ok(ud.clone())
 }
 
 /// libcurl's free callback for a part's `arg`.

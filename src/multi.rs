@@ -125,14 +125,14 @@ fn live(ud: &LuaAnyUserData) -> R<(Rc<MultiInner>, MultiPtr)> {
     Ok((inner, m))
 }
 
-fn open(args: &Args) -> R<(LuaAnyUserData, Rc<MultiInner>, MultiPtr)> {
+fn open(args: &Args) -> R<(&LuaAnyUserData, Rc<MultiInner>, MultiPtr)> {
     let ud = args.this::<Multi>(CLASS)?;
     let (inner, m) = live(&ud)?;
     Ok((ud, inner, m))
 }
 
 /// `open` plus the re-entry guard for calls libcurl refuses from callbacks.
-fn open_idle(args: &Args) -> R<(LuaAnyUserData, Rc<MultiInner>, MultiPtr)> {
+fn open_idle(args: &Args) -> R<(&LuaAnyUserData, Rc<MultiInner>, MultiPtr)> {
     let r = open(args)?;
     if r.1.slot.busy() {
         return recursive();

@@ -57,7 +57,7 @@ impl UserData for Poller {
     }
 }
 
-fn this(args: &Args) -> R<(LuaAnyUserData, c_int)> {
+fn this(args: &Args) -> R<(&LuaAnyUserData, c_int)> {
     let ud = args.this::<Poller>(CLASS)?;
     let ep = ud
         .borrow::<Poller>()
