@@ -14,6 +14,8 @@ use std::ptr;
 /// Per-Lua-state values the trampolines need, kept in mlua's app data.
 pub struct Shared {
     pub pcall: LuaFunction,
+    /// `lraw::bytes_caller`'s function.
+    pub bytes_caller: LuaFunction,
 }
 
 pub struct Ctx<'a> {
@@ -21,6 +23,8 @@ pub struct Ctx<'a> {
     /// `pcall`, fetched on the first callback of the call (most calls run
     /// none from Lua).
     pcall: RefCell<Option<LuaFunction>>,
+    /// `Shared::bytes_caller`, fetched on first use.
+    bytes_caller: RefCell<Option<LuaFunction>>,
     /// The multi whose method is running, if any.
     pub multi: Option<&'a LuaAnyUserData>,
     /// The easy of a running `easy:Perform`, with its `CURL*` address.
@@ -33,6 +37,7 @@ impl<'a> Ctx<'a> {
         Ctx {
             lua,
             pcall: RefCell::new(None),
+            bytes_caller: RefCell::new(None),
             multi: None,
             easy: None,
             err: RefCell::new(None),
@@ -49,6 +54,18 @@ impl<'a> Ctx<'a> {
 
     pub fn take_err(&self) -> Option<Fail> {
         self.err.borrow_mut().take()
+    }
+
+    /// `Shared::bytes_caller` (cached for the rest of the call).
+    pub fn bytes_caller(&self) -> Option<LuaFunction> {
+        if self.bytes_caller.borrow().is_none() {
+            let f = self
+                .lua
+                .app_data_ref::<Shared>()
+                .map(|s| s.bytes_caller.clone());
+            *self.bytes_caller.borrow_mut() = f;
+        }
+        self.bytes_caller.borrow().clone()
     }
 
     /// Calls `f(args...)` in protected mode. On error the error value is

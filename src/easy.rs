@@ -206,7 +206,7 @@ pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
 /// `self`, its inner state and its live handle, or a usage error.
 pub fn open(args: &Args) -> R<(&LuaAnyUserData, Rc<EasyInner>, EasyPtr)> {
     let ud = args.this::<Easy>(CLASS)?;
-    let inner = inner_of(&ud)?;
+    let inner = inner_of(ud)?;
     let h = inner
         .raw()
         .ok_or_else(|| Fail::Usage("the easy handle is closed".into()))?;
@@ -315,7 +315,7 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
     } else {
         None
     };
-    set_value(&ud, &e, h, id, meta, args.get(2), userdata)
+    set_value(ud, &e, h, id, meta, args.get(2), userdata)
 }
 
 /// (Re)installs a stream callback (write, header, read): our trampoline is
@@ -591,7 +591,7 @@ fn perform(lua: &Lua, args: Args) -> R<()> {
     e.flush_graveyard();
     e.errbuf.clear();
     e.pending_read.borrow_mut().clear();
-    let (rc, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_perform(h))?;
+    let (rc, err) = run_with_ctx(lua, ud, &e, h, || raw::easy_perform(h))?;
     e.flush_graveyard();
     if let Some(err) = err {
         return Err(err);
@@ -613,7 +613,7 @@ fn get_info(lua: &Lua, args: Args) -> R<Value> {
     let fail = |rc| Fail::Easy(rc, Some(what.clone()));
     let id64 = id as i64;
     if id64 == c::CURLINFO_PRIVATE {
-        return Ok(uv(&ud)?.raw_get(c::CURLOPT_PRIVATE)?);
+        return Ok(uv(ud)?.raw_get(c::CURLOPT_PRIVATE)?);
     }
     if id64 == c::CURLINFO_CERTINFO {
         let certs = raw::getinfo_certinfo(h, id).map_err(fail)?;
@@ -669,7 +669,7 @@ fn clear_uv(lua: &Lua, ud: &LuaAnyUserData, keep_multi: bool) -> R<()> {
 
 fn close(lua: &Lua, args: Args) -> R<()> {
     let ud = args.this::<Easy>(CLASS)?;
-    let e = inner_of(&ud)?;
+    let e = inner_of(ud)?;
     if e.raw().is_none() {
         return Ok(()); // Close twice is harmless
     }
@@ -684,14 +684,14 @@ fn close(lua: &Lua, args: Args) -> R<()> {
                 "cannot close an easy while its multi is running a call (inside a callback); close it after the call returns",
             );
         }
-        let mud: Option<LuaAnyUserData> = uv(&ud)?.raw_get(UV_MULTI)?;
+        let mud: Option<LuaAnyUserData> = uv(ud)?.raw_get(UV_MULTI)?;
         if let Some(mud) = mud {
-            parked = multi::detach_easy(lua, &mud, &m, &ud, &e)?;
+            parked = multi::detach_easy(lua, &mud, &m, ud, &e)?;
         }
     }
     let mut ctx = Ctx::new(lua);
     if let Some(h) = e.raw() {
-        ctx.easy = Some((&ud, h.addr()));
+        ctx.easy = Some((ud, h.addr()));
     }
     {
         let _g = e.slot.install(&ctx);
@@ -700,7 +700,7 @@ fn close(lua: &Lua, args: Args) -> R<()> {
     if parked.is_none() {
         parked = ctx.take_err();
     }
-    clear_uv(lua, &ud, false)?;
+    clear_uv(lua, ud, false)?;
     match parked {
         Some(f) => Err(f),
         None => Ok(()),
@@ -722,7 +722,7 @@ fn reset(lua: &Lua, args: Args) -> R<()> {
     e.pending_read.borrow_mut().clear();
     e.objects.borrow_mut().clear();
     e.flush_graveyard();
-    clear_uv(lua, &ud, true)?;
+    clear_uv(lua, ud, true)?;
     Ok(())
 }
 
@@ -731,7 +731,7 @@ fn reset(lua: &Lua, args: Args) -> R<()> {
 fn pause(lua: &Lua, args: Args) -> R<()> {
     let (ud, e, h) = open(&args)?;
     let mask = args.int_in(1, "bitmask", 0, c::CURLPAUSE_ALL)? as std::os::raw::c_int;
-    let (rc, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_pause(h, mask))?;
+    let (rc, err) = run_with_ctx(lua, ud, &e, h, || raw::easy_pause(h, mask))?;
     if let Some(f) = err {
         return Err(f);
     }
@@ -740,7 +740,7 @@ fn pause(lua: &Lua, args: Args) -> R<()> {
 
 fn upkeep(lua: &Lua, args: Args) -> R<()> {
     let (ud, e, h) = open(&args)?;
-    let (rc, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_upkeep(h))?;
+    let (rc, err) = run_with_ctx(lua, ud, &e, h, || raw::easy_upkeep(h))?;
     if let Some(f) = err {
         return Err(f);
     }
@@ -771,7 +771,7 @@ fn escaping(lua: &Lua, args: Args, f: fn(EasyPtr, &[u8]) -> Option<Vec<u8>>) -> 
 fn send(lua: &Lua, args: Args) -> R<i64> {
     let (ud, e, h) = open(&args)?;
     let bytes = bytes_arg(&args, 1, "data")?;
-    let (r, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_send(h, &bytes))?;
+    let (r, err) = run_with_ctx(lua, ud, &e, h, || raw::easy_send(h, &bytes))?;
     if let Some(f) = err {
         return Err(f);
     }
@@ -791,7 +791,7 @@ fn recv(lua: &Lua, args: Args) -> R<Value> {
         return usage("bad argument #1 'max' (expected 1 to 67108864)");
     }
     let mut buf = vec![0u8; max as usize];
-    let (r, err) = run_with_ctx(lua, &ud, &e, h, || raw::easy_recv(h, &mut buf))?;
+    let (r, err) = run_with_ctx(lua, ud, &e, h, || raw::easy_recv(h, &mut buf))?;
     if let Some(f) = err {
         return Err(f);
     }
@@ -829,7 +829,7 @@ fn dup_handle(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
         )?;
     }
     let nh = nh.ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
-    adopt(lua, &ud, &e, nh, false)
+    adopt(lua, ud, &e, nh, false)
 }
 
 /// Wraps a handle libcurl copied from `src` (`curl_easy_duphandle`, or an

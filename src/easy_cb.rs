@@ -250,10 +250,11 @@ pub fn on_data(e: &EasyInner, ctx: &Ctx<'_>, data: &[u8], cb: Cb) -> usize {
         (_, Some(m)) => Some((m, true)),
         _ => None,
     };
-    let called = match holder {
-        Some((h, via_multi)) => {
+    let called = match (holder, ctx.bytes_caller()) {
+        (Some((h, via_multi)), Some(caller)) => {
             let r = crate::lraw::call_with_bytes(
                 lua,
+                &caller,
                 h,
                 via_multi,
                 crate::multi::UV_HANDLES,
@@ -270,7 +271,7 @@ pub fn on_data(e: &EasyInner, ctx: &Ctx<'_>, data: &[u8], cb: Cb) -> usize {
                 }
             }
         }
-        None => Called::NoFn,
+        _ => Called::NoFn(Value::Nil),
     };
     let v = match called {
         Called::Returned(v) => v,
@@ -278,9 +279,8 @@ pub fn on_data(e: &EasyInner, ctx: &Ctx<'_>, data: &[u8], cb: Cb) -> usize {
             ctx.park(Fail::Raise(v));
             return 0;
         }
-        Called::NoFn => {
+        Called::NoFn(obj) => {
             // A curl.Buffer as *DATA: append in Rust, no Lua call.
-            let obj = data_of(e, ctx, cb);
             if crate::buffer::append_to(&obj, data) {
                 return data.len();
             }

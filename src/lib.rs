@@ -79,7 +79,11 @@ fn version_info(lua: &Lua, _a: Args) -> R<LuaTable> {
 fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     raw::global_init();
     let pcall: LuaFunction = lua.globals().get("pcall")?;
-    lua.set_app_data(ctx::Shared { pcall });
+    let bytes_caller = lraw::bytes_caller(lua)?;
+    lua.set_app_data(ctx::Shared {
+        pcall,
+        bytes_caller,
+    });
 
     let r = lua.create_table()?;
     let consts_t = lua.create_table()?;

@@ -78,43 +78,81 @@ pub fn link(
 }
 
 /// `multi.handles[lightuserdata(addr)]`: the easy object of a `CURL*`.
+/// Reads only, so it runs unprotected: nothing here allocates.
 pub fn handle_of(
     lua: &Lua,
     mud: &LuaAnyUserData,
     handles_key: i64,
     addr: usize,
 ) -> LuaResult<Option<LuaAnyUserData>> {
-    // SAFETY: as in `link`; reads only, leaves one value.
-    unsafe {
-        lua.exec_raw(mud, |l| {
-            if push_uv(l, 1) && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE {
-                ffi::lua_rawgetp(l, -1, addr as *const c_void);
-            } else {
-                ffi::lua_pushnil(l);
+    lua.exec_raw_lua(|raw| {
+        let l = raw.state();
+        // SAFETY: stack room is checked first; the pushes and raw reads do
+        // not allocate or raise; the stack is restored to `top` on every
+        // path.
+        unsafe {
+            let top = ffi::lua_gettop(l);
+            if ffi::lua_checkstack(l, 4) == 0 {
+                return Err(LuaError::runtime("stack overflow"));
             }
-            ffi::lua_replace(l, 1);
-            ffi::lua_settop(l, 1);
-        })
-    }
+            raw.push(mud)?;
+            let r = if push_uv(l, top + 1)
+                && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
+                && ffi::lua_rawgetp(l, -1, addr as *const c_void) == ffi::LUA_TUSERDATA
+            {
+                raw.pop::<Option<LuaAnyUserData>>()
+            } else {
+                Ok(None)
+            };
+            ffi::lua_settop(l, top);
+            r
+        }
+    })
 }
 
 /// What calling a transfer's Lua callback gave.
 pub enum Called {
-    /// No function is set (or the handle is not known).
-    NoFn,
+    /// No function is set (or the handle is not known); the value stored
+    /// for the callback's data.
+    NoFn(Value),
     /// It returned; its first result.
     Returned(Value),
     /// It raised this value.
     Raised(Value),
 }
 
+/// Protected part of `call_with_bytes`: `f, ptr, len, data` on the stack;
+/// calls `f(bytes, data)` and returns its first result.
+unsafe extern "C-unwind" fn bytes_call(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: only called by `call_with_bytes` through lua_pcall, with the
+    // pointer and length of a byte slice that outlives the call. Errors
+    // unwind through this frame, which holds nothing with a destructor.
+    unsafe {
+        let p = ffi::lua_touserdata(l, 2);
+        let n = ffi::lua_tointeger(l, 3) as usize;
+        ffi::lua_pushlstring(l, p.cast(), n);
+        ffi::lua_replace(l, 2); // f, bytes, len, data
+        ffi::lua_remove(l, 3); // f, bytes, data
+        ffi::lua_call(l, 2, 1);
+        1
+    }
+}
+
+/// The C function `call_with_bytes` runs in protected mode (made once per
+/// state: a C function value costs an allocation on Lua 5.1 and LuaJIT).
+pub fn bytes_caller(lua: &Lua) -> LuaResult<LuaFunction> {
+    // SAFETY: `bytes_call` follows the lua_CFunction contract (above).
+    unsafe { lua.create_c_function(bytes_call) }
+}
+
 /// Calls an easy's Lua function stored at `fkey` in its user-value table as
 /// `f(bytes, data)`, `data` being the value stored at `dkey`, in protected
 /// mode. The easy is `holder` itself, or (`via_multi`) the one that
-/// `holder`, a multi, maps `addr` to.
+/// `holder`, a multi, maps `addr` to. `caller` is `bytes_caller`'s function.
 #[allow(clippy::too_many_arguments)]
 pub fn call_with_bytes(
     lua: &Lua,
+    caller: &LuaFunction,
     holder: &LuaAnyUserData,
     via_multi: bool,
     handles_key: i64,
@@ -123,46 +161,50 @@ pub fn call_with_bytes(
     dkey: i64,
     bytes: &[u8],
 ) -> LuaResult<Called> {
-    let (p, n) = (bytes.as_ptr(), bytes.len());
-    // SAFETY: as in `link`. `p..p+n` stays valid for the call (it borrows
-    // `bytes`). The closure leaves exactly (status, value): status 0 no
-    // function, 1 returned, 2 raised.
-    let (status, v): (i64, Value) = unsafe {
-        lua.exec_raw(holder, |l| {
-            let mut status = 0;
-            let mut easy_at = 1;
+    lua.exec_raw_lua(|raw| {
+        let l = raw.state();
+        // SAFETY: stack room is checked first. Outside the lua_pcall only
+        // values already alive are pushed and raw reads done (no allocation,
+        // nothing raises); the string is made inside the protected
+        // `bytes_call`. The stack is restored to `top` on every path.
+        unsafe {
+            let top = ffi::lua_gettop(l);
+            if ffi::lua_checkstack(l, 10) == 0 {
+                return Err(LuaError::runtime("stack overflow"));
+            }
+            raw.push(holder)?;
+            let mut easy_at = top + 1;
             if via_multi {
-                if push_uv(l, 1) && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE {
+                if push_uv(l, easy_at) && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE {
                     ffi::lua_rawgetp(l, -1, addr as *const c_void);
                 }
                 easy_at = ffi::lua_gettop(l);
             }
+            let mut r = Ok(Called::NoFn(Value::Nil));
             if ffi::lua_type(l, easy_at) == ffi::LUA_TUSERDATA && push_uv(l, easy_at) {
                 let uv = ffi::lua_gettop(l);
                 if ffi::lua_rawgeti(l, uv, fkey) == ffi::LUA_TFUNCTION {
-                    ffi::lua_pushlstring(l, p.cast(), n);
+                    raw.push(caller)?;
+                    ffi::lua_insert(l, -2); // caller, f
+                    ffi::lua_pushlightuserdata(l, bytes.as_ptr() as *mut c_void);
+                    ffi::lua_pushinteger(l, bytes.len() as ffi::lua_Integer);
                     ffi::lua_rawgeti(l, uv, dkey);
-                    status = if ffi::lua_pcall(l, 2, 1, 0) == ffi::LUA_OK {
-                        1
-                    } else {
-                        2
-                    };
+                    let ok = ffi::lua_pcall(l, 4, 1, 0) == ffi::LUA_OK;
+                    r = raw.pop::<Value>().map(|v| {
+                        if ok {
+                            Called::Returned(v)
+                        } else {
+                            Called::Raised(v)
+                        }
+                    });
+                } else {
+                    ffi::lua_rawgeti(l, uv, dkey);
+                    r = raw.pop::<Value>().map(Called::NoFn);
                 }
             }
-            if status == 0 {
-                ffi::lua_pushnil(l);
-            }
-            // [holder, ..., value] -> [status, value]
-            ffi::lua_insert(l, 1);
-            ffi::lua_pushinteger(l, status);
-            ffi::lua_insert(l, 1);
-            ffi::lua_settop(l, 2);
-        })?
-    };
-    Ok(match status {
-        1 => Called::Returned(v),
-        2 => Called::Raised(v),
-        _ => Called::NoFn,
+            ffi::lua_settop(l, top);
+            r
+        }
     })
 }
 

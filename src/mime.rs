@@ -161,7 +161,7 @@ fn check(rc: raw::CURLcode, what: &str) -> R<()> {
 
 fn open_mime(args: &Args) -> R<(&LuaAnyUserData, Rc<MimeInner>, MimePtr)> {
     let ud = args.this::<Mime>(CLASS)?;
-    let m = inner_of(&ud)?;
+    let m = inner_of(ud)?;
     if m.owned_by_parent.get() {
         return usage("the mime is attached to a part (SubParts) and belongs to it now");
     }
@@ -197,7 +197,7 @@ fn open_part(args: &Args) -> R<(&LuaAnyUserData, Rc<MimeInner>, PartPtr)> {
 
 fn create(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     let eud = args.ud::<Easy>(1, "easy", "curl.Easy")?;
-    let e = easy::inner_of(&eud)?;
+    let e = easy::inner_of(eud)?;
     let h = e
         .raw()
         .ok_or_else(|| Fail::Usage("bad argument #1 'easy' (the easy handle is closed)".into()))?;
@@ -299,7 +299,7 @@ fn part_headers(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
 fn part_subparts(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     let (ud, m, p) = open_part(&args)?;
     let sud = args.ud::<Mime>(1, "mime", "curl.Mime")?;
-    let sub = inner_of(&sud)?;
+    let sub = inner_of(sud)?;
     if sub.owned_by_parent.get() {
         return usage("bad argument #1 'mime' (it is already attached to a part)");
     }
@@ -401,7 +401,7 @@ pub fn free_part_cb(arg: *mut std::os::raw::c_void) {
 
 fn close(_lua: &Lua, args: Args) -> R<()> {
     let ud = args.this::<Mime>(CLASS)?;
-    let m = inner_of(&ud)?;
+    let m = inner_of(ud)?;
     if m.owned_by_parent.get() {
         return usage("the mime is attached to a part (SubParts); it is freed with its parent");
     }

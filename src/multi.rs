@@ -127,7 +127,7 @@ fn live(ud: &LuaAnyUserData) -> R<(Rc<MultiInner>, MultiPtr)> {
 
 fn open(args: &Args) -> R<(&LuaAnyUserData, Rc<MultiInner>, MultiPtr)> {
     let ud = args.this::<Multi>(CLASS)?;
-    let (inner, m) = live(&ud)?;
+    let (inner, m) = live(ud)?;
     Ok((ud, inner, m))
 }
 
@@ -298,7 +298,7 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
             type_name(&args.get(2))
         ))
     };
-    let t = uv(&ud)?;
+    let t = uv(ud)?;
     match id as i64 {
         c::CURLMOPT_SOCKETFUNCTION | c::CURLMOPT_TIMERFUNCTION => {
             let socket = id as i64 == c::CURLMOPT_SOCKETFUNCTION;
@@ -413,7 +413,7 @@ fn socket_action(lua: &Lua, args: Args) -> R<i64> {
     let (ud, inner, m) = open_idle(&args)?;
     let fd = args.fd(1, "socket", true)?;
     let mask = args.opt_int_in(2, "mask", 0, 0, 7)?;
-    let (r, err) = with_ctx(lua, &ud, &inner, || {
+    let (r, err) = with_ctx(lua, ud, &inner, || {
         raw::multi_socket_action(m, fd as sys::curl_socket_t, mask as c_int)
     });
     if let Some(e) = err {
@@ -449,7 +449,7 @@ pub fn action(lua: &Lua, mud: &LuaAnyUserData, fd: c_int, mask: c_int) -> R<i64>
 
 fn perform(lua: &Lua, args: Args) -> R<i64> {
     let (ud, inner, m) = open_idle(&args)?;
-    let (r, err) = with_ctx(lua, &ud, &inner, || raw::multi_perform(m));
+    let (r, err) = with_ctx(lua, ud, &inner, || raw::multi_perform(m));
     if let Some(e) = err {
         return Err(e);
     }
@@ -461,7 +461,7 @@ fn info_read(lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
     let Some(msg) = raw::multi_info_read(m) else {
         return Ok((c::CURLMSG_NONE, 0, 0, Value::Nil));
     };
-    let easy = lraw::handle_of(lua, &ud, UV_HANDLES, msg.easy as usize)?
+    let easy = lraw::handle_of(lua, ud, UV_HANDLES, msg.easy as usize)?
         .map_or(Value::Nil, Value::UserData);
     Ok((
         msg.msg as i64,
@@ -481,7 +481,7 @@ fn timeout(_lua: &Lua, args: Args) -> R<i64> {
 fn add_handle(lua: &Lua, args: Args) -> R<()> {
     let (ud, inner, m) = open_idle(&args)?;
     let eud = args.ud::<Easy>(1, "easy", "curl.Easy")?;
-    let e = easy::inner_of(&eud)?;
+    let e = easy::inner_of(eud)?;
     let Some(h) = e.raw() else {
         return usage("bad argument #1 'easy' (the easy handle is closed)");
     };
@@ -498,12 +498,12 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
     }
     // Link first: the timer callback fires inside curl_multi_add_handle and
     // must already map the handle back to its object.
-    link(lua, &ud, &inner, &eud, &e, h)?;
+    link(lua, ud, &inner, eud, &e, h)?;
     e.flush_graveyard();
     e.pending_read().borrow_mut().clear(); // nothing left from an earlier transfer
-    let (rc, err) = with_ctx(lua, &ud, &inner, || raw::multi_add(m, h));
+    let (rc, err) = with_ctx(lua, ud, &inner, || raw::multi_add(m, h));
     if rc != sys::CURLM_OK {
-        unlink(lua, &ud, &inner, &eud, &e, h)?;
+        unlink(lua, ud, &inner, eud, &e, h)?;
         return Err(err.unwrap_or(Fail::Multi(rc, None)));
     }
     match err {
@@ -643,12 +643,12 @@ pub fn detach_easy(
 fn remove_handle(lua: &Lua, args: Args) -> R<()> {
     let (ud, inner, _m) = open_idle(&args)?;
     let eud = args.ud::<Easy>(1, "easy", "curl.Easy")?;
-    let e = easy::inner_of(&eud)?;
+    let e = easy::inner_of(eud)?;
     let mine = matches!(e.multi.borrow().as_ref(), Some(cur) if Rc::ptr_eq(cur, &inner));
     if !mine {
         return usage("bad argument #1 'easy' (it is not added to this multi)");
     }
-    match detach_easy(lua, &ud, &inner, &eud, &e)? {
+    match detach_easy(lua, ud, &inner, eud, &e)? {
         Some(f) => Err(f),
         None => Ok(()),
     }
@@ -694,7 +694,7 @@ fn wait_or_poll(lua: &Lua, args: Args, poll: bool) -> R<i64> {
             items.push(item);
         }
     }
-    let (r, err) = with_ctx(lua, &ud, &inner, || {
+    let (r, err) = with_ctx(lua, ud, &inner, || {
         raw::multi_wait(m, &mut fds, ms as c_int, poll)
     });
     for (item, fd) in items.iter().zip(fds.iter()) {
@@ -723,14 +723,14 @@ fn assign(_lua: &Lua, args: Args) -> R<()> {
     };
     mcheck(raw::multi_assign(m, fd as sys::curl_socket_t, marker))?;
     inner.assigned.set(true);
-    let a: LuaTable = uv(&ud)?.raw_get(UV_ASSIGNED)?;
+    let a: LuaTable = uv(ud)?.raw_get(UV_ASSIGNED)?;
     a.raw_set(fd, v)?;
     Ok(())
 }
 
 fn get_handles(lua: &Lua, args: Args) -> R<LuaTable> {
     let (ud, _inner, _m) = open(&args)?;
-    let handles: LuaTable = uv(&ud)?.raw_get(UV_HANDLES)?;
+    let handles: LuaTable = uv(ud)?.raw_get(UV_HANDLES)?;
     let out = lua.create_table()?;
     let mut i = 0;
     for pair in handles.pairs::<Value, Value>() {
@@ -754,7 +754,7 @@ fn close(lua: &Lua, args: Args) -> R<()> {
     if inner.slot.busy() {
         return usage("cannot close a multi from inside one of its own callbacks");
     }
-    let t = uv(&ud)?;
+    let t = uv(ud)?;
     let handles: LuaTable = t.raw_get(UV_HANDLES)?;
     for pair in handles.pairs::<Value, LuaAnyUserData>() {
         let (_, eud) = pair?;

@@ -236,7 +236,7 @@ fn dispatch(lua: &Lua, args: Args) -> R<i64> {
     let (ud, ep) = this(&args)?;
     let mud = args.ud::<crate::multi::Multi>(1, "multi", "curl.Multi")?;
     let ms = args.opt_int(2, "timeout_ms", -1)?;
-    crate::multi::check_idle(&mud)?; // before waiting: a refused call changes nothing
+    crate::multi::check_idle(mud)?; // before waiting: a refused call changes nothing
     let (ready, fired) = {
         let p = ud.borrow::<Poller>()?;
         p.wait_core(ep, ms)?;
@@ -244,10 +244,10 @@ fn dispatch(lua: &Lua, args: Args) -> R<i64> {
     };
     let mut running = -1;
     for (fd, mask) in ready {
-        running = crate::multi::action(lua, &mud, fd, mask)?;
+        running = crate::multi::action(lua, mud, fd, mask)?;
     }
     if fired || running < 0 {
-        running = crate::multi::action(lua, &mud, -1, 0)?;
+        running = crate::multi::action(lua, mud, -1, 0)?;
     }
     Ok(running)
 }

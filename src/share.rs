@@ -51,7 +51,7 @@ pub fn inner_of(ud: &LuaAnyUserData) -> R<Rc<ShareInner>> {
 
 fn open(args: &Args) -> R<(Rc<ShareInner>, SharePtr)> {
     let ud = args.this::<Share>(CLASS)?;
-    let s = inner_of(&ud)?;
+    let s = inner_of(ud)?;
     let p = s
         .raw()
         .ok_or_else(|| Fail::Usage("the share handle is closed".into()))?;
@@ -79,7 +79,7 @@ fn set_opt(_lua: &Lua, args: Args) -> R<()> {
 
 fn close(_lua: &Lua, args: Args) -> R<()> {
     let ud = args.this::<Share>(CLASS)?;
-    let s = inner_of(&ud)?;
+    let s = inner_of(ud)?;
     let Some(p) = s.raw() else {
         return Ok(());
     };

@@ -50,7 +50,7 @@ pub fn inner_of(ud: &LuaAnyUserData) -> R<Rc<UrlInner>> {
 
 fn open(args: &Args) -> R<(Rc<UrlInner>, UrlPtr)> {
     let ud = args.this::<Url>(CLASS)?;
-    let u = inner_of(&ud)?;
+    let u = inner_of(ud)?;
     let p = u
         .raw()
         .ok_or_else(|| Fail::Usage("the URL handle is closed".into()))?;
@@ -127,7 +127,7 @@ fn dup(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
 
 fn close(_lua: &Lua, args: Args) -> R<()> {
     let ud = args.this::<Url>(CLASS)?;
-    let u = inner_of(&ud)?;
+    let u = inner_of(ud)?;
     let Some(p) = u.raw() else {
         return Ok(());
     };
