@@ -172,8 +172,9 @@ pub struct Args {
     n: usize,
 }
 
-/// Arguments kept (self + 6): no method takes more; extra ones are ignored.
-const ARGS_KEPT: usize = 7;
+/// Arguments kept (self + 4): no method or function reads more; extra ones
+/// are ignored. (Each slot costs a copy and a drop on every call.)
+const ARGS_KEPT: usize = 5;
 
 impl Args {
     fn from_iter(it: impl Iterator<Item = Value>, n: usize) -> Args {
@@ -347,6 +348,49 @@ impl Args {
     pub fn fd(&self, i: usize, name: &str, allow_timeout: bool) -> R<i32> {
         let min = if allow_timeout { -1 } else { 0 };
         Ok(self.int_in(i, name, min, i32::MAX as i64)? as i32)
+    }
+    /// `self` of type `T` and `f` applied to it, with one type check (a
+    /// check costs a metatable lookup in mlua; `this` + `borrow` is two).
+    /// `gone` is the message for a destructed object.
+    pub fn this_with<T: 'static, U>(
+        &self,
+        what: &str,
+        gone: &str,
+        f: impl FnOnce(&T) -> U,
+    ) -> R<(&LuaAnyUserData, U)> {
+        let v = self.get_ref(0);
+        if let Value::UserData(ud) = v {
+            match ud.borrow::<T>() {
+                Ok(b) => return Ok((ud, f(&b))),
+                Err(LuaError::UserDataDestructed) => return usage(gone),
+                Err(_) if ud.is::<T>() => return usage(gone),
+                Err(_) => {}
+            }
+        }
+        usage(format!(
+            "bad self (expected {what}, got {}); call it with ':'",
+            type_name(v)
+        ))
+    }
+    /// Argument `i` of type `T` and `f` applied to it, with one type check.
+    pub fn ud_with<T: 'static, U>(
+        &self,
+        i: usize,
+        name: &str,
+        what: &str,
+        gone: &str,
+        f: impl FnOnce(&T) -> U,
+    ) -> R<(&LuaAnyUserData, U)> {
+        let v = self.get_ref(i);
+        if let Value::UserData(ud) = v {
+            match ud.borrow::<T>() {
+                Ok(b) => return Ok((ud, f(&b))),
+                Err(LuaError::UserDataDestructed) => return usage(gone),
+                Err(_) if ud.is::<T>() => return usage(gone),
+                Err(_) => {}
+            }
+        }
+        bad(i, name, what, v)
     }
     pub fn ud<T: 'static>(&self, i: usize, name: &str, what: &str) -> R<&LuaAnyUserData> {
         match self.get_ref(i) {

@@ -34,9 +34,10 @@ unsafe fn push_uv(l: *mut ffi::lua_State, idx: c_int) -> bool {
     }
 }
 
-/// Records (`on`) or clears the link between a multi and an easy it runs:
+/// Records the link between a multi and an easy it runs:
 /// `multi.handles[lightuserdata(addr)] = easy` and `easy[multi_key] =
 /// multi`. Returns false if either object has lost its user-value table.
+/// Protected: a new table key can allocate.
 pub fn link(
     lua: &Lua,
     mud: &LuaAnyUserData,
@@ -44,7 +45,6 @@ pub fn link(
     handles_key: i64,
     multi_key: i64,
     addr: usize,
-    on: bool,
 ) -> LuaResult<bool> {
     // SAFETY: the closure runs inside exec_raw's protected call with the two
     // userdata at 1 and 2; it checks every table before writing to it and
@@ -55,18 +55,10 @@ pub fn link(
             let mut ok = false;
             if push_uv(l, 1) && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE {
                 ffi::lua_pushlightuserdata(l, addr as *mut c_void);
-                if on {
-                    ffi::lua_pushvalue(l, 2);
-                } else {
-                    ffi::lua_pushnil(l);
-                }
+                ffi::lua_pushvalue(l, 2);
                 ffi::lua_rawset(l, -3);
                 if push_uv(l, 2) {
-                    if on {
-                        ffi::lua_pushvalue(l, 1);
-                    } else {
-                        ffi::lua_pushnil(l);
-                    }
+                    ffi::lua_pushvalue(l, 1);
                     ffi::lua_rawseti(l, -2, multi_key);
                     ok = true;
                 }
@@ -75,6 +67,49 @@ pub fn link(
             ffi::lua_pushboolean(l, ok as c_int);
         })
     }
+}
+
+/// Clears what `link` recorded. Unprotected: only keys that hold a value
+/// are set to nil, which never allocates on any Lua version.
+pub fn unlink(
+    lua: &Lua,
+    mud: &LuaAnyUserData,
+    eud: &LuaAnyUserData,
+    handles_key: i64,
+    multi_key: i64,
+    addr: usize,
+) -> LuaResult<()> {
+    lua.exec_raw_lua(|raw| {
+        let l = raw.state();
+        // SAFETY: stack room is checked first; raw reads, and nil stores to
+        // keys that are present, neither allocate nor raise; the stack is
+        // restored to `top`.
+        unsafe {
+            let top = ffi::lua_gettop(l);
+            if ffi::lua_checkstack(l, 6) == 0 {
+                return Err(LuaError::runtime("stack overflow"));
+            }
+            raw.push(mud)?;
+            if push_uv(l, top + 1)
+                && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
+                && ffi::lua_rawgetp(l, -1, addr as *const c_void) != ffi::LUA_TNIL
+            {
+                ffi::lua_pop(l, 1);
+                ffi::lua_pushlightuserdata(l, addr as *mut c_void);
+                ffi::lua_pushnil(l);
+                ffi::lua_rawset(l, -3);
+            }
+            ffi::lua_settop(l, top);
+            raw.push(eud)?;
+            if push_uv(l, top + 1) && ffi::lua_rawgeti(l, -1, multi_key) != ffi::LUA_TNIL {
+                ffi::lua_pop(l, 1);
+                ffi::lua_pushnil(l);
+                ffi::lua_rawseti(l, -2, multi_key);
+            }
+            ffi::lua_settop(l, top);
+            Ok(())
+        }
+    })
 }
 
 /// `multi.handles[lightuserdata(addr)]`: the easy object of a `CURL*`.

@@ -38,7 +38,7 @@ const UV_PUSHDATA: i64 = 8;
 pub struct MultiInner {
     raw: Cell<Option<MultiPtr>>,
     pub slot: CtxSlot,
-    easies: RefCell<HashMap<usize, Rc<EasyInner>>>,
+    easies: RefCell<HashMap<usize, Rc<EasyInner>, AddrHash>>,
     /// The Poller set as the socket / timer function, if one is: the
     /// callbacks update it without looking anything up in Lua. (The Lua
     /// object is also kept in the user value, for `GetOpt`-less GC safety.)
@@ -49,6 +49,35 @@ pub struct MultiInner {
 }
 
 pub struct Multi(pub Rc<MultiInner>);
+
+/// Hashing for handle addresses: one multiply (SipHash, the default, showed
+/// up in per-transfer profiles; the keys are our own pointers, not input).
+#[derive(Default, Clone, Copy)]
+struct AddrHash;
+
+struct AddrHasher(u64);
+
+impl std::hash::BuildHasher for AddrHash {
+    type Hasher = AddrHasher;
+    fn build_hasher(&self) -> AddrHasher {
+        AddrHasher(0)
+    }
+}
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        let x = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = x ^ (x >> 29); // the low bits of an aligned address are zero
+    }
+}
 
 impl Drop for Multi {
     fn drop(&mut self) {
@@ -126,9 +155,26 @@ fn live(ud: &LuaAnyUserData) -> R<(Rc<MultiInner>, MultiPtr)> {
 }
 
 fn open(args: &Args) -> R<(&LuaAnyUserData, Rc<MultiInner>, MultiPtr)> {
-    let ud = args.this::<Multi>(CLASS)?;
-    let (inner, m) = live(ud)?;
+    let (ud, inner) =
+        args.this_with::<Multi, _>(CLASS, "the multi handle was garbage-collected", |m| {
+            m.0.clone()
+        })?;
+    let m = inner
+        .raw
+        .get()
+        .ok_or_else(|| Fail::Usage("the multi handle is closed".into()))?;
     Ok((ud, inner, m))
+}
+
+/// Argument 1, an easy, with its state.
+fn easy_arg(args: &Args) -> R<(&LuaAnyUserData, Rc<EasyInner>)> {
+    args.ud_with::<Easy, _>(
+        1,
+        "easy",
+        "curl.Easy",
+        "the easy handle was garbage-collected",
+        |e| e.0.clone(),
+    )
 }
 
 /// `open` plus the re-entry guard for calls libcurl refuses from callbacks.
@@ -176,7 +222,7 @@ pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
     let inner = MultiInner {
         raw: Cell::new(Some(m)),
         slot: CtxSlot::default(),
-        easies: RefCell::new(HashMap::new()),
+        easies: RefCell::new(HashMap::default()),
         sock_poller: RefCell::new(None),
         timer_poller: RefCell::new(None),
         assigned: Cell::new(false),
@@ -480,8 +526,7 @@ fn timeout(_lua: &Lua, args: Args) -> R<i64> {
 
 fn add_handle(lua: &Lua, args: Args) -> R<()> {
     let (ud, inner, m) = open_idle(&args)?;
-    let eud = args.ud::<Easy>(1, "easy", "curl.Easy")?;
-    let e = easy::inner_of(eud)?;
+    let (eud, e) = easy_arg(&args)?;
     let Some(h) = e.raw() else {
         return usage("bad argument #1 'easy' (the easy handle is closed)");
     };
@@ -522,7 +567,7 @@ fn link(
     e: &Rc<EasyInner>,
     h: EasyPtr,
 ) -> R<()> {
-    if !lraw::link(lua, mud, eud, UV_HANDLES, easy::UV_MULTI, h.addr(), true)? {
+    if !lraw::link(lua, mud, eud, UV_HANDLES, easy::UV_MULTI, h.addr())? {
         return usage("the multi or easy object lost its user value");
     }
     inner.easies.borrow_mut().insert(h.addr(), e.clone());
@@ -541,7 +586,7 @@ fn unlink(
     let gone = inner.easies.borrow_mut().remove(&h.addr());
     e.multi.borrow_mut().take();
     drop(gone);
-    lraw::link(lua, mud, eud, UV_HANDLES, easy::UV_MULTI, h.addr(), false)?;
+    lraw::unlink(lua, mud, eud, UV_HANDLES, easy::UV_MULTI, h.addr())?;
     Ok(())
 }
 
@@ -642,8 +687,7 @@ pub fn detach_easy(
 
 fn remove_handle(lua: &Lua, args: Args) -> R<()> {
     let (ud, inner, _m) = open_idle(&args)?;
-    let eud = args.ud::<Easy>(1, "easy", "curl.Easy")?;
-    let e = easy::inner_of(eud)?;
+    let (eud, e) = easy_arg(&args)?;
     let mine = matches!(e.multi.borrow().as_ref(), Some(cur) if Rc::ptr_eq(cur, &inner));
     if !mine {
         return usage("bad argument #1 'easy' (it is not added to this multi)");
