@@ -1,9 +1,10 @@
 -- The thin Lua layer of `require "curl"`, embedded in the native module.
 --
 -- Every raw method (Rust) returns `true, results...` or `false, err`; the
--- wrappers here raise `err` with `error(err, 0)`, so an error value raised in
--- a callback (a string, a table, anything) reaches the caller unchanged, and
--- errors the binding makes are `curl.Error` tables.
+-- wrappers raise `err` as is (`raw.checked`, a C closure, for methods;
+-- `check` below elsewhere), so an error value raised in a callback (a
+-- string, a table, anything) reaches the caller unchanged, and errors the
+-- binding makes are `curl.Error` tables.
 --
 -- It also resolves the per-option forms (`SetOpt_FollowLocation`,
 -- `GetInfo_ResponseCode`) and applies option tables given to constructors.

@@ -3,8 +3,10 @@
 //! Layout: `raw.rs` holds every FFI call, `callbacks.rs` the `extern "C"`
 //! trampolines, `ctx.rs` the call context, one module per handle type
 //! (`multi.rs`, `easy.rs`, `poller.rs`), `consts.rs` the data-derived
-//! constant and option tables, `error.rs` the error values. `curl.lua` is the
-//! thin Lua layer that re-raises errors unchanged and resolves `SetOpt_X`.
+//! constant and option tables, `error.rs` the error values, `lraw.rs` raw
+//! Lua stack work for the per-transfer paths and the C closure that re-raises
+//! a method's error unchanged. `curl.lua` is the thin Lua layer that builds
+//! the classes and resolves `SetOpt_X`.
 //!
 //! Policy (see README): callbacks run only inside binding calls; a callback's
 //! error is parked and raised by the running method, as the same value; no Lua
