@@ -47,11 +47,9 @@ pub(crate) fn add_meta<T, F: UserDataFields<T>>(fields: &mut F, class: &'static 
 }
 
 fn names_table(lua: &Lua, items: Vec<(String, i32)>) -> LuaResult<LuaTable> {
-    let t = lua.create_table()?;
-    for (n, id) in items {
-        t.raw_set(n, id)?;
-    }
-    Ok(t)
+    lraw::int_table(lua, items.len(), |i| {
+        (items[i].0.as_str(), items[i].1 as i64)
+    })
 }
 
 fn version_info(lua: &Lua, _a: Args) -> R<LuaTable> {
@@ -88,10 +86,8 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     });
 
     let r = lua.create_table()?;
-    let consts_t = lua.create_table()?;
-    for (name, value, _) in consts::CONSTANTS {
-        consts_t.raw_set(*name, *value)?;
-    }
+    let all = consts::CONSTANTS;
+    let consts_t = lraw::int_table(lua, all.len(), |i| (all[i].0, all[i].1))?;
     r.raw_set("constants", consts_t)?;
     let t = consts::tables(lua);
     let mut easy_names = t.easy_names.clone();
