@@ -30,7 +30,7 @@ declare -A W=(
   [big20]="$NGINX_HTTP/1m 2000 20"
 )
 workloads=${WORKLOADS:-"tiny10 tiny100 tiny1000 big20"}
-drivers=("c" "poller-5.4" "poller-buffer-5.4" "poller-lua-5.4" "luv-5.4" "poller-jit" "luv-jit" "pycurl")
+drivers=("c" "poller-5.4" "poller-gen-5.4" "poller-buffer-5.4" "poller-lua-5.4" "luv-5.4" "poller-jit" "luv-jit" "pycurl")
 
 run_driver() { # driver url n c -> "elapsed user sys maxrss_kb"
   local d=$1; shift
@@ -38,6 +38,7 @@ run_driver() { # driver url n c -> "elapsed user sys maxrss_kb"
   case $d in
     c) cmd=("$tmp/baseline" "$@") ;;
     poller-5.4) cmd=(lua5.4 bench/drivers/poller.lua "$@" build/lua54) ;;
+    poller-gen-5.4) cmd=(lua5.4 bench/drivers/poller.lua "$@" build/lua54 generational) ;;
     poller-lua-5.4) cmd=(lua5.4 bench/drivers/poller_lua.lua "$@" build/lua54) ;;
     poller-buffer-5.4) cmd=(lua5.4 bench/drivers/poller_buffer.lua "$@" build/lua54) ;;
     luv-5.4) cmd=(lua5.4 bench/drivers/luv.lua "$@" build/lua54) ;;

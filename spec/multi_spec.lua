@@ -39,6 +39,27 @@ describe("multi socket interface", function()
     assert.is_nil(easy)
   end)
 
+  it("InfoRead's fast path hands anything unusual to the full method", function()
+    local multi = curl.Multi()
+    local InfoRead = multi.InfoRead
+    assert.are.equal(4, select("#", InfoRead(multi)))
+    -- extra arguments are ignored, as by every method
+    assert.are.equal(curl.CURLMSG_NONE, (InfoRead(multi, 1, 2)))
+    for _, bad in ipairs { false, 1, "x", {}, curl.Easy(), curl.Poller() } do
+      local ok, err = pcall(InfoRead, bad)
+      assert.is_false(ok)
+      assert.are.equal("multi:InfoRead", err.method)
+      assert.matches("bad self", err.message)
+    end
+    local ok, err = pcall(InfoRead)
+    assert.is_false(ok)
+    assert.matches("bad self", err.message)
+    multi:Close()
+    ok, err = pcall(InfoRead, multi)
+    assert.is_false(ok)
+    assert.matches("closed", err.message)
+  end)
+
   it("reports a failed transfer through InfoRead with its code", function()
     local multi = curl.Multi()
     local loop = H.loop(multi)

@@ -83,6 +83,8 @@ local function class(name, short, rawmethods, optmap, infomap, optprefix)
   local methods = {}
   for k, f in pairs(rawmethods) do
     methods[k] = checked(f)
+    local fast = raw.fast[name .. "." .. k]
+    if fast then methods[k] = fast(methods[k]) end
   end
   local dynamic = {}
   function dynamic.__index(t, key)

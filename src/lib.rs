@@ -175,6 +175,12 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     r.raw_set("set_registry", set_registry)?;
     let checked = lua.create_function(|lua, f: LuaFunction| lraw::checked(lua, f))?;
     r.raw_set("checked", checked)?;
+    let fast = lua.create_table()?;
+    fast.raw_set(
+        "curl.Multi.InfoRead",
+        lua.create_function(multi::fast_info_read)?,
+    )?;
+    r.raw_set("fast", fast)?;
 
     let chunk = lua.load(include_str!("curl.lua")).set_name("=curl.lua");
     let f: LuaFunction = chunk.into_function()?;

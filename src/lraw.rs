@@ -22,7 +22,7 @@ use std::os::raw::{c_int, c_void};
 /// `l` is the running state, `idx` an absolute index of a userdata, and
 /// there is stack room for 2 values (the closures below use at most 8 of
 /// the `LUA_MINSTACK` = 20 slots a C function is given).
-unsafe fn push_uv(l: *mut ffi::lua_State, idx: c_int) -> bool {
+pub(crate) unsafe fn push_uv(l: *mut ffi::lua_State, idx: c_int) -> bool {
     // SAFETY: the caller's contract (above).
     unsafe {
         if ffi::lua_getuservalue(l, idx) != ffi::LUA_TTABLE {
@@ -298,6 +298,88 @@ pub fn int_table<'a>(
                 ffi::lua_pushinteger(l, v as ffi::lua_Integer);
                 ffi::lua_rawset(l, -3);
             }
+        })
+    }
+}
+
+/// Registry key (its address) of the Multi metatable, recorded by
+/// `note_metatable` so raw fast paths can recognise a live Multi.
+static MULTI_MT: u8 = 0;
+
+fn multi_mt_key() -> *const c_void {
+    std::ptr::addr_of!(MULTI_MT).cast()
+}
+
+/// Records `ud`'s metatable (a Multi's) in the registry once per state.
+pub fn note_multi_metatable(lua: &Lua, ud: &LuaAnyUserData) -> LuaResult<()> {
+    let known = lua.exec_raw_lua(|raw| {
+        let l = raw.state();
+        // SAFETY: one read of the registry, stack restored.
+        unsafe {
+            if ffi::lua_checkstack(l, 1) == 0 {
+                return false;
+            }
+            let t = ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, multi_mt_key());
+            ffi::lua_pop(l, 1);
+            t != ffi::LUA_TNIL
+        }
+    });
+    if known {
+        return Ok(());
+    }
+    // SAFETY: inside exec_raw's protected call with `ud` at 1: stores its
+    // metatable (a new registry key can allocate) and leaves nothing.
+    unsafe {
+        lua.exec_raw(ud, |l| {
+            if ffi::lua_getmetatable(l, 1) != 0 {
+                ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, multi_mt_key());
+            }
+            ffi::lua_settop(l, 0);
+        })
+    }
+}
+
+/// True if the value at `idx` is a live Multi (its metatable is the one
+/// recorded; mlua gives destructed userdata another metatable).
+///
+/// # Safety
+/// `l` is the running state, with room for 2 values; `idx` is absolute.
+pub(crate) unsafe fn is_multi(l: *mut ffi::lua_State, idx: c_int) -> bool {
+    // SAFETY: the caller's contract; reads only.
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
+            return false;
+        }
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, multi_mt_key());
+        let same = ffi::lua_rawequal(l, -1, -2) != 0;
+        ffi::lua_pop(l, 2);
+        same
+    }
+}
+
+/// Calls upvalue 1 (the full method) with this call's arguments and returns
+/// its results: the way out of a fast path for anything unusual.
+///
+/// # Safety
+/// Called from a C closure whose upvalue 1 is a function.
+pub(crate) unsafe fn call_full(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: the caller's contract; the frame below holds no destructors.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        ffi::luaL_checkstack(l, 1, std::ptr::null());
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, n, ffi::LUA_MULTRET);
+        ffi::lua_gettop(l)
+    }
+}
+
+/// Wraps the full method `full` in the C function `fast` as its upvalue 1.
+pub fn fast_path(lua: &Lua, fast: ffi::lua_CFunction, full: LuaFunction) -> LuaResult<LuaFunction> {
+    // SAFETY: inside exec_raw's protected call with `full` at 1.
+    unsafe {
+        lua.exec_raw(full, |l| {
+            ffi::lua_pushcclosure(l, fast, 1);
         })
     }
 }

@@ -34,6 +34,8 @@ const UV_TIMERFN: i64 = 5;
 const UV_TIMERDATA: i64 = 6;
 const UV_PUSHFN: i64 = 7;
 const UV_PUSHDATA: i64 = 8;
+/// A light userdata: this multi's `MultiInner` (for raw fast paths).
+const UV_SELF: i64 = 9;
 
 pub struct MultiInner {
     raw: Cell<Option<MultiPtr>>,
@@ -227,8 +229,12 @@ pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
         timer_poller: RefCell::new(None),
         assigned: Cell::new(false),
     };
-    let ud = lua.create_userdata(Multi(Rc::new(inner)))?;
+    let inner = Rc::new(inner);
+    let self_ptr = LuaLightUserData(Rc::as_ptr(&inner) as *mut c_void);
+    let ud = lua.create_userdata(Multi(inner))?;
+    lraw::note_multi_metatable(lua, &ud)?;
     let t = lua.create_table()?;
+    t.raw_set(UV_SELF, self_ptr)?;
     t.raw_set(UV_HANDLES, lua.create_table()?)?;
     t.raw_set(UV_ASSIGNED, lua.create_table()?)?;
     ud.set_user_value(t)?;
@@ -515,6 +521,56 @@ fn info_read(lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
         msg.remaining as i64,
         easy,
     ))
+}
+
+/// `InfoRead` without mlua's call machinery: a live Multi as the only
+/// argument is served here; anything else goes to the full method (upvalue
+/// 1), which makes the errors.
+unsafe extern "C-unwind" fn info_read_fast(l: *mut mlua::ffi::lua_State) -> c_int {
+    use mlua::ffi;
+    // SAFETY: a C function called by Lua (20 free stack slots, at most 7
+    // used). `UV_SELF` holds the `MultiInner` of a Multi whose metatable
+    // `is_multi` checked: the userdata is alive (not destructed) and its Rc
+    // keeps the `MultiInner` alive for this call. Nothing here raises, and
+    // the frame holds no destructors.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        if n == 1
+            && lraw::is_multi(l, 1)
+            && lraw::push_uv(l, 1)
+            && ffi::lua_rawgeti(l, 2, UV_SELF) == ffi::LUA_TLIGHTUSERDATA
+        {
+            let inner = &*(ffi::lua_touserdata(l, 3) as *const MultiInner);
+            if let Some(m) = inner.raw.get() {
+                ffi::lua_settop(l, 2); // multi, uv
+                let Some(msg) = raw::multi_info_read(m) else {
+                    ffi::lua_pushinteger(l, c::CURLMSG_NONE as ffi::lua_Integer);
+                    ffi::lua_pushinteger(l, 0);
+                    ffi::lua_pushinteger(l, 0);
+                    ffi::lua_pushnil(l);
+                    return 4;
+                };
+                ffi::lua_pushinteger(l, msg.msg as ffi::lua_Integer);
+                ffi::lua_pushinteger(l, msg.result as ffi::lua_Integer);
+                ffi::lua_pushinteger(l, msg.remaining as ffi::lua_Integer);
+                if ffi::lua_rawgeti(l, 2, UV_HANDLES) == ffi::LUA_TTABLE {
+                    ffi::lua_rawgetp(l, -1, msg.easy as *const c_void);
+                    ffi::lua_remove(l, -2);
+                } else {
+                    ffi::lua_pop(l, 1);
+                    ffi::lua_pushnil(l);
+                }
+                return 4;
+            }
+        }
+        ffi::lua_settop(l, n);
+        lraw::call_full(l)
+    }
+}
+
+/// `raw.fast_info_read(full)`: `InfoRead` with its fast path.
+pub fn fast_info_read(lua: &Lua, full: LuaFunction) -> LuaResult<LuaFunction> {
+    lraw::fast_path(lua, info_read_fast, full)
 }
 
 fn timeout(_lua: &Lua, args: Args) -> R<i64> {

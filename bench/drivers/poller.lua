@@ -3,8 +3,12 @@
 -- updated without calling Lua) and poller:Dispatch(multi) runs the
 -- SocketAction calls of a loop turn in Rust. Easy handles are reused; one Lua
 -- write callback per chunk. Prints "ok=<n> bytes=<n>".
---   usage: lua poller.lua URL N C [BUILD_DIR]
+--   usage: lua poller.lua URL N C [BUILD_DIR [GC_MODE]]
+-- GC_MODE "generational" (Lua 5.4) is the collector setting the README
+-- recommends for bulk bodies: one short-lived string per chunk is what a
+-- generational collector is for.
 local build = arg[4] or "build/lua54"
+if arg[5] then collectgarbage(arg[5]) end
 package.cpath = build .. "/?.so;" .. package.cpath
 local curl = require "curl"
 local url, total, conc = arg[1], tonumber(arg[2]), tonumber(arg[3])
