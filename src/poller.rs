@@ -8,7 +8,6 @@ use curl_sys as sys;
 use mlua::prelude::*;
 use mlua::{UserData, UserDataFields, Value};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::os::raw::c_int;
 use std::rc::Rc;
 use std::sync::OnceLock;
@@ -29,12 +28,58 @@ impl std::ops::Deref for Poller {
     }
 }
 
+/// fd → epoll event bits registered: a vector indexed by descriptor (they
+/// are small integers; hashing showed up in per-transfer profiles).
+#[derive(Default)]
+struct FdMap {
+    /// `WATCHED | events`, or 0 for a descriptor not watched.
+    slots: Vec<u32>,
+    len: usize,
+}
+
+const WATCHED: u32 = 1 << 31;
+
+impl FdMap {
+    fn get(&self, fd: c_int) -> Option<u32> {
+        let v = *self.slots.get(usize::try_from(fd).ok()?)?;
+        (v & WATCHED != 0).then_some(v & !WATCHED)
+    }
+    fn contains_key(&self, fd: &c_int) -> bool {
+        self.get(*fd).is_some()
+    }
+    fn insert(&mut self, fd: c_int, events: u32) {
+        let Ok(i) = usize::try_from(fd) else {
+            return;
+        };
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, 0);
+        }
+        if self.slots[i] & WATCHED == 0 {
+            self.len += 1;
+        }
+        self.slots[i] = WATCHED | events;
+    }
+    fn remove(&mut self, fd: &c_int) -> Option<u32> {
+        let v = self.get(*fd)?;
+        self.slots[*fd as usize] = 0;
+        self.len -= 1;
+        Some(v)
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.len = 0;
+    }
+}
+
 pub struct PollerState {
     ep: Cell<c_int>,
     ready: RefCell<Vec<libc::epoll_event>>,
     pos: Cell<usize>,
     /// fd → epoll event bits currently registered.
-    watched: RefCell<HashMap<c_int, u32>>,
+    watched: RefCell<FdMap>,
     /// libcurl's timer, armed with `SetTimer`.
     deadline: Cell<Option<Instant>>,
     /// The timer expired in the last `Wait`: the iterator ends with
@@ -96,7 +141,7 @@ impl PollerState {
                 ))
             }
         };
-        let known = self.watched.borrow().get(&fd).copied();
+        let known = self.watched.borrow().get(fd);
         match known {
             // Always tell the kernel: the descriptor may have been closed (which
             // drops it from epoll) and reused by a new socket since.
@@ -325,7 +370,7 @@ fn create(lua: &Lua) -> R<LuaAnyUserData> {
         ep: Cell::new(ep),
         ready: RefCell::new(Vec::with_capacity(BATCH)),
         pos: Cell::new(0),
-        watched: RefCell::new(HashMap::new()),
+        watched: RefCell::new(FdMap::default()),
         deadline: Cell::new(None),
         fired: Cell::new(false),
     })))?)
