@@ -124,4 +124,129 @@ describe("curl.Poller as the multi's socket and timer function", function()
     assert.are.equal(curl.CURLMSG_DONE, msg)
     assert.are.equal(curl.CURLE_WRITE_ERROR, result)
   end)
+
+  describe("fast paths of AddHandle, RemoveHandle and InfoRead", function()
+    local function fast_multi()
+      local multi, poller = curl.Multi(), curl.Poller()
+      multi:SetOpt_SocketFunction(poller)
+      multi:SetOpt_TimerFunction(poller)
+      return multi, poller
+    end
+
+    -- runs the multi until `n` transfers are done; returns {easy = result}
+    local function run(multi, poller, n, remove)
+      local done, results = 0, {}
+      local deadline = os.time() + 15
+      multi:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0)
+      while done < n and os.time() <= deadline do
+        poller:Dispatch(multi, 200)
+        repeat
+          local msg, result, remaining, e = multi:InfoRead()
+          if msg == curl.CURLMSG_DONE then
+            done = done + 1
+            results[e] = result
+            if remove then multi:RemoveHandle(e) end
+          end
+        until remaining == 0
+      end
+      return results, done
+    end
+
+    it("keep an added easy alive without a reference and reuse handles", function()
+      local multi, poller = fast_multi()
+      local seen = {}
+      for i = 1, 20 do
+        multi:AddHandle(curl.Easy { URL = H.url("/size/" .. i), Private = i,
+          WriteFunction = function(d) seen[i] = (seen[i] or 0) + #d end })
+      end
+      collectgarbage(); collectgarbage()
+      local results, done = run(multi, poller, 20, true)
+      assert.are.equal(20, done)
+      local n = 0
+      for e, r in pairs(results) do
+        n = n + 1
+        assert.are.equal(curl.CURLE_OK, r)
+        local i = e:GetInfo(curl.CURLINFO_PRIVATE)
+        assert.are.equal(i, seen[i])
+      end
+      assert.are.equal(20, n)
+      assert.are.equal(0, #multi:GetHandles())
+      -- removed (fast) handles go back in, here or in another multi
+      local other, p2 = fast_multi()
+      local k = 0
+      for e in pairs(results) do
+        k = k + 1
+        if k % 2 == 0 then multi:AddHandle(e) else other:AddHandle(e) end
+      end
+      assert.are.equal(10, #multi:GetHandles())
+      assert.are.equal(10, #other:GetHandles())
+      assert.are.equal(10, select(2, run(multi, poller, 10, true)))
+      assert.are.equal(10, select(2, run(other, p2, 10, true)))
+      multi:Close(); other:Close()
+    end)
+
+    it("give the full methods' errors for anything unusual", function()
+      local multi, poller = fast_multi()
+      local e = curl.Easy { URL = H.url("/size/5"), WriteFunction = function() end }
+      multi:AddHandle(e)
+      local ok, err = pcall(multi.AddHandle, multi, e)
+      assert.is_false(ok)
+      assert.are.equal("CURLM_ADDED_ALREADY", err.name)
+      local other = fast_multi()
+      ok, err = pcall(other.AddHandle, other, e)
+      assert.is_false(ok)
+      assert.matches("another multi", err.detail or err.message)
+      ok, err = pcall(other.RemoveHandle, other, e)
+      assert.is_false(ok)
+      assert.matches("not added to this multi", err.message)
+      for _, bad in ipairs { false, 1, {}, multi, poller } do
+        ok, err = pcall(multi.AddHandle, multi, bad)
+        assert.is_false(ok)
+        assert.are.equal("multi:AddHandle", err.method)
+        ok, err = pcall(multi.RemoveHandle, multi, bad)
+        assert.is_false(ok)
+        assert.are.equal("multi:RemoveHandle", err.method)
+        if bad ~= multi then
+          ok, err = pcall(multi.AddHandle, bad, e)
+          assert.is_false(ok)
+          assert.matches("bad self", err.message)
+        end
+      end
+      -- a premature removal (no CURLMSG_DONE read yet) takes the full path
+      multi:RemoveHandle(e)
+      assert.are.equal(0, #multi:GetHandles())
+      local closed = curl.Easy { URL = H.url("/size/5") }
+      closed:Close()
+      ok, err = pcall(multi.AddHandle, multi, closed)
+      assert.is_false(ok)
+      assert.matches("closed", err.message)
+      multi:Close()
+      ok, err = pcall(multi.AddHandle, multi, e)
+      assert.is_false(ok)
+      assert.matches("closed", err.message)
+      other:Close()
+    end)
+
+    it("leave Lua callbacks of the easy to the full path", function()
+      local multi, poller = fast_multi()
+      local debug_calls = 0
+      local e = curl.Easy { URL = H.url("/size/5"), WriteFunction = function() end,
+        Verbose = true, DebugFunction = function() debug_calls = debug_calls + 1 end }
+      multi:AddHandle(e)
+      local results, done = run(multi, poller, 1, false)
+      assert.are.equal(1, done)
+      assert.are.equal(curl.CURLE_OK, results[e])
+      local before = debug_calls
+      multi:RemoveHandle(e)
+      assert.is_true(before > 0)
+      -- the easy can be reset and go through the fast path again
+      e:Reset()
+      e:SetOpt_URL(H.url("/size/7"))
+      e:SetOpt_WriteFunction(function() end)
+      multi:AddHandle(e)
+      results, done = run(multi, poller, 1, true)
+      assert.are.equal(curl.CURLE_OK, results[e])
+      multi:Close()
+    end)
+  end)
 end)

@@ -82,7 +82,8 @@ end
 local function class(name, short, rawmethods, optmap, infomap, optprefix)
   local methods = {}
   for k, f in pairs(rawmethods) do
-    methods[k] = checked(f)
+    local rawfast = raw.fast["raw:" .. name .. "." .. k]
+    methods[k] = checked(rawfast and rawfast(f) or f)
     local fast = raw.fast[name .. "." .. k]
     if fast then methods[k] = fast(methods[k]) end
   end

@@ -50,12 +50,23 @@ pub struct EasyInner {
     /// libcurl handle is cleaned up).
     objects: RefCell<HashMap<i64, Rc<dyn std::any::Any>>>,
     errbuf: ErrBuf,
+    /// Bit `1 << cb` for each callback other than write/header/read with a
+    /// Lua function set: a handle with none can be added to and removed
+    /// from a multi without any Lua running (the multi's fast path).
+    pub lua_cbs: Cell<u32>,
+    /// `InfoRead` returned this handle's CURLMSG_DONE since it was added:
+    /// libcurl has finished with the transfer, so removing it runs no
+    /// transfer callbacks (the condition for `RemoveHandle`'s fast path).
+    pub finished: Cell<bool>,
+    /// The address of this easy's Lua block (see `lraw::register_object`).
+    block: Cell<usize>,
 }
 
 pub struct Easy(pub Rc<EasyInner>);
 
 impl Drop for Easy {
     fn drop(&mut self) {
+        crate::lraw::unregister_object(self.0.block.replace(0));
         // Garbage collection: detach from the multi and free, calling no Lua
         // (no context is installed, so trampolines do nothing).
         self.0.close_raw();
@@ -172,6 +183,9 @@ fn new_inner(h: EasyPtr) -> EasyInner {
         pending_read: RefCell::new(Vec::new()),
         objects: RefCell::new(HashMap::new()),
         errbuf: ErrBuf::default(),
+        lua_cbs: Cell::new(0),
+        finished: Cell::new(false),
+        block: Cell::new(0),
     }
 }
 
@@ -188,7 +202,11 @@ fn init_handle(e: &EasyInner, h: EasyPtr) {
 }
 
 fn wrap(lua: &Lua, inner: EasyInner) -> R<LuaAnyUserData> {
-    let ud = lua.create_userdata(Easy(Rc::new(inner)))?;
+    let inner = Rc::new(inner);
+    let ptr = Rc::as_ptr(&inner);
+    let ud = lua.create_userdata(Easy(inner.clone()))?;
+    inner.block.set(ud.to_pointer() as usize);
+    crate::lraw::register_object(ud.to_pointer(), crate::lraw::KIND_EASY, ptr.cast());
     ud.set_user_value(lua.create_table()?)?;
     Ok(ud)
 }
@@ -368,6 +386,11 @@ fn set_callback(
     match cb {
         Cb::Write | Cb::Header | Cb::Read => refresh_stream(ud, e, h, cb),
         _ => {
+            // Marked before libcurl can call it, unmarked once it cannot.
+            let bit = 1u32 << (cb as u32);
+            if on {
+                e.lua_cbs.set(e.lua_cbs.get() | bit);
+            }
             let fp = if on {
                 callbacks::pointer_for(cb)
             } else {
@@ -391,6 +414,9 @@ fn set_callback(
                     raw::setopt_long(h, c::CURLOPT_NOPROGRESS as i32, (!any) as _),
                     opt,
                 )?;
+            }
+            if !on {
+                e.lua_cbs.set(e.lua_cbs.get() & !bit);
             }
             Ok(())
         }
@@ -716,6 +742,7 @@ fn reset(lua: &Lua, args: Args) -> R<()> {
         return usage("the easy is added to a multi; remove it first");
     }
     raw::easy_reset(h);
+    e.lua_cbs.set(0);
     init_handle(&e, h);
     e.slists.borrow_mut().clear();
     e.postfields.borrow_mut().take();
@@ -868,7 +895,8 @@ pub fn adopt(
 fn copy_state(ud: &LuaAnyUserData, e: &EasyInner, nud: &LuaAnyUserData, nh: EasyPtr) -> R<()> {
     let ne = inner_of(nud)?;
     init_handle(&ne, nh);
-    // Lua values: everything but the multi membership.
+    ne.lua_cbs.set(e.lua_cbs.get()); // libcurl's copy has the same callbacks
+                                     // Lua values: everything but the multi membership.
     let src = uv(ud)?;
     let dst = uv(nud)?;
     for pair in src.pairs::<Value, Value>() {

@@ -176,10 +176,7 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     let checked = lua.create_function(|lua, f: LuaFunction| lraw::checked(lua, f))?;
     r.raw_set("checked", checked)?;
     let fast = lua.create_table()?;
-    fast.raw_set(
-        "curl.Multi.InfoRead",
-        lua.create_function(multi::fast_info_read)?,
-    )?;
+    multi::fast_paths(lua, &fast)?;
     r.raw_set("fast", fast)?;
 
     let chunk = lua.load(include_str!("curl.lua")).set_name("=curl.lua");

@@ -13,7 +13,9 @@
 use mlua::ffi;
 use mlua::prelude::*;
 use mlua::Value;
+use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
+use std::sync::Mutex;
 
 /// Pushes one value: the object's own user-value table (true), or something
 /// else (false) when the userdata at `idx` has none.
@@ -302,58 +304,145 @@ pub fn int_table<'a>(
     }
 }
 
-/// Registry key (its address) of the Multi metatable, recorded by
-/// `note_metatable` so raw fast paths can recognise a live Multi.
-static MULTI_MT: u8 = 0;
+/// Hashing for addresses: one multiply (the default SipHash showed up in
+/// per-transfer profiles; the keys are our own pointers, not input).
+#[derive(Default, Clone, Copy)]
+pub struct AddrHash;
 
-fn multi_mt_key() -> *const c_void {
-    std::ptr::addr_of!(MULTI_MT).cast()
+pub struct AddrHasher(u64);
+
+impl std::hash::BuildHasher for AddrHash {
+    type Hasher = AddrHasher;
+    fn build_hasher(&self) -> AddrHasher {
+        AddrHasher(0)
+    }
 }
 
-/// Records `ud`'s metatable (a Multi's) in the registry once per state.
-pub fn note_multi_metatable(lua: &Lua, ud: &LuaAnyUserData) -> LuaResult<()> {
-    let known = lua.exec_raw_lua(|raw| {
-        let l = raw.state();
-        // SAFETY: one read of the registry, stack restored.
-        unsafe {
-            if ffi::lua_checkstack(l, 1) == 0 {
-                return false;
-            }
-            let t = ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, multi_mt_key());
-            ffi::lua_pop(l, 1);
-            t != ffi::LUA_TNIL
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100_0000_01b3);
         }
-    });
-    if known {
-        return Ok(());
     }
-    // SAFETY: inside exec_raw's protected call with `ud` at 1: stores its
-    // metatable (a new registry key can allocate) and leaves nothing.
-    unsafe {
-        lua.exec_raw(ud, |l| {
-            if ffi::lua_getmetatable(l, 1) != 0 {
-                ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, multi_mt_key());
-            }
-            ffi::lua_settop(l, 0);
-        })
+    fn write_usize(&mut self, n: usize) {
+        let x = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = x ^ (x >> 29); // the low bits of an aligned address are zero
     }
 }
 
-/// True if the value at `idx` is a live Multi (its metatable is the one
-/// recorded; mlua gives destructed userdata another metatable).
+pub const KIND_MULTI: u8 = 1;
+pub const KIND_EASY: u8 = 2;
+
+/// Live Multi and Easy userdata by the address of their Lua block, with
+/// the address of their `MultiInner` / `EasyInner`: how raw fast paths
+/// recognise an argument without mlua's type check. An entry is added when
+/// the userdata is made and removed by its `Drop` (run by `__gc` before Lua
+/// frees the block), so a listed block is a live object of that kind.
+static OBJECTS: Mutex<HashMap<usize, (u8, usize), AddrHash>> =
+    Mutex::new(HashMap::with_hasher(AddrHash));
+
+fn objects() -> std::sync::MutexGuard<'static, HashMap<usize, (u8, usize), AddrHash>> {
+    OBJECTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn register_object(block: *const c_void, kind: u8, inner: *const c_void) {
+    objects().insert(block as usize, (kind, inner as usize));
+}
+
+pub fn unregister_object(block: usize) {
+    if block != 0 {
+        let mut map = objects();
+        map.remove(&block);
+        if map.is_empty() {
+            // Free the storage: after `lua_close` the library may be
+            // unloaded, and a static's heap block would be lost.
+            *map = HashMap::with_hasher(AddrHash);
+        }
+    }
+}
+
+/// The inner-state address of the `kind` object at `idx`, if it is one.
 ///
 /// # Safety
-/// `l` is the running state, with room for 2 values; `idx` is absolute.
-pub(crate) unsafe fn is_multi(l: *mut ffi::lua_State, idx: c_int) -> bool {
+/// `l` is the running state; `idx` is a valid index.
+pub(crate) unsafe fn object_at(l: *mut ffi::lua_State, idx: c_int, kind: u8) -> Option<usize> {
     // SAFETY: the caller's contract; reads only.
-    unsafe {
-        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
-            return false;
+    let block = unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA {
+            return None;
         }
-        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, multi_mt_key());
-        let same = ffi::lua_rawequal(l, -1, -2) != 0;
-        ffi::lua_pop(l, 2);
-        same
+        ffi::lua_touserdata(l, idx) as usize
+    };
+    match objects().get(&block) {
+        Some(&(k, p)) if k == kind => Some(p),
+        _ => None,
+    }
+}
+
+/// `link` for a raw fast path, with the multi at 1 and the easy at 2 of
+/// the running C call. May raise (out of memory) like any table store.
+///
+/// # Safety
+/// Called from a C function whose frame holds nothing with a destructor,
+/// with a Multi at 1 and an Easy at 2 and room for 5 values.
+pub(crate) unsafe fn link_here(
+    l: *mut ffi::lua_State,
+    handles_key: i64,
+    multi_key: i64,
+    addr: usize,
+) -> bool {
+    // SAFETY: the caller's contract; the stack is restored.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let mut ok = false;
+        if push_uv(l, 1) && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE {
+            ffi::lua_pushlightuserdata(l, addr as *mut c_void);
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_rawset(l, -3);
+            if push_uv(l, 2) {
+                ffi::lua_pushvalue(l, 1);
+                ffi::lua_rawseti(l, -2, multi_key);
+                ok = true;
+            }
+        }
+        ffi::lua_settop(l, top);
+        ok
+    }
+}
+
+/// `unlink` for a raw fast path (multi at 1, easy at 2). Never raises:
+/// only keys holding a value are set to nil.
+///
+/// # Safety
+/// As `link_here`.
+pub(crate) unsafe fn unlink_here(
+    l: *mut ffi::lua_State,
+    handles_key: i64,
+    multi_key: i64,
+    addr: usize,
+) {
+    // SAFETY: the caller's contract; the stack is restored.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        if push_uv(l, 1)
+            && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
+            && ffi::lua_rawgetp(l, -1, addr as *const c_void) != ffi::LUA_TNIL
+        {
+            ffi::lua_pop(l, 1);
+            ffi::lua_pushlightuserdata(l, addr as *mut c_void);
+            ffi::lua_pushnil(l);
+            ffi::lua_rawset(l, -3);
+        }
+        ffi::lua_settop(l, top);
+        if push_uv(l, 2) && ffi::lua_rawgeti(l, -1, multi_key) != ffi::LUA_TNIL {
+            ffi::lua_pop(l, 1);
+            ffi::lua_pushnil(l);
+            ffi::lua_rawseti(l, -2, multi_key);
+        }
+        ffi::lua_settop(l, top);
     }
 }
 
@@ -374,12 +463,20 @@ pub(crate) unsafe fn call_full(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// Wraps the full method `full` in the C function `fast` as its upvalue 1.
-pub fn fast_path(lua: &Lua, fast: ffi::lua_CFunction, full: LuaFunction) -> LuaResult<LuaFunction> {
-    // SAFETY: inside exec_raw's protected call with `full` at 1.
+/// Wraps the full method `full` in the C function `fast` as its upvalue 1
+/// (and `extra` as upvalue 2).
+pub fn fast_path(
+    lua: &Lua,
+    fast: ffi::lua_CFunction,
+    full: LuaFunction,
+    extra: Option<LuaFunction>,
+) -> LuaResult<LuaFunction> {
+    let n = 1 + extra.is_some() as c_int;
+    // SAFETY: inside exec_raw's protected call with the upvalues at 1..n.
     unsafe {
-        lua.exec_raw(full, |l| {
-            ffi::lua_pushcclosure(l, fast, 1);
+        lua.exec_raw((full, extra), |l| {
+            ffi::lua_settop(l, n);
+            ffi::lua_pushcclosure(l, fast, n);
         })
     }
 }

@@ -10,7 +10,7 @@ use crate::callbacks;
 use crate::consts::{c, tables};
 use crate::ctx::{Ctx, CtxSlot};
 use crate::easy::{self, Easy, EasyInner};
-use crate::error::{reg, reg_fn, to_int, type_name, usage, Args, Fail, R};
+use crate::error::{finish, reg, reg_fn, to_int, type_name, usage, Args, Fail, R};
 use crate::lraw;
 use crate::poller::{Poller, PollerState};
 use crate::raw::{self, EasyPtr, MultiPtr};
@@ -34,13 +34,13 @@ const UV_TIMERFN: i64 = 5;
 const UV_TIMERDATA: i64 = 6;
 const UV_PUSHFN: i64 = 7;
 const UV_PUSHDATA: i64 = 8;
-/// A light userdata: this multi's `MultiInner` (for raw fast paths).
-const UV_SELF: i64 = 9;
 
 pub struct MultiInner {
     raw: Cell<Option<MultiPtr>>,
     pub slot: CtxSlot,
-    easies: RefCell<HashMap<usize, Rc<EasyInner>, AddrHash>>,
+    easies: RefCell<HashMap<usize, Rc<EasyInner>, lraw::AddrHash>>,
+    /// The address of this multi's Lua block (see `lraw::register_object`).
+    block: Cell<usize>,
     /// The Poller set as the socket / timer function, if one is: the
     /// callbacks update it without looking anything up in Lua. (The Lua
     /// object is also kept in the user value, for `GetOpt`-less GC safety.)
@@ -48,41 +48,15 @@ pub struct MultiInner {
     timer_poller: RefCell<Option<Rc<PollerState>>>,
     /// `Assign` was used: the socket callback keeps the `assigned` table.
     assigned: Cell<bool>,
+    /// An error from a fast-path call, for its full method to raise.
+    pending: RefCell<Option<Fail>>,
 }
 
 pub struct Multi(pub Rc<MultiInner>);
 
-/// Hashing for handle addresses: one multiply (SipHash, the default, showed
-/// up in per-transfer profiles; the keys are our own pointers, not input).
-#[derive(Default, Clone, Copy)]
-struct AddrHash;
-
-struct AddrHasher(u64);
-
-impl std::hash::BuildHasher for AddrHash {
-    type Hasher = AddrHasher;
-    fn build_hasher(&self) -> AddrHasher {
-        AddrHasher(0)
-    }
-}
-
-impl std::hash::Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        let x = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = x ^ (x >> 29); // the low bits of an aligned address are zero
-    }
-}
-
 impl Drop for Multi {
     fn drop(&mut self) {
+        lraw::unregister_object(self.0.block.replace(0));
         // Garbage collection: no Lua runs (no context is installed).
         self.0.close_raw();
     }
@@ -228,13 +202,15 @@ pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
         sock_poller: RefCell::new(None),
         timer_poller: RefCell::new(None),
         assigned: Cell::new(false),
+        pending: RefCell::new(None),
+        block: Cell::new(0),
     };
     let inner = Rc::new(inner);
-    let self_ptr = LuaLightUserData(Rc::as_ptr(&inner) as *mut c_void);
-    let ud = lua.create_userdata(Multi(inner))?;
-    lraw::note_multi_metatable(lua, &ud)?;
+    let ptr = Rc::as_ptr(&inner);
+    let ud = lua.create_userdata(Multi(inner.clone()))?;
+    inner.block.set(ud.to_pointer() as usize);
+    lraw::register_object(ud.to_pointer(), lraw::KIND_MULTI, ptr.cast());
     let t = lua.create_table()?;
-    t.raw_set(UV_SELF, self_ptr)?;
     t.raw_set(UV_HANDLES, lua.create_table()?)?;
     t.raw_set(UV_ASSIGNED, lua.create_table()?)?;
     ud.set_user_value(t)?;
@@ -509,10 +485,11 @@ fn perform(lua: &Lua, args: Args) -> R<i64> {
 }
 
 fn info_read(lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
-    let (ud, _inner, m) = open(&args)?;
+    let (ud, inner, m) = open(&args)?;
     let Some(msg) = raw::multi_info_read(m) else {
         return Ok((c::CURLMSG_NONE, 0, 0, Value::Nil));
     };
+    inner.note_msg(&msg);
     let easy = lraw::handle_of(lua, ud, UV_HANDLES, msg.easy as usize)?
         .map_or(Value::Nil, Value::UserData);
     Ok((
@@ -523,44 +500,145 @@ fn info_read(lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
     ))
 }
 
-/// `InfoRead` without mlua's call machinery: a live Multi as the only
-/// argument is served here; anything else goes to the full method (upvalue
-/// 1), which makes the errors.
-unsafe extern "C-unwind" fn info_read_fast(l: *mut mlua::ffi::lua_State) -> c_int {
+// ------------------------------------------------------- raw fast paths
+//
+// `InfoRead`, `AddHandle` and `RemoveHandle` run once per transfer. Their
+// fast paths are C functions that serve the common case without mlua's
+// per-call machinery (argument conversion, userdata type checks, a
+// protected call): the objects are recognised by their metatables and
+// reached through the `MultiInner` / `EasyInner` pointers kept in their user
+// values. Anything unusual (a wrong argument, a closed or busy handle, Lua
+// socket/timer functions, an easy with Lua callbacks that could run during
+// the call, a libcurl error) goes to the full method (upvalue 1), which
+// makes the same checks and the errors.
+
+/// The multi at 1 (and the easy at 2) of the running C call.
+///
+/// # Safety
+/// `l` is the running state inside a C function with room for 3 values.
+unsafe fn fast_args(
+    l: *mut mlua::ffi::lua_State,
+    with_easy: bool,
+) -> Option<(*const MultiInner, *const EasyInner)> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let m = lraw::object_at(l, 1, lraw::KIND_MULTI)? as *const MultiInner;
+        if !with_easy {
+            return Some((m, std::ptr::null()));
+        }
+        let e = lraw::object_at(l, 2, lraw::KIND_EASY)? as *const EasyInner;
+        Some((m, e))
+    }
+}
+
+impl MultiInner {
+    /// Marks the easy of a CURLMSG_DONE message as finished.
+    fn note_msg(&self, msg: &raw::Msg) {
+        if msg.msg == c::CURLMSG_DONE as c_int {
+            if let Some(e) = self.easies.borrow().get(&(msg.easy as usize)) {
+                e.finished.set(true);
+            }
+        }
+    }
+
+    /// The multi handle when a call may take the fast path: idle, with
+    /// Pollers (open) as socket and timer functions and no `Assign`ed
+    /// values, so libcurl's socket and timer callbacks need no Lua.
+    fn fast_ready(&self) -> Option<MultiPtr> {
+        let m = self.raw.get()?;
+        let open =
+            |p: &RefCell<Option<Rc<PollerState>>>| p.borrow().as_ref().is_some_and(|p| p.is_open());
+        (!self.slot.busy()
+            && !self.assigned.get()
+            && open(&self.sock_poller)
+            && open(&self.timer_poller))
+        .then_some(m)
+    }
+}
+
+/// A new strong reference from the pointer of a live `Rc`.
+///
+/// # Safety
+/// `p` came from `Rc::as_ptr` of an `Rc` that is still alive.
+unsafe fn rc_from<T>(p: *const T) -> Rc<T> {
+    // SAFETY: the caller's contract: the count is at least 1.
+    unsafe {
+        Rc::increment_strong_count(p);
+        Rc::from_raw(p)
+    }
+}
+
+/// A context for a fast-path call: no multi object, so a callback that
+/// would need Lua finds none (the fast path is only taken when none can).
+fn fast_call<T>(
+    l: *mut mlua::ffi::lua_State,
+    inner: &MultiInner,
+    f: impl FnOnce() -> T,
+) -> (T, Option<Fail>) {
+    // SAFETY: `l` is the running state of a call into this module, whose
+    // Lua instance is initialised (the module was loaded through mlua).
+    let lua = unsafe { Lua::get_or_init_from_ptr(l) };
+    let ctx = Ctx::new(lua);
+    let r = {
+        let _g = inner.slot.install(&ctx);
+        f()
+    };
+    (r, ctx.take_err())
+}
+
+/// The Rust half of a fast `AddHandle`, after the Lua-side link: false
+/// (with everything undone) if the full method should redo it.
+fn add_commit(
+    l: *mut mlua::ffi::lua_State,
+    mi: *const MultiInner,
+    ei: *const EasyInner,
+    m: MultiPtr,
+    h: EasyPtr,
+) -> bool {
+    // SAFETY: both pointers were read by `fast_args` from live objects.
+    let (inner, e) = unsafe { (rc_from(mi), rc_from(ei)) };
+    inner.easies.borrow_mut().insert(h.addr(), e.clone());
+    *e.multi.borrow_mut() = Some(inner.clone());
+    e.flush_graveyard();
+    e.pending_read().borrow_mut().clear();
+    e.finished.set(false);
+    let (rc, err) = fast_call(l, &inner, || raw::multi_add(m, h));
+    if rc == sys::CURLM_OK && err.is_none() {
+        return true;
+    }
+    if rc == sys::CURLM_OK {
+        fast_call(l, &inner, || raw::multi_remove(m, h));
+    }
+    inner.easies.borrow_mut().remove(&h.addr());
+    e.multi.borrow_mut().take();
+    false
+}
+
+unsafe extern "C-unwind" fn add_handle_fast(l: *mut mlua::ffi::lua_State) -> c_int {
     use mlua::ffi;
-    // SAFETY: a C function called by Lua (20 free stack slots, at most 7
-    // used). `UV_SELF` holds the `MultiInner` of a Multi whose metatable
-    // `is_multi` checked: the userdata is alive (not destructed) and its Rc
-    // keeps the `MultiInner` alive for this call. Nothing here raises, and
-    // the frame holds no destructors.
+    // SAFETY: a C function called by Lua (20 free stack slots; at most 6
+    // used). The pointers come from live objects that are this call's
+    // arguments. Lua API calls that can raise (the table stores of
+    // `link_here`) happen while this frame holds nothing with a destructor;
+    // the Rust work is in `add_commit`, which calls no raising Lua API.
     unsafe {
         let n = ffi::lua_gettop(l);
-        if n == 1
-            && lraw::is_multi(l, 1)
-            && lraw::push_uv(l, 1)
-            && ffi::lua_rawgeti(l, 2, UV_SELF) == ffi::LUA_TLIGHTUSERDATA
-        {
-            let inner = &*(ffi::lua_touserdata(l, 3) as *const MultiInner);
-            if let Some(m) = inner.raw.get() {
-                ffi::lua_settop(l, 2); // multi, uv
-                let Some(msg) = raw::multi_info_read(m) else {
-                    ffi::lua_pushinteger(l, c::CURLMSG_NONE as ffi::lua_Integer);
-                    ffi::lua_pushinteger(l, 0);
-                    ffi::lua_pushinteger(l, 0);
-                    ffi::lua_pushnil(l);
-                    return 4;
-                };
-                ffi::lua_pushinteger(l, msg.msg as ffi::lua_Integer);
-                ffi::lua_pushinteger(l, msg.result as ffi::lua_Integer);
-                ffi::lua_pushinteger(l, msg.remaining as ffi::lua_Integer);
-                if ffi::lua_rawgeti(l, 2, UV_HANDLES) == ffi::LUA_TTABLE {
-                    ffi::lua_rawgetp(l, -1, msg.easy as *const c_void);
-                    ffi::lua_remove(l, -2);
-                } else {
-                    ffi::lua_pop(l, 1);
-                    ffi::lua_pushnil(l);
+        if n == 2 {
+            if let Some((mi, ei)) = fast_args(l, true) {
+                let ready = (*mi).fast_ready().zip((*ei).raw()).filter(|_| {
+                    let e = &*ei;
+                    !e.slot.busy() && e.multi.borrow().is_none()
+                });
+                if let Some((m, h)) = ready {
+                    if lraw::link_here(l, UV_HANDLES, easy::UV_MULTI, h.addr()) {
+                        if add_commit(l, mi, ei, m, h) {
+                            ffi::lua_settop(l, 0);
+                            ffi::lua_pushboolean(l, 1);
+                            return 1;
+                        }
+                        lraw::unlink_here(l, UV_HANDLES, easy::UV_MULTI, h.addr());
+                    }
                 }
-                return 4;
             }
         }
         ffi::lua_settop(l, n);
@@ -568,9 +646,149 @@ unsafe extern "C-unwind" fn info_read_fast(l: *mut mlua::ffi::lua_State) -> c_in
     }
 }
 
-/// `raw.fast_info_read(full)`: `InfoRead` with its fast path.
-pub fn fast_info_read(lua: &Lua, full: LuaFunction) -> LuaResult<LuaFunction> {
-    lraw::fast_path(lua, info_read_fast, full)
+/// The Rust half of a fast `RemoveHandle`: the error a callback parked, if
+/// any (the removal is done either way).
+fn remove_commit(
+    l: *mut mlua::ffi::lua_State,
+    mi: *const MultiInner,
+    ei: *const EasyInner,
+    m: MultiPtr,
+    h: EasyPtr,
+) -> Option<Fail> {
+    // SAFETY: both pointers were read by `fast_args` from live objects.
+    let (inner, e) = unsafe { (rc_from(mi), rc_from(ei)) };
+    let (rc, err) = fast_call(l, &inner, || raw::multi_remove(m, h));
+    let gone = inner.easies.borrow_mut().remove(&h.addr());
+    e.multi.borrow_mut().take();
+    drop(gone);
+    e.flush_graveyard();
+    err.or_else(|| mcheck(rc).err())
+}
+
+unsafe extern "C-unwind" fn remove_handle_fast(l: *mut mlua::ffi::lua_State) -> c_int {
+    use mlua::ffi;
+    // SAFETY: as in `add_handle_fast`; `unlink_here` never raises.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        if n == 2 {
+            if let Some((mi, ei)) = fast_args(l, true) {
+                let ready = (*mi).fast_ready().zip((*ei).raw()).filter(|_| {
+                    let e = &*ei;
+                    let mine = e
+                        .multi
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|cur| Rc::as_ptr(cur) == mi);
+                    mine && e.finished.get() && !e.slot.busy() && e.lua_cbs.get() == 0
+                });
+                if let Some((m, h)) = ready {
+                    let err = remove_commit(l, mi, ei, m, h);
+                    lraw::unlink_here(l, UV_HANDLES, easy::UV_MULTI, h.addr());
+                    ffi::lua_settop(l, 1);
+                    if let Some(f) = err {
+                        // Raised by the full method's error path: `pending`
+                        // hands it over (upvalue 2 returns false, err).
+                        *(*mi).pending.borrow_mut() = Some(f);
+                        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+                        ffi::lua_insert(l, 1);
+                        ffi::lua_call(l, 1, ffi::LUA_MULTRET);
+                        return ffi::lua_gettop(l);
+                    }
+                    ffi::lua_settop(l, 0);
+                    ffi::lua_pushboolean(l, 1);
+                    return 1;
+                }
+            }
+        }
+        ffi::lua_settop(l, n);
+        lraw::call_full(l)
+    }
+}
+
+/// `InfoRead` without mlua's call machinery (see above); it returns the
+/// results themselves (upvalue 1 is the checked full method).
+unsafe extern "C-unwind" fn info_read_fast(l: *mut mlua::ffi::lua_State) -> c_int {
+    use mlua::ffi;
+    // SAFETY: a C function called by Lua (20 free stack slots, at most 6
+    // used); the pointer comes from the live Multi at 1. Nothing here
+    // raises, and the frame holds no destructors.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        if n == 1 {
+            if let Some((mi, _)) = fast_args(l, false) {
+                if let Some(m) = (*mi).raw.get() {
+                    let Some(msg) = raw::multi_info_read(m) else {
+                        ffi::lua_pushinteger(l, c::CURLMSG_NONE as ffi::lua_Integer);
+                        ffi::lua_pushinteger(l, 0);
+                        ffi::lua_pushinteger(l, 0);
+                        ffi::lua_pushnil(l);
+                        return 4;
+                    };
+                    (*mi).note_msg(&msg);
+                    ffi::lua_pushinteger(l, msg.msg as ffi::lua_Integer);
+                    ffi::lua_pushinteger(l, msg.result as ffi::lua_Integer);
+                    ffi::lua_pushinteger(l, msg.remaining as ffi::lua_Integer);
+                    if lraw::push_uv(l, 1) && ffi::lua_rawgeti(l, -1, UV_HANDLES) == ffi::LUA_TTABLE
+                    {
+                        ffi::lua_rawgetp(l, -1, msg.easy as *const c_void);
+                    } else {
+                        ffi::lua_pushnil(l);
+                    }
+                    // msg, result, remaining, [uv, handles,] easy: keep the
+                    // three numbers and the easy
+                    ffi::lua_replace(l, 5);
+                    ffi::lua_settop(l, 5);
+                    return 4;
+                }
+            }
+        }
+        ffi::lua_settop(l, n);
+        lraw::call_full(l)
+    }
+}
+
+/// `raw.fast`: the fast paths, by class and method, each a function that
+/// takes the full method and returns the method to install. `InfoRead`'s
+/// wraps the checked method; the others wrap the raw one (they return
+/// `true` or the full method's `false, err`) and are checked after.
+pub fn fast_paths(lua: &Lua, t: &LuaTable) -> LuaResult<()> {
+    t.raw_set(
+        "curl.Multi.InfoRead",
+        lua.create_function(|lua, full: LuaFunction| {
+            lraw::fast_path(lua, info_read_fast, full, None)
+        })?,
+    )?;
+    let pending = lua.create_function(|lua, args: Args| {
+        finish(lua, "multi:RemoveHandle", take_pending(&args))
+    })?;
+    let p2 = pending.clone();
+    t.raw_set(
+        "raw:curl.Multi.AddHandle",
+        lua.create_function(|lua, full: LuaFunction| {
+            lraw::fast_path(lua, add_handle_fast, full, None)
+        })?,
+    )?;
+    t.raw_set(
+        "raw:curl.Multi.RemoveHandle",
+        lua.create_function(move |lua, full: LuaFunction| {
+            lraw::fast_path(lua, remove_handle_fast, full, Some(p2.clone()))
+        })?,
+    )?;
+    drop(pending);
+    Ok(())
+}
+
+/// Upvalue 2 of the fast `RemoveHandle`: the error its callbacks parked.
+fn take_pending(args: &Args) -> R<()> {
+    let (_ud, inner) =
+        args.this_with::<Multi, _>(CLASS, "the multi handle was garbage-collected", |m| {
+            m.0.clone()
+        })?;
+    let f = inner.pending.borrow_mut().take();
+    match f {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
 }
 
 fn timeout(_lua: &Lua, args: Args) -> R<i64> {
@@ -602,6 +820,7 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
     link(lua, ud, &inner, eud, &e, h)?;
     e.flush_graveyard();
     e.pending_read().borrow_mut().clear(); // nothing left from an earlier transfer
+    e.finished.set(false);
     let (rc, err) = with_ctx(lua, ud, &inner, || raw::multi_add(m, h));
     if rc != sys::CURLM_OK {
         unlink(lua, ud, &inner, eud, &e, h)?;

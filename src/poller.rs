@@ -120,6 +120,10 @@ fn os_err<T>(what: &str, e: std::io::Error) -> R<T> {
 }
 
 impl PollerState {
+    pub fn is_open(&self) -> bool {
+        self.ep.get() >= 0
+    }
+
     /// `Watch` for a `CURL_POLL_*` value (REMOVE un-watches).
     pub fn apply(&self, fd: c_int, what: c_int) -> R<()> {
         let ep = self.ep.get();
