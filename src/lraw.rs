@@ -480,3 +480,80 @@ pub fn fast_path(
         })
     }
 }
+
+/// An argument of `call_field`, pushed without allocating.
+pub enum Arg {
+    Nil,
+    Int(i64),
+    /// `uv[key]` of the holder.
+    Field(i64),
+    /// `uv[table][n]`, or nil.
+    IntIn(i64, i64),
+    /// `uv[table][lightuserdata(p)]`, or nil.
+    PtrIn(i64, usize),
+}
+
+/// Calls the function stored at `fkey` in `holder`'s user-value table with
+/// `args`, in protected mode, keeping its first result: the socket and
+/// timer callbacks, without building mlua values for the arguments.
+pub fn call_field(
+    lua: &Lua,
+    holder: &LuaAnyUserData,
+    fkey: i64,
+    args: &[Arg],
+) -> LuaResult<Called> {
+    lua.exec_raw_lua(|raw| {
+        let l = raw.state();
+        // SAFETY: stack room is checked first. Outside the lua_pcall only
+        // existing values and integers are pushed and raw reads done (no
+        // allocation, nothing raises). The stack is restored to `top`.
+        unsafe {
+            let top = ffi::lua_gettop(l);
+            if ffi::lua_checkstack(l, args.len() as c_int + 6) == 0 {
+                return Err(LuaError::runtime("stack overflow"));
+            }
+            raw.push(holder)?;
+            let mut r = Ok(Called::NoFn(Value::Nil));
+            if push_uv(l, top + 1) {
+                let uv = top + 2;
+                if ffi::lua_rawgeti(l, uv, fkey) == ffi::LUA_TFUNCTION {
+                    for a in args {
+                        match *a {
+                            Arg::Nil => ffi::lua_pushnil(l),
+                            Arg::Int(n) => ffi::lua_pushinteger(l, n as ffi::lua_Integer),
+                            Arg::Field(k) => {
+                                ffi::lua_rawgeti(l, uv, k);
+                            }
+                            Arg::IntIn(t, n) => {
+                                if ffi::lua_rawgeti(l, uv, t) == ffi::LUA_TTABLE {
+                                    ffi::lua_rawgeti(l, -1, n as ffi::lua_Integer);
+                                } else {
+                                    ffi::lua_pushnil(l);
+                                }
+                                ffi::lua_remove(l, -2);
+                            }
+                            Arg::PtrIn(t, p) => {
+                                if ffi::lua_rawgeti(l, uv, t) == ffi::LUA_TTABLE {
+                                    ffi::lua_rawgetp(l, -1, p as *const c_void);
+                                } else {
+                                    ffi::lua_pushnil(l);
+                                }
+                                ffi::lua_remove(l, -2);
+                            }
+                        }
+                    }
+                    let ok = ffi::lua_pcall(l, args.len() as c_int, 1, 0) == ffi::LUA_OK;
+                    r = raw.pop::<Value>().map(|v| {
+                        if ok {
+                            Called::Returned(v)
+                        } else {
+                            Called::Raised(v)
+                        }
+                    });
+                }
+            }
+            ffi::lua_settop(l, top);
+            r
+        }
+    })
+}

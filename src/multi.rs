@@ -240,41 +240,45 @@ pub fn on_socket(
     let Some(mud) = ctx.multi else {
         return;
     };
-    let Ok(t) = mud.user_value::<LuaTable>() else {
-        return;
-    };
-    let assigned: Option<LuaTable> = if m.assigned.get() {
-        t.raw_get(UV_ASSIGNED).ok()
+    let sockp = if has_socketp && m.assigned.get() {
+        lraw::Arg::IntIn(UV_ASSIGNED, fd as i64)
     } else {
-        None
+        lraw::Arg::Nil
     };
-    if let Ok(Value::Function(f)) = t.raw_get::<Value>(UV_SOCKETFN) {
-        let easy_v = ctx.easy_ud(easy).map_or(Value::Nil, Value::UserData);
-        let data: Value = t.raw_get(UV_SOCKETDATA).unwrap_or(Value::Nil);
-        let sockp: Value = match (&assigned, has_socketp) {
-            (Some(a), true) => a.raw_get(fd as i64).unwrap_or(Value::Nil),
-            _ => Value::Nil,
-        };
-        let mut args = MultiValue::new();
-        args.push_back(easy_v);
-        args.push_back(Value::Integer(fd as i64));
-        args.push_back(Value::Integer(what as i64));
-        args.push_back(data);
-        args.push_back(sockp);
-        if let Some(r) = ctx.call(f, args) {
-            if r.front().and_then(to_int) == Some(-1) {
-                ctx.park(Fail::Multi(
-                    raw::CURLM_ABORTED_BY_CALLBACK,
-                    Some("the socket callback returned -1".into()),
-                ));
+    let args = [
+        lraw::Arg::PtrIn(UV_HANDLES, easy),
+        lraw::Arg::Int(fd as i64),
+        lraw::Arg::Int(what as i64),
+        lraw::Arg::Field(UV_SOCKETDATA),
+        sockp,
+    ];
+    let called = lraw::call_field(ctx.lua, mud, UV_SOCKETFN, &args);
+    returned_minus_one(ctx, called, "the socket callback returned -1");
+    if what == sys::CURL_POLL_REMOVE && m.assigned.get() {
+        // libcurl forgets the Assign association on REMOVE; so do we.
+        if let Ok(t) = mud.user_value::<LuaTable>() {
+            if let Ok(a) = t.raw_get::<LuaTable>(UV_ASSIGNED) {
+                let _ = a.raw_set(fd as i64, Value::Nil);
             }
         }
     }
-    if what == sys::CURL_POLL_REMOVE {
-        // libcurl forgets the Assign association on REMOVE; so do we.
-        if let Some(a) = assigned {
-            let _ = a.raw_set(fd as i64, Value::Nil);
+}
+
+/// Parks what a socket or timer function's call gave: its error, or
+/// `CURLM_ABORTED_BY_CALLBACK` for a -1 (never handed to libcurl).
+fn returned_minus_one(ctx: &Ctx<'_>, called: LuaResult<lraw::Called>, what: &str) {
+    match called {
+        Ok(lraw::Called::Returned(v)) => {
+            if to_int(&v) == Some(-1) {
+                ctx.park(Fail::Multi(
+                    raw::CURLM_ABORTED_BY_CALLBACK,
+                    Some(what.into()),
+                ));
+            }
         }
+        Ok(lraw::Called::Raised(v)) => ctx.park(Fail::Raise(v)),
+        Ok(lraw::Called::NoFn(_)) => {}
+        Err(e) => ctx.park(Fail::Lua(e)),
     }
 }
 
@@ -288,23 +292,9 @@ pub fn on_timer(ctx: &Ctx<'_>, m: &MultiInner, ms: i64) {
     let Some(mud) = ctx.multi else {
         return;
     };
-    let Ok(t) = mud.user_value::<LuaTable>() else {
-        return;
-    };
-    if let Ok(Value::Function(f)) = t.raw_get::<Value>(UV_TIMERFN) {
-        let data: Value = t.raw_get(UV_TIMERDATA).unwrap_or(Value::Nil);
-        let mut args = MultiValue::new();
-        args.push_back(Value::Integer(ms));
-        args.push_back(data);
-        if let Some(r) = ctx.call(f, args) {
-            if r.front().and_then(to_int) == Some(-1) {
-                ctx.park(Fail::Multi(
-                    raw::CURLM_ABORTED_BY_CALLBACK,
-                    Some("the timer callback returned -1".into()),
-                ));
-            }
-        }
-    }
+    let args = [lraw::Arg::Int(ms), lraw::Arg::Field(UV_TIMERDATA)];
+    let called = lraw::call_field(ctx.lua, mud, UV_TIMERFN, &args);
+    returned_minus_one(ctx, called, "the timer callback returned -1");
 }
 
 // ------------------------------------------------------------- methods
