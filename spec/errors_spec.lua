@@ -340,6 +340,44 @@ describe("review regressions", function()
     assert.are.equal(H.pattern(10), out)
   end)
 
+  it("a userdata at the address of an easy freed without __gc is not taken for it", function()
+    -- a child interpreter: removing the metatable leaks the easy on purpose
+    local lua = (type(jit) == "table") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+    local code = ([[
+      package.cpath = %q .. package.cpath
+      local curl = require "curl"
+      local multi, poller = curl.Multi(), curl.Poller()
+      multi:SetOpt_SocketFunction(poller); multi:SetOpt_TimerFunction(poller)
+      local function addr(u)
+        local mt = debug.getmetatable(u); debug.setmetatable(u, nil)
+        local s = tostring(u):match("0x%%x+"); debug.setmetatable(u, mt); return s
+      end
+      local e = curl.Easy { URL = "http://127.0.0.1:1/" }
+      local a = addr(e)
+      debug.setmetatable(e, nil)
+      e = nil
+      collectgarbage(); collectgarbage()
+      local keep = {}
+      for _ = 1, 20000 do
+        local p = curl.Poller()
+        if addr(p) == a then
+          local ok, err = pcall(multi.AddHandle, multi, p)
+          print(ok, err.message, #multi:GetHandles())
+          os.exit(0)
+        end
+        keep[#keep + 1] = p
+        if #keep > 50 then keep = {}; collectgarbage() end
+      end
+      print("no reuse")
+    ]]):format(H.build_dir .. "/?.so;")
+    local p = io.popen(lua .. " -e " .. ("%q"):format(code))
+    local out = p:read("*a")
+    p:close()
+    if out ~= "no reuse\n" then -- the allocator did not hand the block out again
+      assert.are.equal("false\tbad argument #1 'easy' (expected curl.Easy, got curl.Poller)\t0\n", out)
+    end
+  end)
+
   it("POSTFIELDSIZE cannot exceed a kept POSTFIELDS body", function()
     local e = curl.Easy { URL = H.url("/echo"), WriteFunction = function() end }
     e:SetOpt_PostFields("abc")

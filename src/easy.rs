@@ -206,7 +206,7 @@ fn wrap(lua: &Lua, inner: EasyInner) -> R<LuaAnyUserData> {
     let ptr = Rc::as_ptr(&inner);
     let ud = lua.create_userdata(Easy(inner.clone()))?;
     inner.block.set(ud.to_pointer() as usize);
-    crate::lraw::register_object(ud.to_pointer(), crate::lraw::KIND_EASY, ptr.cast());
+    crate::lraw::register_object(lua, &ud, crate::lraw::KIND_EASY, ptr.cast());
     ud.set_user_value(lua.create_table()?)?;
     Ok(ud)
 }

@@ -363,7 +363,7 @@ impl Args {
             match ud.borrow::<T>() {
                 Ok(b) => return Ok((ud, f(&b))),
                 Err(LuaError::UserDataDestructed) => return usage(gone),
-                Err(_) if ud.is::<T>() => return usage(gone),
+                Err(e) if ud.is::<T>() => return usage(format!("{what}: {e}")),
                 Err(_) => {}
             }
         }
@@ -386,7 +386,7 @@ impl Args {
             match ud.borrow::<T>() {
                 Ok(b) => return Ok((ud, f(&b))),
                 Err(LuaError::UserDataDestructed) => return usage(gone),
-                Err(_) if ud.is::<T>() => return usage(gone),
+                Err(e) if ud.is::<T>() => return usage(format!("bad argument #{i} '{name}': {e}")),
                 Err(_) => {}
             }
         }

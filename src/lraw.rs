@@ -1,14 +1,22 @@
 //! Raw Lua stack work for the per-transfer hot paths: linking an easy into a
-//! multi's tables, finding the easy object of a `CURL*`, and calling a
-//! transfer's data callback. Each is one protected `exec_raw` call doing a
-//! few raw table operations, instead of one protected mlua call per table
-//! access (profiles showed 500–900 instructions per access that way).
+//! multi's tables, finding the easy object of a `CURL*`, calling a
+//! transfer's data, socket and timer callbacks, the C closure around every
+//! method, and the registry the fast paths use to recognise their
+//! arguments. Each does a few raw stack operations instead of one protected
+//! mlua call per table access (profiles showed 500–900 instructions per
+//! access that way).
 //!
 //! The user-value layout is mlua's: `getuservalue(ud)` is a wrapper table
 //! whose `[1]` is the object's own table (`set_user_value`), on every Lua
 //! version. The closures passed to `exec_raw` keep nothing that needs a
 //! destructor, so a Lua error (out of memory) unwinding through them to
 //! `exec_raw`'s protected call skips no Rust cleanup.
+//!
+//! "Unprotected" below means outside a protected call: such code only
+//! reads, pushes existing values, and stores nil to present keys, none of
+//! which allocates. The exception is `lua_checkstack`, which on Lua 5.1 and
+//! LuaJIT grows the stack with an allocation that raises when memory runs
+//! out (5.2+ return 0 instead); mlua's own stack checks share that case.
 
 use mlua::ffi;
 use mlua::prelude::*;
@@ -49,22 +57,11 @@ pub fn link(
     addr: usize,
 ) -> LuaResult<bool> {
     // SAFETY: the closure runs inside exec_raw's protected call with the two
-    // userdata at 1 and 2; it checks every table before writing to it and
-    // leaves one boolean as its result. It holds no value with a destructor
-    // (see the module comment).
+    // userdata at 1 and 2 and leaves one boolean as its result. It holds no
+    // value with a destructor (see the module comment).
     unsafe {
         lua.exec_raw((mud, eud), |l| {
-            let mut ok = false;
-            if push_uv(l, 1) && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE {
-                ffi::lua_pushlightuserdata(l, addr as *mut c_void);
-                ffi::lua_pushvalue(l, 2);
-                ffi::lua_rawset(l, -3);
-                if push_uv(l, 2) {
-                    ffi::lua_pushvalue(l, 1);
-                    ffi::lua_rawseti(l, -2, multi_key);
-                    ok = true;
-                }
-            }
+            let ok = link_core(l, handles_key, multi_key, addr);
             ffi::lua_settop(l, 0);
             ffi::lua_pushboolean(l, ok as c_int);
         })
@@ -341,15 +338,40 @@ pub const KIND_EASY: u8 = 2;
 /// recognise an argument without mlua's type check. An entry is added when
 /// the userdata is made and removed by its `Drop` (run by `__gc` before Lua
 /// frees the block), so a listed block is a live object of that kind.
-static OBJECTS: Mutex<HashMap<usize, (u8, usize), AddrHash>> =
-    Mutex::new(HashMap::with_hasher(AddrHash));
+static OBJECTS: Mutex<HashMap<usize, Entry, AddrHash>> = Mutex::new(HashMap::with_hasher(AddrHash));
 
-fn objects() -> std::sync::MutexGuard<'static, HashMap<usize, (u8, usize), AddrHash>> {
+/// Kind, inner-state address, and metatable address of a registered block.
+/// The metatable is compared too: a block freed without its `__gc` (a
+/// script can remove the metatable with the debug library) leaves a stale
+/// entry, and another userdata at that address has another metatable (one
+/// of the same class would have replaced the entry when it was made).
+type Entry = (u8, usize, usize);
+
+fn objects() -> std::sync::MutexGuard<'static, HashMap<usize, Entry, AddrHash>> {
     OBJECTS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn register_object(block: *const c_void, kind: u8, inner: *const c_void) {
-    objects().insert(block as usize, (kind, inner as usize));
+pub fn register_object(lua: &Lua, ud: &LuaAnyUserData, kind: u8, inner: *const c_void) {
+    let mt = lua.exec_raw_lua(|raw| {
+        let l = raw.state();
+        // SAFETY: stack room is checked first; pushing an existing value and
+        // reading its metatable do not allocate; the stack is restored.
+        unsafe {
+            if ffi::lua_checkstack(l, 2) == 0 {
+                return 0;
+            }
+            let top = ffi::lua_gettop(l);
+            let mut mt = 0;
+            if raw.push(ud).is_ok() && ffi::lua_getmetatable(l, -1) != 0 {
+                mt = ffi::lua_topointer(l, -1) as usize;
+            }
+            ffi::lua_settop(l, top);
+            mt
+        }
+    });
+    if mt != 0 {
+        objects().insert(ud.to_pointer() as usize, (kind, inner as usize, mt));
+    }
 }
 
 pub fn unregister_object(block: usize) {
@@ -367,7 +389,7 @@ pub fn unregister_object(block: usize) {
 /// The inner-state address of the `kind` object at `idx`, if it is one.
 ///
 /// # Safety
-/// `l` is the running state; `idx` is a valid index.
+/// `l` is the running state with room for 1 value; `idx` is a valid index.
 pub(crate) unsafe fn object_at(l: *mut ffi::lua_State, idx: c_int, kind: u8) -> Option<usize> {
     // SAFETY: the caller's contract; reads only.
     let block = unsafe {
@@ -376,10 +398,20 @@ pub(crate) unsafe fn object_at(l: *mut ffi::lua_State, idx: c_int, kind: u8) -> 
         }
         ffi::lua_touserdata(l, idx) as usize
     };
-    match objects().get(&block) {
-        Some(&(k, p)) if k == kind => Some(p),
-        _ => None,
-    }
+    let (p, mt) = match objects().get(&block) {
+        Some(&(k, p, mt)) if k == kind => (p, mt),
+        _ => return None,
+    };
+    // SAFETY: as above; reads the metatable and pops it.
+    let same = unsafe {
+        if ffi::lua_getmetatable(l, idx) == 0 {
+            return None;
+        }
+        let here = ffi::lua_topointer(l, -1) as usize;
+        ffi::lua_pop(l, 1);
+        here == mt
+    };
+    same.then_some(p)
 }
 
 /// `link` for a raw fast path, with the multi at 1 and the easy at 2 of
@@ -397,19 +429,34 @@ pub(crate) unsafe fn link_here(
     // SAFETY: the caller's contract; the stack is restored.
     unsafe {
         let top = ffi::lua_gettop(l);
-        let mut ok = false;
-        if push_uv(l, 1) && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE {
-            ffi::lua_pushlightuserdata(l, addr as *mut c_void);
-            ffi::lua_pushvalue(l, 2);
-            ffi::lua_rawset(l, -3);
-            if push_uv(l, 2) {
-                ffi::lua_pushvalue(l, 1);
-                ffi::lua_rawseti(l, -2, multi_key);
-                ok = true;
-            }
-        }
+        let ok = link_core(l, handles_key, multi_key, addr);
         ffi::lua_settop(l, top);
         ok
+    }
+}
+
+/// The stores of `link`, with the multi at 1 and the easy at 2: both tables
+/// are found before anything is written, so a failure changes nothing.
+/// Leaves 3 values on the stack.
+///
+/// # Safety
+/// As `link_here`, inside a protected call or a C function.
+unsafe fn link_core(l: *mut ffi::lua_State, handles_key: i64, multi_key: i64, addr: usize) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if !(push_uv(l, 1)
+            && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
+            && push_uv(l, 2))
+        {
+            return false;
+        }
+        // multi uv, handles, easy uv
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_rawseti(l, -2, multi_key);
+        ffi::lua_pushlightuserdata(l, addr as *mut c_void);
+        ffi::lua_pushvalue(l, 2);
+        ffi::lua_rawset(l, -4);
+        true
     }
 }
 

@@ -209,7 +209,7 @@ pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
     let ptr = Rc::as_ptr(&inner);
     let ud = lua.create_userdata(Multi(inner.clone()))?;
     inner.block.set(ud.to_pointer() as usize);
-    lraw::register_object(ud.to_pointer(), lraw::KIND_MULTI, ptr.cast());
+    lraw::register_object(lua, &ud, lraw::KIND_MULTI, ptr.cast());
     let t = lua.create_table()?;
     t.raw_set(UV_HANDLES, lua.create_table()?)?;
     t.raw_set(UV_ASSIGNED, lua.create_table()?)?;
@@ -617,7 +617,7 @@ unsafe extern "C-unwind" fn add_handle_fast(l: *mut mlua::ffi::lua_State) -> c_i
             if let Some((mi, ei)) = fast_args(l, true) {
                 let ready = (*mi).fast_ready().zip((*ei).raw()).filter(|_| {
                     let e = &*ei;
-                    !e.slot.busy() && e.multi.borrow().is_none()
+                    !e.slot.busy() && e.multi.borrow().is_none() && e.lua_cbs.get() == 0
                 });
                 if let Some((m, h)) = ready {
                     if lraw::link_here(l, UV_HANDLES, easy::UV_MULTI, h.addr()) {
