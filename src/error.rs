@@ -359,18 +359,12 @@ impl Args {
         f: impl FnOnce(&T) -> U,
     ) -> R<(&LuaAnyUserData, U)> {
         let v = self.get_ref(0);
-        if let Value::UserData(ud) = v {
-            match ud.borrow::<T>() {
-                Ok(b) => return Ok((ud, f(&b))),
-                Err(LuaError::UserDataDestructed) => return usage(gone),
-                Err(e) if ud.is::<T>() => return usage(format!("{what}: {e}")),
-                Err(_) => {}
-            }
-        }
-        usage(format!(
-            "bad self (expected {what}, got {}); call it with ':'",
-            type_name(v)
-        ))
+        borrow_as(v, gone, || what.to_string(), f).unwrap_or_else(|| {
+            usage(format!(
+                "bad self (expected {what}, got {}); call it with ':'",
+                type_name(v)
+            ))
+        })
     }
     /// Argument `i` of type `T` and `f` applied to it, with one type check.
     pub fn ud_with<T: 'static, U>(
@@ -382,21 +376,33 @@ impl Args {
         f: impl FnOnce(&T) -> U,
     ) -> R<(&LuaAnyUserData, U)> {
         let v = self.get_ref(i);
-        if let Value::UserData(ud) = v {
-            match ud.borrow::<T>() {
-                Ok(b) => return Ok((ud, f(&b))),
-                Err(LuaError::UserDataDestructed) => return usage(gone),
-                Err(e) if ud.is::<T>() => return usage(format!("bad argument #{i} '{name}': {e}")),
-                Err(_) => {}
-            }
-        }
-        bad(i, name, what, v)
+        let place = || format!("bad argument #{i} '{name}'");
+        borrow_as(v, gone, place, f).unwrap_or_else(|| bad(i, name, what, v))
     }
     pub fn ud<T: 'static>(&self, i: usize, name: &str, what: &str) -> R<&LuaAnyUserData> {
         match self.get_ref(i) {
             Value::UserData(ud) if ud.is::<T>() => Ok(ud),
             v => bad(i, name, what, v),
         }
+    }
+}
+
+/// `f` applied to `v` borrowed as a `T`; `None` if `v` is not a `T`. A
+/// destructed `T` gives `gone`, any other borrow failure `"{place()}: ..."`.
+fn borrow_as<'v, T: 'static, U>(
+    v: &'v Value,
+    gone: &str,
+    place: impl FnOnce() -> String,
+    f: impl FnOnce(&T) -> U,
+) -> Option<R<(&'v LuaAnyUserData, U)>> {
+    let Value::UserData(ud) = v else {
+        return None;
+    };
+    match ud.borrow::<T>() {
+        Ok(b) => Some(Ok((ud, f(&b)))),
+        Err(LuaError::UserDataDestructed) => Some(usage(gone)),
+        Err(e) if ud.is::<T>() => Some(usage(format!("{}: {e}", place()))),
+        Err(_) => None,
     }
 }
 

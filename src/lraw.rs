@@ -20,6 +20,7 @@
 
 use mlua::ffi;
 use mlua::prelude::*;
+use mlua::state::RawLua;
 use mlua::Value;
 use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
@@ -68,6 +69,58 @@ pub fn link(
     }
 }
 
+/// Runs `f` outside a protected call with `values` pushed above the current
+/// top (`f` gets that top; the values are at `top + 1..`), once there is
+/// room for `room` more slots, and restores the stack afterwards. `f` may
+/// only read, push existing values, store nil to present keys, or call in
+/// protected mode (see the module comment).
+fn on_stack<T>(
+    lua: &Lua,
+    values: &[&LuaAnyUserData],
+    room: c_int,
+    f: impl FnOnce(&RawLua, *mut ffi::lua_State, c_int) -> LuaResult<T>,
+) -> LuaResult<T> {
+    lua.exec_raw_lua(|raw| {
+        let l = raw.state();
+        // SAFETY: stack room is checked before anything is pushed; pushing
+        // existing values does not allocate; the stack is restored to `top`
+        // on every path.
+        unsafe {
+            let top = ffi::lua_gettop(l);
+            if ffi::lua_checkstack(l, room + values.len() as c_int) == 0 {
+                return Err(LuaError::runtime("stack overflow"));
+            }
+            let mut r = Ok(());
+            for v in values {
+                r = raw.push(*v);
+                if r.is_err() {
+                    break;
+                }
+            }
+            let r = r.and_then(|()| f(raw, l, top));
+            ffi::lua_settop(l, top);
+            r
+        }
+    })
+}
+
+/// `lua_pcall` of the function below `nargs` arguments at the top, keeping
+/// its first result (or error value).
+///
+/// # Safety
+/// `l` is `raw`'s running state with the function and its arguments on top.
+unsafe fn pcall_first(raw: &RawLua, l: *mut ffi::lua_State, nargs: c_int) -> LuaResult<Called> {
+    // SAFETY: the caller's contract; the call is protected.
+    let ok = unsafe { ffi::lua_pcall(l, nargs, 1, 0) } == ffi::LUA_OK;
+    // SAFETY: lua_pcall left exactly one value.
+    let v = unsafe { raw.pop::<Value>()? };
+    Ok(if ok {
+        Called::Returned(v)
+    } else {
+        Called::Raised(v)
+    })
+}
+
 /// Clears what `link` recorded. Unprotected: only keys that hold a value
 /// are set to nil, which never allocates on any Lua version.
 pub fn unlink(
@@ -78,36 +131,10 @@ pub fn unlink(
     multi_key: i64,
     addr: usize,
 ) -> LuaResult<()> {
-    lua.exec_raw_lua(|raw| {
-        let l = raw.state();
-        // SAFETY: stack room is checked first; raw reads, and nil stores to
-        // keys that are present, neither allocate nor raise; the stack is
-        // restored to `top`.
-        unsafe {
-            let top = ffi::lua_gettop(l);
-            if ffi::lua_checkstack(l, 6) == 0 {
-                return Err(LuaError::runtime("stack overflow"));
-            }
-            raw.push(mud)?;
-            if push_uv(l, top + 1)
-                && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
-                && ffi::lua_rawgetp(l, -1, addr as *const c_void) != ffi::LUA_TNIL
-            {
-                ffi::lua_pop(l, 1);
-                ffi::lua_pushlightuserdata(l, addr as *mut c_void);
-                ffi::lua_pushnil(l);
-                ffi::lua_rawset(l, -3);
-            }
-            ffi::lua_settop(l, top);
-            raw.push(eud)?;
-            if push_uv(l, top + 1) && ffi::lua_rawgeti(l, -1, multi_key) != ffi::LUA_TNIL {
-                ffi::lua_pop(l, 1);
-                ffi::lua_pushnil(l);
-                ffi::lua_rawseti(l, -2, multi_key);
-            }
-            ffi::lua_settop(l, top);
-            Ok(())
-        }
+    on_stack(lua, &[mud, eud], 4, |_, l, top| {
+        // SAFETY: the multi and the easy are at top + 1 and top + 2.
+        unsafe { unlink_core(l, top + 1, top + 2, handles_key, multi_key, addr) };
+        Ok(())
     })
 }
 
@@ -119,27 +146,17 @@ pub fn handle_of(
     handles_key: i64,
     addr: usize,
 ) -> LuaResult<Option<LuaAnyUserData>> {
-    lua.exec_raw_lua(|raw| {
-        let l = raw.state();
-        // SAFETY: stack room is checked first; the pushes and raw reads do
-        // not allocate or raise; the stack is restored to `top` on every
-        // path.
+    on_stack(lua, &[mud], 3, |raw, l, top| {
+        // SAFETY: the multi is at top + 1; raw reads only.
         unsafe {
-            let top = ffi::lua_gettop(l);
-            if ffi::lua_checkstack(l, 4) == 0 {
-                return Err(LuaError::runtime("stack overflow"));
-            }
-            raw.push(mud)?;
-            let r = if push_uv(l, top + 1)
+            if push_uv(l, top + 1)
                 && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
                 && ffi::lua_rawgetp(l, -1, addr as *const c_void) == ffi::LUA_TUSERDATA
             {
                 raw.pop::<Option<LuaAnyUserData>>()
             } else {
                 Ok(None)
-            };
-            ffi::lua_settop(l, top);
-            r
+            }
         }
     })
 }
@@ -195,18 +212,11 @@ pub fn call_with_bytes(
     dkey: i64,
     bytes: &[u8],
 ) -> LuaResult<Called> {
-    lua.exec_raw_lua(|raw| {
-        let l = raw.state();
-        // SAFETY: stack room is checked first. Outside the lua_pcall only
-        // values already alive are pushed and raw reads done (no allocation,
-        // nothing raises); the string is made inside the protected
-        // `bytes_call`. The stack is restored to `top` on every path.
+    on_stack(lua, &[holder], 9, |raw, l, top| {
+        // SAFETY: the holder is at top + 1. Outside the lua_pcall only values
+        // already alive are pushed and raw reads done; the string is made
+        // inside the protected `bytes_call`.
         unsafe {
-            let top = ffi::lua_gettop(l);
-            if ffi::lua_checkstack(l, 10) == 0 {
-                return Err(LuaError::runtime("stack overflow"));
-            }
-            raw.push(holder)?;
             let mut easy_at = top + 1;
             if via_multi {
                 if push_uv(l, easy_at) && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE {
@@ -214,30 +224,20 @@ pub fn call_with_bytes(
                 }
                 easy_at = ffi::lua_gettop(l);
             }
-            let mut r = Ok(Called::NoFn(Value::Nil));
-            if ffi::lua_type(l, easy_at) == ffi::LUA_TUSERDATA && push_uv(l, easy_at) {
-                let uv = ffi::lua_gettop(l);
-                if ffi::lua_rawgeti(l, uv, fkey) == ffi::LUA_TFUNCTION {
-                    raw.push(caller)?;
-                    ffi::lua_insert(l, -2); // caller, f
-                    ffi::lua_pushlightuserdata(l, bytes.as_ptr() as *mut c_void);
-                    ffi::lua_pushinteger(l, bytes.len() as ffi::lua_Integer);
-                    ffi::lua_rawgeti(l, uv, dkey);
-                    let ok = ffi::lua_pcall(l, 4, 1, 0) == ffi::LUA_OK;
-                    r = raw.pop::<Value>().map(|v| {
-                        if ok {
-                            Called::Returned(v)
-                        } else {
-                            Called::Raised(v)
-                        }
-                    });
-                } else {
-                    ffi::lua_rawgeti(l, uv, dkey);
-                    r = raw.pop::<Value>().map(Called::NoFn);
-                }
+            if ffi::lua_type(l, easy_at) != ffi::LUA_TUSERDATA || !push_uv(l, easy_at) {
+                return Ok(Called::NoFn(Value::Nil));
             }
-            ffi::lua_settop(l, top);
-            r
+            let uv = ffi::lua_gettop(l);
+            if ffi::lua_rawgeti(l, uv, fkey) != ffi::LUA_TFUNCTION {
+                ffi::lua_rawgeti(l, uv, dkey);
+                return raw.pop::<Value>().map(Called::NoFn);
+            }
+            raw.push(caller)?;
+            ffi::lua_insert(l, -2); // caller, f
+            ffi::lua_pushlightuserdata(l, bytes.as_ptr() as *mut c_void);
+            ffi::lua_pushinteger(l, bytes.len() as ffi::lua_Integer);
+            ffi::lua_rawgeti(l, uv, dkey);
+            pcall_first(raw, l, 4)
         }
     })
 }
@@ -252,13 +252,9 @@ unsafe extern "C-unwind" fn checked_call(l: *mut ffi::lua_State) -> c_int {
     // the call, and the `lua_error` below, unwind through this frame, which
     // holds nothing with a destructor.
     unsafe {
-        let n = ffi::lua_gettop(l);
-        ffi::luaL_checkstack(l, 1, std::ptr::null());
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-        ffi::lua_insert(l, 1);
-        ffi::lua_call(l, n, ffi::LUA_MULTRET);
+        let n = call_full(l);
         if ffi::lua_toboolean(l, 1) != 0 {
-            return ffi::lua_gettop(l) - 1;
+            return n - 1;
         }
         ffi::lua_settop(l, 2);
         ffi::lua_error(l)
@@ -352,23 +348,18 @@ fn objects() -> std::sync::MutexGuard<'static, HashMap<usize, Entry, AddrHash>> 
 }
 
 pub fn register_object(lua: &Lua, ud: &LuaAnyUserData, kind: u8, inner: *const c_void) {
-    let mt = lua.exec_raw_lua(|raw| {
-        let l = raw.state();
-        // SAFETY: stack room is checked first; pushing an existing value and
-        // reading its metatable do not allocate; the stack is restored.
-        unsafe {
-            if ffi::lua_checkstack(l, 2) == 0 {
-                return 0;
+    let mt = on_stack(lua, &[ud], 1, |_, l, top| {
+        // SAFETY: the userdata is at top + 1; reading its metatable does not
+        // allocate.
+        let mt = unsafe {
+            if ffi::lua_getmetatable(l, top + 1) == 0 {
+                return Ok(0);
             }
-            let top = ffi::lua_gettop(l);
-            let mut mt = 0;
-            if raw.push(ud).is_ok() && ffi::lua_getmetatable(l, -1) != 0 {
-                mt = ffi::lua_topointer(l, -1) as usize;
-            }
-            ffi::lua_settop(l, top);
-            mt
-        }
-    });
+            ffi::lua_topointer(l, -1) as usize
+        };
+        Ok(mt)
+    })
+    .unwrap_or(0);
     if mt != 0 {
         objects().insert(ud.to_pointer() as usize, (kind, inner as usize, mt));
     }
@@ -460,8 +451,7 @@ unsafe fn link_core(l: *mut ffi::lua_State, handles_key: i64, multi_key: i64, ad
     }
 }
 
-/// `unlink` for a raw fast path (multi at 1, easy at 2). Never raises:
-/// only keys holding a value are set to nil.
+/// `unlink` for a raw fast path (multi at 1, easy at 2). Never raises.
 ///
 /// # Safety
 /// As `link_here`.
@@ -471,10 +461,28 @@ pub(crate) unsafe fn unlink_here(
     multi_key: i64,
     addr: usize,
 ) {
-    // SAFETY: the caller's contract; the stack is restored.
+    // SAFETY: the caller's contract.
+    unsafe { unlink_core(l, 1, 2, handles_key, multi_key, addr) }
+}
+
+/// The stores of `unlink`, with the multi at `m` and the easy at `e`
+/// (absolute indices): only keys holding a value are set to nil, which
+/// never allocates. The stack is restored.
+///
+/// # Safety
+/// `l` is the running state with room for 4 values.
+unsafe fn unlink_core(
+    l: *mut ffi::lua_State,
+    m: c_int,
+    e: c_int,
+    handles_key: i64,
+    multi_key: i64,
+    addr: usize,
+) {
+    // SAFETY: the caller's contract; raw reads and nil stores.
     unsafe {
         let top = ffi::lua_gettop(l);
-        if push_uv(l, 1)
+        if push_uv(l, m)
             && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
             && ffi::lua_rawgetp(l, -1, addr as *const c_void) != ffi::LUA_TNIL
         {
@@ -484,7 +492,7 @@ pub(crate) unsafe fn unlink_here(
             ffi::lua_rawset(l, -3);
         }
         ffi::lua_settop(l, top);
-        if push_uv(l, 2) && ffi::lua_rawgeti(l, -1, multi_key) != ffi::LUA_TNIL {
+        if push_uv(l, e) && ffi::lua_rawgeti(l, -1, multi_key) != ffi::LUA_TNIL {
             ffi::lua_pop(l, 1);
             ffi::lua_pushnil(l);
             ffi::lua_rawseti(l, -2, multi_key);
@@ -549,58 +557,43 @@ pub fn call_field(
     fkey: i64,
     args: &[Arg],
 ) -> LuaResult<Called> {
-    lua.exec_raw_lua(|raw| {
-        let l = raw.state();
-        // SAFETY: stack room is checked first. Outside the lua_pcall only
-        // existing values and integers are pushed and raw reads done (no
-        // allocation, nothing raises). The stack is restored to `top`.
+    on_stack(lua, &[holder], args.len() as c_int + 5, |raw, l, top| {
+        // SAFETY: the holder is at top + 1. Outside the lua_pcall only
+        // existing values and integers are pushed and raw reads done.
         unsafe {
-            let top = ffi::lua_gettop(l);
-            if ffi::lua_checkstack(l, args.len() as c_int + 6) == 0 {
-                return Err(LuaError::runtime("stack overflow"));
+            if !push_uv(l, top + 1) {
+                return Ok(Called::NoFn(Value::Nil));
             }
-            raw.push(holder)?;
-            let mut r = Ok(Called::NoFn(Value::Nil));
-            if push_uv(l, top + 1) {
-                let uv = top + 2;
-                if ffi::lua_rawgeti(l, uv, fkey) == ffi::LUA_TFUNCTION {
-                    for a in args {
-                        match *a {
-                            Arg::Nil => ffi::lua_pushnil(l),
-                            Arg::Int(n) => ffi::lua_pushinteger(l, n as ffi::lua_Integer),
-                            Arg::Field(k) => {
-                                ffi::lua_rawgeti(l, uv, k);
-                            }
-                            Arg::IntIn(t, n) => {
-                                if ffi::lua_rawgeti(l, uv, t) == ffi::LUA_TTABLE {
-                                    ffi::lua_rawgeti(l, -1, n as ffi::lua_Integer);
-                                } else {
-                                    ffi::lua_pushnil(l);
-                                }
-                                ffi::lua_remove(l, -2);
-                            }
-                            Arg::PtrIn(t, p) => {
-                                if ffi::lua_rawgeti(l, uv, t) == ffi::LUA_TTABLE {
-                                    ffi::lua_rawgetp(l, -1, p as *const c_void);
-                                } else {
-                                    ffi::lua_pushnil(l);
-                                }
-                                ffi::lua_remove(l, -2);
-                            }
-                        }
+            let uv = top + 2;
+            if ffi::lua_rawgeti(l, uv, fkey) != ffi::LUA_TFUNCTION {
+                return Ok(Called::NoFn(Value::Nil));
+            }
+            for a in args {
+                match *a {
+                    Arg::Nil => ffi::lua_pushnil(l),
+                    Arg::Int(n) => ffi::lua_pushinteger(l, n as ffi::lua_Integer),
+                    Arg::Field(k) => {
+                        ffi::lua_rawgeti(l, uv, k);
                     }
-                    let ok = ffi::lua_pcall(l, args.len() as c_int, 1, 0) == ffi::LUA_OK;
-                    r = raw.pop::<Value>().map(|v| {
-                        if ok {
-                            Called::Returned(v)
+                    Arg::IntIn(t, n) => {
+                        if ffi::lua_rawgeti(l, uv, t) == ffi::LUA_TTABLE {
+                            ffi::lua_rawgeti(l, -1, n as ffi::lua_Integer);
                         } else {
-                            Called::Raised(v)
+                            ffi::lua_pushnil(l);
                         }
-                    });
+                        ffi::lua_remove(l, -2);
+                    }
+                    Arg::PtrIn(t, p) => {
+                        if ffi::lua_rawgeti(l, uv, t) == ffi::LUA_TTABLE {
+                            ffi::lua_rawgetp(l, -1, p as *const c_void);
+                        } else {
+                            ffi::lua_pushnil(l);
+                        }
+                        ffi::lua_remove(l, -2);
+                    }
                 }
             }
-            ffi::lua_settop(l, top);
-            r
+            pcall_first(raw, l, args.len() as c_int)
         }
     })
 }

@@ -522,6 +522,24 @@ unsafe fn fast_args(
 }
 
 impl MultiInner {
+    /// The Rust side of `e` joining this multi (`link` does the Lua side):
+    /// the multi holds the easy's state, the easy knows its multi, and
+    /// nothing is left over from an earlier transfer.
+    fn hold(self: &Rc<Self>, e: &Rc<EasyInner>, h: EasyPtr) {
+        self.easies.borrow_mut().insert(h.addr(), e.clone());
+        *e.multi.borrow_mut() = Some(self.clone());
+        e.flush_graveyard();
+        e.pending_read().borrow_mut().clear();
+        e.finished.set(false);
+    }
+
+    /// The Rust side of `e` leaving this multi.
+    fn let_go(&self, e: &EasyInner, h: EasyPtr) {
+        let gone = self.easies.borrow_mut().remove(&h.addr());
+        e.multi.borrow_mut().take();
+        drop(gone);
+    }
+
     /// Marks the easy of a CURLMSG_DONE message as finished.
     fn note_msg(&self, msg: &raw::Msg) {
         if msg.msg == c::CURLMSG_DONE as c_int {
@@ -587,11 +605,7 @@ fn add_commit(
 ) -> bool {
     // SAFETY: both pointers were read by `fast_args` from live objects.
     let (inner, e) = unsafe { (rc_from(mi), rc_from(ei)) };
-    inner.easies.borrow_mut().insert(h.addr(), e.clone());
-    *e.multi.borrow_mut() = Some(inner.clone());
-    e.flush_graveyard();
-    e.pending_read().borrow_mut().clear();
-    e.finished.set(false);
+    inner.hold(&e, h);
     let (rc, err) = fast_call(l, &inner, || raw::multi_add(m, h));
     if rc == sys::CURLM_OK && err.is_none() {
         return true;
@@ -599,8 +613,7 @@ fn add_commit(
     if rc == sys::CURLM_OK {
         fast_call(l, &inner, || raw::multi_remove(m, h));
     }
-    inner.easies.borrow_mut().remove(&h.addr());
-    e.multi.borrow_mut().take();
+    inner.let_go(&e, h);
     false
 }
 
@@ -648,9 +661,7 @@ fn remove_commit(
     // SAFETY: both pointers were read by `fast_args` from live objects.
     let (inner, e) = unsafe { (rc_from(mi), rc_from(ei)) };
     let (rc, err) = fast_call(l, &inner, || raw::multi_remove(m, h));
-    let gone = inner.easies.borrow_mut().remove(&h.addr());
-    e.multi.borrow_mut().take();
-    drop(gone);
+    inner.let_go(&e, h);
     e.flush_graveyard();
     err.or_else(|| mcheck(rc).err())
 }
@@ -748,10 +759,6 @@ pub fn fast_paths(lua: &Lua, t: &LuaTable) -> LuaResult<()> {
             lraw::fast_path(lua, info_read_fast, full, None)
         })?,
     )?;
-    let pending = lua.create_function(|lua, args: Args| {
-        finish(lua, "multi:RemoveHandle", take_pending(&args))
-    })?;
-    let p2 = pending.clone();
     t.raw_set(
         "raw:curl.Multi.AddHandle",
         lua.create_function(|lua, full: LuaFunction| {
@@ -760,11 +767,13 @@ pub fn fast_paths(lua: &Lua, t: &LuaTable) -> LuaResult<()> {
     )?;
     t.raw_set(
         "raw:curl.Multi.RemoveHandle",
-        lua.create_function(move |lua, full: LuaFunction| {
-            lraw::fast_path(lua, remove_handle_fast, full, Some(p2.clone()))
+        lua.create_function(|lua, full: LuaFunction| {
+            let pending = lua.create_function(|lua, args: Args| {
+                finish(lua, "multi:RemoveHandle", take_pending(&args))
+            })?;
+            lraw::fast_path(lua, remove_handle_fast, full, Some(pending))
         })?,
     )?;
-    drop(pending);
     Ok(())
 }
 
@@ -808,9 +817,6 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
     // Link first: the timer callback fires inside curl_multi_add_handle and
     // must already map the handle back to its object.
     link(lua, ud, &inner, eud, &e, h)?;
-    e.flush_graveyard();
-    e.pending_read().borrow_mut().clear(); // nothing left from an earlier transfer
-    e.finished.set(false);
     let (rc, err) = with_ctx(lua, ud, &inner, || raw::multi_add(m, h));
     if rc != sys::CURLM_OK {
         unlink(lua, ud, &inner, eud, &e, h)?;
@@ -835,8 +841,7 @@ fn link(
     if !lraw::link(lua, mud, eud, UV_HANDLES, easy::UV_MULTI, h.addr())? {
         return usage("the multi or easy object lost its user value");
     }
-    inner.easies.borrow_mut().insert(h.addr(), e.clone());
-    *e.multi.borrow_mut() = Some(inner.clone());
+    inner.hold(e, h);
     Ok(())
 }
 
@@ -848,9 +853,7 @@ fn unlink(
     e: &EasyInner,
     h: EasyPtr,
 ) -> R<()> {
-    let gone = inner.easies.borrow_mut().remove(&h.addr());
-    e.multi.borrow_mut().take();
-    drop(gone);
+    inner.let_go(e, h);
     lraw::unlink(lua, mud, eud, UV_HANDLES, easy::UV_MULTI, h.addr())?;
     Ok(())
 }
