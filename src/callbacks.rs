@@ -102,8 +102,19 @@ fn easy_call<T>(
     }
     // SAFETY: userp is the EasyInner pointer the module registered with the
     // callback's *DATA option; the EasyInner (in an Rc) outlives its libcurl
-    // handle, which is the only caller of this callback.
+    // handle, which is the only caller of this callback (the close-socket
+    // callback, which connections keep, has a token instead).
     let e = unsafe { &*(userp as *const EasyInner) };
+    with_easy(e, no_ctx, fail, f)
+}
+
+/// `easy_call` for an easy already found.
+fn with_easy<T>(
+    e: &EasyInner,
+    no_ctx: impl FnOnce() -> T,
+    fail: T,
+    f: impl FnOnce(&EasyInner, &Ctx<'_>) -> T,
+) -> T {
     e.with_ctx(|ctx| match ctx {
         Some(ctx) => guarded(ctx, fail, || f(e, ctx)),
         None => no_ctx(),
@@ -235,15 +246,21 @@ pub extern "C" fn opensocket_cb(
     })
 }
 
+/// `userp` is the easy's close-socket token (see `easy::closer`): the
+/// connection calling may have outlived the easy.
 pub extern "C" fn closesocket_cb(userp: *mut c_void, fd: sys::curl_socket_t) -> c_int {
-    // Without a context (garbage collection) the socket is still closed.
+    // Without the easy or a context (garbage collection) the socket is
+    // still closed.
     let close = || {
         raw::close_socket(fd);
         0
     };
-    easy_call(userp, close, 0, |e, ctx| {
-        easy_cb::on_closesocket(e, ctx, fd as i64)
-    })
+    match crate::easy::closer(userp as usize) {
+        Some(e) => with_easy(&e, close, 0, |e, ctx| {
+            easy_cb::on_closesocket(e, ctx, fd as i64)
+        }),
+        None => close(),
+    }
 }
 
 pub extern "C" fn resolver_start_cb(

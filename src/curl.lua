@@ -146,11 +146,11 @@ class("curl.Mime", "mime", raw.Mime, nil, nil)
 class("curl.MimePart", "part", raw.MimePart, nil, nil)
 class("curl.Buffer", "buffer", raw.Buffer, nil, nil)
 
--- for fd, mask in poller:Wait(ms) do ... end
-local poller_wait, poller_next = raw.Poller.Wait, raw.poller_next
+-- for fd, mask in poller:Wait(ms) do ... end (the iterator is the
+-- poller's own and ignores its arguments)
+local poller_wait = raw.Poller.Wait
 function poller_methods.Wait(self, ms)
-  check(poller_wait(self, ms))
-  return poller_next, self
+  return check(poller_wait(self, ms)), self
 end
 
 -------------------------------------------------------------- constructors

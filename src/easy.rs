@@ -60,6 +60,56 @@ pub struct EasyInner {
     pub finished: Cell<bool>,
     /// The address of this easy's Lua block (see `lraw::register_object`).
     block: Cell<usize>,
+    /// This handle's `CLOSESOCKETDATA` (see `closer`).
+    closer: usize,
+    /// `CURLOPT_HSTS` names a file: libcurl keeps a list of them that
+    /// libcurl before 8.5.0 gives a `DupHandle` copy too (freed twice).
+    hsts_files: Cell<bool>,
+}
+
+/// `CLOSESOCKETDATA` tokens → their easy. libcurl copies the close-socket
+/// function and its data into every connection a handle opens, and a
+/// connection can outlive the handle (cached in the multi or a share after
+/// the function was cleared and `FORBID_REUSE` turned off, or closed when
+/// the multi is): the data is a token looked up here, never the
+/// `EasyInner`'s address, so a connection that outlives its easy only
+/// finds nothing (and the socket is closed as libcurl would). Tokens are
+/// never reused.
+mod closers {
+    use super::EasyInner;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::{Rc, Weak};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+
+    thread_local! {
+        static LIVE: RefCell<HashMap<usize, Weak<EasyInner>>> = RefCell::new(HashMap::new());
+    }
+
+    pub fn next() -> usize {
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn register(token: usize, e: &Rc<EasyInner>) {
+        let _ = LIVE.try_with(|m| m.borrow_mut().insert(token, Rc::downgrade(e)));
+    }
+
+    pub fn unregister(token: usize) {
+        let _ = LIVE.try_with(|m| m.borrow_mut().remove(&token));
+    }
+
+    pub fn find(token: usize) -> Option<Rc<EasyInner>> {
+        LIVE.try_with(|m| m.borrow().get(&token).and_then(Weak::upgrade))
+            .ok()
+            .flatten()
+    }
+}
+
+/// The easy whose `CLOSESOCKETDATA` is `token`, if it is still alive.
+pub fn closer(token: usize) -> Option<Rc<EasyInner>> {
+    closers::find(token)
 }
 
 pub struct Easy(pub Rc<EasyInner>);
@@ -78,6 +128,7 @@ impl Drop for EasyInner {
         if let Some(h) = self.raw.take() {
             raw::easy_cleanup(h);
         }
+        closers::unregister(self.closer);
     }
 }
 
@@ -98,6 +149,16 @@ impl EasyInner {
 
     fn ptr(&self) -> *const c_void {
         self as *const EasyInner as *const c_void
+    }
+
+    /// The `*DATA` pointer libcurl passes to the trampoline of `cb`: this
+    /// state, or for the close-socket callback the token of `closers`.
+    fn data_ptr(&self, cb: Cb) -> *const c_void {
+        if cb == Cb::CloseSocket {
+            self.closer as *const c_void
+        } else {
+            self.ptr()
+        }
     }
 
     /// Runs `f` with the context of the call that is driving this easy:
@@ -186,6 +247,8 @@ fn new_inner(h: EasyPtr) -> EasyInner {
         lua_cbs: Cell::new(0),
         finished: Cell::new(false),
         block: Cell::new(0),
+        closer: closers::next(),
+        hsts_files: Cell::new(false),
     }
 }
 
@@ -196,13 +259,14 @@ fn init_handle(e: &EasyInner, h: EasyPtr) {
     raw::setopt_ptr(h, c::CURLOPT_ERRORBUFFER as i32, e.errbuf.ptr());
     for (cb, _, did) in easy_cb::CALLBACKS {
         if !matches!(cb, Cb::Write | Cb::Header | Cb::Read) {
-            raw::setopt_ptr(h, *did as i32, e.ptr());
+            raw::setopt_ptr(h, *did as i32, e.data_ptr(*cb));
         }
     }
 }
 
 fn wrap(lua: &Lua, inner: EasyInner) -> R<LuaAnyUserData> {
     let inner = Rc::new(inner);
+    closers::register(inner.closer, &inner);
     let ptr = Rc::as_ptr(&inner);
     let ud = lua.create_userdata(Easy(inner.clone()))?;
     inner.block.set(ud.to_pointer() as usize);
@@ -404,7 +468,7 @@ fn set_callback(
                 check(raw::setopt_long(h, c::CURLOPT_FORBID_REUSE as i32, 1), opt)?;
             }
             check(raw::setopt_ptr(h, fid as i32, fp), opt)?;
-            check(raw::setopt_ptr(h, did as i32, e.ptr()), opt)?;
+            check(raw::setopt_ptr(h, did as i32, e.data_ptr(cb)), opt)?;
             if matches!(cb, Cb::XferInfo | Cb::Progress) {
                 // libcurl calls progress functions only with NOPROGRESS off.
                 let (xi, pr) = (easy_cb::ids(Cb::XferInfo).0, easy_cb::ids(Cb::Progress).0);
@@ -508,20 +572,69 @@ fn set_value(
             return Ok(());
         }
         c::CURLOPT_STREAM_DEPENDS | c::CURLOPT_STREAM_DEPENDS_E => {
-            let p = match &v {
-                Value::Nil => std::ptr::null(),
-                Value::UserData(u) if u.is::<Easy>() => match inner_of(u)?.raw() {
-                    Some(dh) => dh.as_ptr() as *const c_void,
-                    None => return usage(format!("{opt}: the easy handle given is closed")),
-                },
+            // Checked, then ignored, on every libcurl: 8.21 made these
+            // options no-ops, and from 7.88 to 8.20 libcurl keeps the
+            // dependency links in the handle's options, which DupHandle
+            // copies (both handles then free the same links) and Reset
+            // forgets (the other handle keeps a pointer to a freed one).
+            match &v {
+                Value::Nil => {}
+                Value::UserData(u) if u.is::<Easy>() => {
+                    if inner_of(u)?.raw().is_none() {
+                        return usage(format!("{opt}: the easy handle given is closed"));
+                    }
+                }
                 _ => return bad_value(opt, "curl.Easy or nil", &v),
-            };
-            check(raw::setopt_ptr(h, id, p), opt)?;
-            uv(ud)?.raw_set(id64, v)?; // keep the other easy alive
+            }
             return Ok(());
+        }
+        c::CURLOPT_CONNECT_ONLY if e.multi.borrow().is_some() => {
+            // libcurl's RemoveHandle closes the handle's last connection
+            // when CONNECT_ONLY is set; set while added, that can be a
+            // cached connection another transfer is using now.
+            return usage(format!(
+                "{opt} cannot change while the easy is added to a multi; set it before AddHandle"
+            ));
+        }
+        c::CURLOPT_HSTS_CTRL if raw::older_than(0x081500) && shares_hsts(e) => {
+            // libcurl before 8.21.0 frees the share's HSTS cache when an
+            // easy using it turns HSTS off (a double free later).
+            let n = long_value(opt, &v)?;
+            if n & c::CURLHSTS_ENABLE == 0 {
+                return usage(format!(
+                    "{opt} without CURLHSTS_ENABLE is refused while the easy uses a share that shares HSTS (libcurl {} frees the shared cache; fixed in 8.21.0)",
+                    raw::version_info().version
+                ));
+            }
+        }
+        c::CURLOPT_HSTS => {
+            // Tracked for DupHandle and Reset (see `hsts_files`).
+            let r = set_by_kind(e, h, id, meta, opt, &v);
+            if r.is_ok() {
+                e.hsts_files.set(!v.is_nil());
+            }
+            return r;
         }
         _ => {}
     }
+    if meta.kind == ot::OBJECT {
+        return crate::objects::set_object(ud, e, h, id, opt, v);
+    }
+    set_by_kind(e, h, id, meta, opt, &v)
+}
+
+/// Whether the easy uses a share that shares HSTS.
+fn shares_hsts(e: &EasyInner) -> bool {
+    e.objects()
+        .borrow()
+        .get(&c::CURLOPT_SHARE)
+        .and_then(|o| o.clone().downcast::<crate::share::ShareInner>().ok())
+        .is_some_and(|s| s.shares(c::CURL_LOCK_DATA_HSTS))
+}
+
+/// Sets a long, off_t, string, blob or list option from its Lua value.
+fn set_by_kind(e: &EasyInner, h: EasyPtr, id: i32, meta: &EasyOpt, opt: &str, v: &Value) -> R<()> {
+    let v = v.clone();
     match meta.kind {
         ot::LONG | ot::VALUES => {
             let n = long_value(opt, &v)?;
@@ -563,7 +676,6 @@ fn set_value(
                 set_slist(e, h, id, items, opt)
             }
         },
-        ot::OBJECT => crate::objects::set_object(ud, e, h, id, opt, v),
         _ => usage(format!(
             "{opt} is not supported by this version of the module"
         )),
@@ -741,6 +853,11 @@ fn reset(lua: &Lua, args: Args) -> R<()> {
     if e.multi.borrow().is_some() {
         return usage("the easy is added to a multi; remove it first");
     }
+    if e.hsts_files.replace(false) && raw::older_than(0x080500) {
+        // libcurl before 8.5.0 forgets the HSTS file list on reset
+        // without freeing it: free it first.
+        raw::setopt_ptr(h, c::CURLOPT_HSTS as i32, std::ptr::null());
+    }
     raw::easy_reset(h);
     e.lua_cbs.set(0);
     init_handle(&e, h);
@@ -786,10 +903,12 @@ fn bytes_arg(args: &Args, i: usize, name: &str) -> R<Vec<u8>> {
 }
 
 /// `Escape` / `Unescape`: `curl_easy_escape` / `curl_easy_unescape`.
-fn escaping(lua: &Lua, args: Args, f: fn(EasyPtr, &[u8]) -> Option<Vec<u8>>) -> R<LuaString> {
+fn escaping(lua: &Lua, args: Args, f: fn(EasyPtr, &[u8]) -> raw::Escaped) -> R<LuaString> {
     let (_ud, _e, h) = open(&args)?;
     let s = bytes_arg(&args, 1, "string")?;
-    let out = f(h, &s).ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
+    let out = f(h, &s)
+        .or_else(|raw::TooLong| usage("bad argument #1 'string' (longer than 2147483647 bytes)"))?
+        .ok_or(Fail::Easy(c::CURLE_OUT_OF_MEMORY as i32, None))?;
     Ok(lua.create_string(&out)?)
 }
 
@@ -833,6 +952,12 @@ fn recv(lua: &Lua, args: Args) -> R<Value> {
 /// (callbacks, userdata, kept strings and lists, objects) copied too.
 fn dup_handle(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     let (ud, e, h) = open(&args)?;
+    if e.hsts_files.get() && raw::older_than(0x080500) {
+        return usage(format!(
+            "refused while CURLOPT_HSTS names a file: libcurl {} gives the copy the same file list and both handles free it (fixed in 8.5.0); unset it first (SetOpt_HSTS(nil)) and set it on each handle",
+            raw::version_info().version
+        ));
+    }
     // libcurl would copy a posted mime with its data callbacks' argument and
     // free function, which the original owns: detach the mime around the
     // copy (the copy posts none; a mime has one poster).
@@ -896,7 +1021,8 @@ fn copy_state(ud: &LuaAnyUserData, e: &EasyInner, nud: &LuaAnyUserData, nh: Easy
     let ne = inner_of(nud)?;
     init_handle(&ne, nh);
     ne.lua_cbs.set(e.lua_cbs.get()); // libcurl's copy has the same callbacks
-                                     // Lua values: everything but the multi membership.
+    ne.hsts_files.set(e.hsts_files.get());
+    // Lua values: everything but the multi membership.
     let src = uv(ud)?;
     let dst = uv(nud)?;
     for pair in src.pairs::<Value, Value>() {

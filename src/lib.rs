@@ -75,9 +75,58 @@ fn version_info(lua: &Lua, _a: Args) -> R<LuaTable> {
     Ok(t)
 }
 
+/// A handle used after its own `__gc` ran (a finalizer that resurrected
+/// it) has mlua's shared "destructed" metatable, whose metamethods raise
+/// mlua's own error. This module's copy of mlua keeps that metatable for
+/// this module's objects only; here its `__index` and `__newindex` raise a
+/// `curl.Error` usage error instead, `tostring` works, and `==` compares
+/// identity.
+fn collected_objects_raise_usage(lua: &Lua) -> LuaResult<()> {
+    struct Probe;
+    impl mlua::UserData for Probe {}
+    let probe = lua.create_userdata(Probe)?;
+    probe.destroy()?;
+    let index = lua.create_function(|lua, args: mlua::MultiValue| {
+        let key = match args.get(1) {
+            Some(Value::String(s)) => s.to_string_lossy(),
+            _ => "?".to_string(),
+        };
+        let method = format!("curl:{key}");
+        error::finish::<()>(
+            lua,
+            &method,
+            Err(error::Fail::Usage(
+                "the object was garbage-collected (its __gc ran before a finalizer used it)".into(),
+            )),
+        )
+    })?;
+    let index = lraw::checked(lua, index)?;
+    let tostring = lua.create_function(|_, _: Value| Ok("curl object (garbage-collected)"))?;
+    // SAFETY: inside exec_raw's protected call with the probe, `index` and
+    // `tostring` at 1..3; only table stores into the probe's metatable.
+    unsafe {
+        lua.exec_raw::<()>((probe, index, tostring), |l| {
+            use mlua::ffi;
+            if ffi::lua_getmetatable(l, 1) == 0 {
+                return;
+            }
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_setfield(l, 4, c"__index".as_ptr());
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_setfield(l, 4, c"__newindex".as_ptr());
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_setfield(l, 4, c"__tostring".as_ptr());
+            ffi::lua_pushnil(l);
+            ffi::lua_setfield(l, 4, c"__eq".as_ptr());
+            ffi::lua_settop(l, 0);
+        })
+    }
+}
+
 #[mlua::lua_module(name = "curl")]
 fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     raw::global_init();
+    collected_objects_raise_usage(lua)?;
     let pcall: LuaFunction = lua.globals().get("pcall")?;
     let bytes_caller = lraw::bytes_caller(lua)?;
     lua.set_app_data(ctx::Shared {

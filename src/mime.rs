@@ -246,10 +246,12 @@ fn str_arg(args: &Args, i: usize, name: &str) -> R<Option<CString>> {
 fn part_str(args: Args, which: u8, name: &str, what: &str) -> R<LuaAnyUserData> {
     let (ud, m, p) = open_part(&args)?;
     let v = str_arg(&args, 1, name)?;
-    check(raw::part_set_str(p, which, v.as_deref()), what)?;
     if which == b'd' {
-        m.content_replaced(p.addr()); // FileData replaces the content
+        // FileData replaces the content: libcurl frees an attached sub-mime
+        // first, even when it then fails (a missing file).
+        m.content_replaced(p.addr());
     }
+    check(raw::part_set_str(p, which, v.as_deref()), what)?;
     Ok(ud.clone())
 }
 
@@ -261,8 +263,8 @@ fn part_data(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
             type_name(&args.get(1))
         ));
     };
+    m.content_replaced(p.addr()); // freed by libcurl whatever the outcome
     check(raw::part_data(p, &s.as_bytes()), "curl_mime_data")?;
-    m.content_replaced(p.addr());
     Ok(ud.clone())
 }
 
@@ -303,7 +305,8 @@ fn part_subparts(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     if sub.owned_by_parent.get() {
         return usage("bad argument #1 'mime' (it is already attached to a part)");
     }
-    if Rc::ptr_eq(&sub, &m) {
+    if Rc::ptr_eq(&sub, &m.root()) {
+        // libcurl refuses it too, but only after freeing the part's content.
         return usage("bad argument #1 'mime' (a mime cannot be a part of itself)");
     }
     let Some(sp) = sub.raw() else {
@@ -312,8 +315,9 @@ fn part_subparts(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     if sub.posted.get() > 0 {
         return usage("bad argument #1 'mime' (it is posted by an easy handle)");
     }
+    // libcurl frees an earlier sub-mime of this part first, on every path.
+    m.content_replaced(p.addr());
     check(raw::part_subparts(p, sp), "curl_mime_subparts")?;
-    m.content_replaced(p.addr()); // an earlier sub-mime of this part is freed
     sub.owned_by_parent.set(true);
     *sub.parent.borrow_mut() = Rc::downgrade(&m);
     m.attached.borrow_mut().insert(p.addr(), sub);
@@ -369,6 +373,7 @@ fn part_data_cb(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     entry.raw_set("seek", seek)?;
     entry.raw_set("data", args.get(4))?;
     cbs.raw_set(id as i64, entry)?;
+    m.content_replaced(p.addr()); // freed by libcurl whatever the outcome
     let arg = Box::into_raw(Box::new(PartCb {
         id,
         mime: Rc::downgrade(&m),
@@ -386,7 +391,6 @@ fn part_data_cb(_lua: &Lua, args: Args) -> R<LuaAnyUserData> {
         free_part_cb(arg as *mut std::os::raw::c_void);
         return Err(Fail::Easy(rc, Some("curl_mime_data_cb".into())));
     }
-    m.content_replaced(p.addr());
     Ok(ud.clone())
 }
 

@@ -476,7 +476,7 @@ fn perform(lua: &Lua, args: Args) -> R<i64> {
 
 fn info_read(lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
     let (ud, inner, m) = open(&args)?;
-    let Some(msg) = raw::multi_info_read(m) else {
+    let Some(msg) = inner.info_read(m) else {
         return Ok((c::CURLMSG_NONE, 0, 0, Value::Nil));
     };
     inner.note_msg(&msg);
@@ -538,6 +538,16 @@ impl MultiInner {
         let gone = self.easies.borrow_mut().remove(&h.addr());
         e.multi.borrow_mut().take();
         drop(gone);
+    }
+
+    /// `curl_multi_info_read`, except inside one of this multi's callbacks,
+    /// where no message is handed out (the documented rule: a message read
+    /// there would be for a transfer whose call is still running).
+    fn info_read(&self, m: MultiPtr) -> Option<raw::Msg> {
+        if self.slot.busy() {
+            return None;
+        }
+        raw::multi_info_read(m)
     }
 
     /// Marks the easy of a CURLMSG_DONE message as finished.
@@ -718,7 +728,7 @@ unsafe extern "C-unwind" fn info_read_fast(l: *mut mlua::ffi::lua_State) -> c_in
         if n == 1 {
             if let Some((mi, _)) = fast_args(l, false) {
                 if let Some(m) = (*mi).raw.get() {
-                    let Some(msg) = raw::multi_info_read(m) else {
+                    let Some(msg) = (*mi).info_read(m) else {
                         ffi::lua_pushinteger(l, c::CURLMSG_NONE as ffi::lua_Integer);
                         ffi::lua_pushinteger(l, 0);
                         ffi::lua_pushinteger(l, 0);

@@ -204,13 +204,13 @@ fn unwatch(_lua: &Lua, args: Args) -> R<()> {
     Ok(())
 }
 
-/// Waits up to `ms` (negative: no limit) and returns how many descriptors
-/// are ready; the Lua layer turns this into the `for fd, mask in` iterator.
-fn wait(_lua: &Lua, args: Args) -> R<i64> {
+/// Waits up to `ms` (negative: no limit) and returns the poller's iterator
+/// (its user value), for `for fd, mask in poller:Wait(ms)`.
+fn wait(_lua: &Lua, args: Args) -> R<LuaFunction> {
     let (ud, ep) = this(&args)?;
     let ms = args.opt_int(1, "timeout_ms", -1)?;
-    let p = ud.borrow::<Poller>()?;
-    p.wait_core(ep, ms)
+    ud.borrow::<Poller>()?.wait_core(ep, ms)?;
+    Ok(ud.user_value::<LuaFunction>()?)
 }
 
 impl PollerState {
@@ -322,11 +322,9 @@ fn now(_lua: &Lua, _args: Args) -> R<f64> {
 }
 
 /// The iterator step: the next ready descriptor still watched, with its
-/// `CURL_CSELECT_*` mask, or nothing.
-fn next(_lua: &Lua, ud: LuaAnyUserData) -> LuaResult<(Value, Value)> {
-    let Ok(p) = ud.borrow::<Poller>() else {
-        return Ok((Value::Nil, Value::Nil));
-    };
+/// `CURL_CSELECT_*` mask, or nothing. The iterator is bound to its poller
+/// and ignores its arguments, so calling it by hand cannot go wrong.
+fn next(p: &PollerState) -> (Value, Value) {
     let buf = p.ready.borrow();
     let watched = p.watched.borrow();
     let mut i = p.pos.get();
@@ -339,13 +337,13 @@ fn next(_lua: &Lua, ud: LuaAnyUserData) -> LuaResult<(Value, Value)> {
         }
         p.pos.set(i);
         let mask = cselect(ev.events);
-        return Ok((Value::Integer(fd as i64), Value::Integer(mask as i64)));
+        return (Value::Integer(fd as i64), Value::Integer(mask as i64));
     }
     p.pos.set(i);
     if p.fired.replace(false) {
-        return Ok((Value::Integer(-1), Value::Integer(0)));
+        return (Value::Integer(-1), Value::Integer(0));
     }
-    Ok((Value::Nil, Value::Nil))
+    (Value::Nil, Value::Nil)
 }
 
 fn count(_lua: &Lua, args: Args) -> R<i64> {
@@ -370,14 +368,21 @@ fn close(_lua: &Lua, args: Args) -> R<()> {
 
 fn create(lua: &Lua) -> R<LuaAnyUserData> {
     let ep = raw::epoll_create().or_else(|e| os_err("epoll_create1", e))?;
-    Ok(lua.create_userdata(Poller(Rc::new(PollerState {
+    let state = Rc::new(PollerState {
         ep: Cell::new(ep),
         ready: RefCell::new(Vec::with_capacity(BATCH)),
         pos: Cell::new(0),
         watched: RefCell::new(FdMap::default()),
         deadline: Cell::new(None),
         fired: Cell::new(false),
-    })))?)
+    });
+    // The iterator `Wait` returns holds the state, not the Lua object, so
+    // the poller stays collectable.
+    let it_state = state.clone();
+    let iter = lua.create_function(move |_, ()| Ok(next(&it_state)))?;
+    let ud = lua.create_userdata(Poller(state))?;
+    ud.set_user_value(iter)?;
+    Ok(ud)
 }
 
 pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
@@ -391,7 +396,6 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &t, "Dispatch", "poller:Dispatch", dispatch)?;
     reg(lua, &t, "Close", "poller:Close", close)?;
     raw_t.raw_set("Poller", t)?;
-    raw_t.raw_set("poller_next", lua.create_function(next)?)?;
     reg_fn(lua, raw_t, "new_poller", "curl.Poller", |lua, _a| {
         create(lua)
     })?;

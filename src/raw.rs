@@ -209,8 +209,15 @@ pub fn version_info() -> VersionInfo {
 
 /// Runtime libcurl version number (0xXXYYZZ).
 pub fn version_num() -> u32 {
+    static NUM: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     // SAFETY: as in version_info.
-    unsafe { (*sys::curl_version_info(sys::CURLVERSION_FOURTH)).version_num }
+    *NUM.get_or_init(|| unsafe { (*sys::curl_version_info(sys::CURLVERSION_FOURTH)).version_num })
+}
+
+/// The linked libcurl is older than `num` (0xXXYYZZ): its bugs below that
+/// version need the binding's guards.
+pub fn older_than(num: u32) -> bool {
+    version_num() < num
 }
 
 // ---------------------------------------------------------------- easy
@@ -804,36 +811,52 @@ pub fn slist_append_into(list: *mut *mut sys::curl_slist, items: &[CString]) {
     unsafe { *list = l };
 }
 
-pub fn escape(h: EasyPtr, s: &[u8]) -> Option<Vec<u8>> {
-    // SAFETY: live handle; (ptr, len) describe `s`; libcurl returns a new
-    // NUL-terminated string we free with curl_free.
+/// `curl_easy_escape` / `curl_easy_unescape` take an `int` length where 0
+/// means "call strlen": an empty input never reaches libcurl (its result
+/// is empty), and one longer than `INT_MAX` is refused (`Err`).
+fn escape_len(s: &[u8]) -> Result<c_int, TooLong> {
+    c_int::try_from(s.len()).map_err(|_| TooLong)
+}
+
+/// An input longer than a C `int` can describe.
+pub struct TooLong;
+
+/// `escape` / `unescape`: the result, `None` when libcurl fails (memory).
+pub type Escaped = Result<Option<Vec<u8>>, TooLong>;
+
+pub fn escape(h: EasyPtr, s: &[u8]) -> Escaped {
+    if s.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let n = escape_len(s)?;
+    // SAFETY: live handle; (ptr, n) describe `s`, n > 0; libcurl returns a
+    // new NUL-terminated string we free with curl_free.
     unsafe {
-        let p = sys::curl_easy_escape(h.as_ptr(), s.as_ptr() as *const c_char, s.len() as c_int);
+        let p = sys::curl_easy_escape(h.as_ptr(), s.as_ptr() as *const c_char, n);
         if p.is_null() {
-            return None;
+            return Ok(None);
         }
         let out = CStr::from_ptr(p).to_bytes().to_vec();
         sys::curl_free(p as *mut c_void);
-        Some(out)
+        Ok(Some(out))
     }
 }
 
-pub fn unescape(h: EasyPtr, s: &[u8]) -> Option<Vec<u8>> {
+pub fn unescape(h: EasyPtr, s: &[u8]) -> Escaped {
+    if s.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let len = escape_len(s)?;
     let mut n: c_int = 0;
     // SAFETY: as escape; libcurl reports the decoded length (may contain NUL).
     unsafe {
-        let p = sys::curl_easy_unescape(
-            h.as_ptr(),
-            s.as_ptr() as *const c_char,
-            s.len() as c_int,
-            &mut n,
-        );
+        let p = sys::curl_easy_unescape(h.as_ptr(), s.as_ptr() as *const c_char, len, &mut n);
         if p.is_null() {
-            return None;
+            return Ok(None);
         }
         let out = std::slice::from_raw_parts(p as *const u8, n.max(0) as usize).to_vec();
         sys::curl_free(p as *mut c_void);
-        Some(out)
+        Ok(Some(out))
     }
 }
 

@@ -17,11 +17,18 @@ pub const CLASS: &str = "curl.Share";
 
 pub struct ShareInner {
     raw: Cell<Option<SharePtr>>,
+    /// Bit `1 << CURL_LOCK_DATA_*` for each kind of data shared.
+    shared: Cell<u64>,
 }
 
 impl ShareInner {
     pub fn raw(&self) -> Option<SharePtr> {
         self.raw.get()
+    }
+
+    /// Whether `CURL_LOCK_DATA_*` `data` is shared.
+    pub fn shares(&self, data: i64) -> bool {
+        (0..64).contains(&data) && self.shared.get() & (1 << data) != 0
     }
 }
 
@@ -59,7 +66,7 @@ fn open(args: &Args) -> R<(Rc<ShareInner>, SharePtr)> {
 }
 
 fn set_opt(_lua: &Lua, args: Args) -> R<()> {
-    let (_s, p) = open(&args)?;
+    let (s, p) = open(&args)?;
     let opt = args.int(1, "option")?;
     match opt {
         c::CURLSHOPT_SHARE | c::CURLSHOPT_UNSHARE => {
@@ -67,6 +74,15 @@ fn set_opt(_lua: &Lua, args: Args) -> R<()> {
             let rc = raw::share_setopt_long(p, opt as i32, v as std::os::raw::c_long);
             if rc != 0 {
                 return Err(Fail::Share(rc, None));
+            }
+            if (0..64).contains(&v) {
+                let bit = 1u64 << v;
+                let old = s.shared.get();
+                s.shared.set(if opt == c::CURLSHOPT_SHARE {
+                    old | bit
+                } else {
+                    old & !bit
+                });
             }
             Ok(())
         }
@@ -103,6 +119,7 @@ fn create(_lua: &Lua) -> R<Share> {
         .ok_or_else(|| Fail::Usage("curl_share_init failed (out of memory)".into()))?;
     Ok(Share(Rc::new(ShareInner {
         raw: Cell::new(Some(p)),
+        shared: Cell::new(0),
     })))
 }
 

@@ -90,6 +90,15 @@ fn set_part(p: UrlPtr, part: i64, v: &Value, flags: i64, n: usize) -> R<()> {
             ))
         }
     };
+    // libcurl 7.88 turns an empty value it URL-encodes into NULL (which
+    // crashes curl_url_set for a host), and stores an empty path that
+    // crashes the transfer using the URL. An empty value needs no encoding,
+    // and an empty path is no path.
+    let (cs, flags) = match cs {
+        Some(c) if c.is_empty() && part == crate::consts::c::CURLUPART_PATH => (None, flags),
+        Some(c) if c.is_empty() => (Some(c), flags & !crate::consts::c::CURLU_URLENCODE),
+        other => (other, flags),
+    };
     let rc = raw::url_set(p, part as c_int, cs.as_deref(), flags as c_uint);
     if rc != 0 {
         return Err(Fail::Url(rc, None));

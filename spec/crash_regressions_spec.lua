@@ -1,0 +1,286 @@
+-- Regressions for crashes and contract deviations found by fuzzing (issue
+-- "No Lua sequence can crash the process"). Each case once crashed the
+-- process or corrupted memory (seen under valgrind); the suite's valgrind
+-- pass runs these too. Several are libcurl 7.88 bugs the binding guards
+-- against (docs/reference.md, "Guards against libcurl bugs").
+local H = require "helper"
+local curl = H.curl
+
+local function usage_error(f, pattern)
+  local ok, err = pcall(f)
+  assert.is_false(ok, "expected an error")
+  assert.are.equal(curl.Error, getmetatable(err), "a curl.Error: " .. tostring(err))
+  assert.are.equal("usage", err.kind)
+  if pattern then
+    assert.truthy(err.message:find(pattern), err.message)
+  end
+  return err
+end
+
+local older_than = function(num) return curl.VersionInfo().version_num < num end
+
+describe("crash regressions", function()
+  after_each(H.gc)
+
+  it("Escape and Unescape of an empty string", function()
+    local e = curl.Easy()
+    assert.are.equal("", e:Escape(""))
+    assert.are.equal("", e:Unescape(""))
+    assert.are.equal("a%00b", e:Escape("a\0b"))
+    assert.are.equal("a\0b", e:Unescape("a%00b"))
+    e:Close()
+  end)
+
+  it("part:FileData of a missing file on a part that has a sub-mime", function()
+    local e = curl.Easy()
+    local root = curl.Mime(e)
+    local part = root:AddPart()
+    local sub = curl.Mime(e)
+    local inner = sub:AddPart():Data("inner")
+    part:SubParts(sub)
+    local ok, err = pcall(part.FileData, part, "/nonexistent/file")
+    assert.is_false(ok)
+    assert.are.equal(curl.Error, getmetatable(err))
+    -- libcurl freed the sub-mime and its parts: the binding knows it
+    usage_error(function() inner:Data("x") end, "freed")
+    usage_error(function() sub:AddPart() end)
+    part:Data("replacement")
+    root:Close()
+    e:Close()
+    H.gc()
+  end)
+
+  it("part:SubParts with the root of its own tree is refused before libcurl frees anything", function()
+    local e = curl.Easy()
+    local root = curl.Mime(e)
+    local part = root:AddPart()
+    local sub = curl.Mime(e)
+    local inner = sub:AddPart()
+    part:SubParts(sub)
+    usage_error(function() inner:SubParts(root) end, "part of itself")
+    usage_error(function() part:SubParts(root) end, "part of itself")
+    -- the earlier sub-mime is still attached and usable through its part
+    inner:Data("still here")
+    local body = {}
+    e:SetOpt_URL(H.url("/echo"))
+    e:SetOpt_MimePost(root)
+    e:SetOpt_WriteFunction(function(d) body[#body + 1] = d end)
+    e:Perform()
+    assert.truthy(table.concat(body):find("still here", 1, true))
+    e:Close()
+    root:Close()
+  end)
+
+  it("a cached connection outlives the easy whose close-socket function it carries", function()
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    local closed = 0
+    do
+      local e = curl.Easy { URL = H.url("/slow/2000/50"), WriteFunction = function() end,
+                            CloseSocketFunction = function() closed = closed + 1 end }
+      multi:AddHandle(e)
+      multi:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0)
+      -- mid-transfer: clear the function, allow reuse again
+      e:SetOpt_CloseSocketFunction(nil)
+      e:SetOpt_ForbidReuse(0)
+      loop:run { remove = true }
+      assert.are.equal(1, #loop.done)
+    end
+    loop.done = {}
+    H.gc() -- the easy is gone; its connection is cached in the multi
+    multi:Close() -- closes the cached connection: must not reach the freed easy
+    assert.are.equal(0, closed)
+  end)
+
+  it("a connection closed while its easy still lives calls the easy's function", function()
+    local closed = 0
+    local e = curl.Easy { URL = H.url("/size/10"), WriteFunction = function() end,
+                          CloseSocketFunction = function() closed = closed + 1 end }
+    e:Perform()
+    assert.are.equal(1, closed)
+    local copy = e:DupHandle()
+    copy:Perform()
+    assert.are.equal(2, closed)
+    copy:Close()
+    e:Close()
+  end)
+
+  it("STREAM_DEPENDS with DupHandle and Reset", function()
+    local parent = curl.Easy { URL = H.url("/size/10"), WriteFunction = function() end }
+    local child = curl.Easy { URL = H.url("/size/10"), WriteFunction = function() end }
+    child:SetOpt_StreamDepends(parent)
+    child:SetOpt_StreamDependsE(parent)
+    local copy = parent:DupHandle()
+    local ccopy = child:DupHandle()
+    copy:Close()
+    parent:Close()
+    ccopy:Close()
+    child:Close()
+
+    parent = curl.Easy()
+    child = curl.Easy()
+    child:SetOpt_StreamDepends(parent)
+    child:Reset()
+    child:Close()
+    parent:Close()
+    usage_error(function() curl.Easy():SetOpt_StreamDepends(parent) end, "closed")
+    usage_error(function() curl.Easy():SetOpt_StreamDepends(42) end, "curl.Easy")
+  end)
+
+  it("CURLOPT_HSTS and DupHandle", function()
+    local file = os.tmpname()
+    local e = curl.Easy { HSTS = file }
+    if older_than(0x080500) then
+      usage_error(function() e:DupHandle() end, "8%.5%.0")
+      e:SetOpt_HSTS(nil)
+      e:DupHandle():Close()
+    else
+      e:DupHandle():Close()
+    end
+    e:SetOpt_HSTS(file)
+    e:Reset() -- frees the file list (7.88 would leak it)
+    e:DupHandle():Close()
+    e:Close()
+    os.remove(file)
+  end)
+
+  it("HSTS_CTRL = 0 on an easy using a share that shares HSTS", function()
+    local share = curl.Share { Share = curl.CURL_LOCK_DATA_HSTS }
+    local e = curl.Easy { Share = share }
+    if older_than(0x081500) then
+      usage_error(function() e:SetOpt_HSTS_Ctrl(0) end, "8%.21%.0")
+    else
+      e:SetOpt_HSTS_Ctrl(0)
+    end
+    e:SetOpt_HSTS_Ctrl(curl.CURLHSTS_ENABLE)
+    e:SetOpt_Share(nil)
+    e:SetOpt_HSTS_Ctrl(0) -- its own cache: fine
+    e:Close()
+    share:Close()
+  end)
+
+  it("a curl.URL with an empty path, as CURLOPT_CURLU", function()
+    for _, base in ipairs { H.nginx_http .. "/100b", "file:///etc/hostname" } do
+      local u = curl.URL(base)
+      u:Set(curl.CURLUPART_PATH, "")
+      local e = curl.Easy { CURLU = u, WriteFunction = function() end, TimeoutMs = 5000 }
+      pcall(e.Perform, e) -- an HTTP 404 or a file error, not a crash
+      e:Close()
+    end
+    local u = curl.URL("http://127.0.0.1/")
+    local ok, err = pcall(u.Set, u, curl.CURLUPART_HOST, "", curl.CURLU_URLENCODE)
+    assert.is_false(ok)
+    assert.are.equal("url", err.kind)
+  end)
+
+  it("CONNECT_ONLY cannot change while the easy is added to a multi", function()
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    local a = curl.Easy { URL = H.nginx_http .. "/100b", WriteFunction = function() end }
+    multi:AddHandle(a)
+    loop:run()
+    -- a's connection is cached; b reuses it
+    local b = curl.Easy { URL = H.nginx_http .. "/1m", WriteFunction = function() end }
+    multi:AddHandle(b)
+    multi:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0)
+    usage_error(function() a:SetOpt_ConnectOnly(1) end, "AddHandle")
+    multi:RemoveHandle(a)
+    loop.done = {}
+    loop:run()
+    assert.are.equal(1, #loop.done)
+    assert.are.equal(curl.CURLE_OK, loop.done[1].result)
+    a:SetOpt_ConnectOnly(1) -- not added: fine
+    multi:Close()
+  end)
+
+  it("the Poller's iterator, called by hand with any arguments", function()
+    local p = curl.Poller()
+    local it = p:Wait(0)
+    assert.is_nil(it())
+    assert.is_nil(it(42, "x"))
+    assert.is_nil(it(curl.Easy()))
+    p:SetTimer(0)
+    it = p:Wait(10)
+    assert.are.same({ curl.CURL_SOCKET_TIMEOUT, 0 }, { it({}) })
+    p:Close()
+    assert.is_nil(it())
+  end)
+
+  it("InfoRead inside a callback hands out no message, also after a nested callback", function()
+    local multi, p = curl.Multi(), curl.Poller()
+    multi:SetOpt_SocketFunction(p)
+    multi:SetOpt_TimerFunction(p)
+    local first = curl.Easy { URL = H.url("/size/10"), WriteFunction = function() end }
+    local inside, paused, writes = {}, false, 0
+    local second
+    second = curl.Easy {
+      URL = H.url("/slow/800/50"), NoProgress = false,
+      WriteFunction = function()
+        writes = writes + 1
+        if writes == 2 then paused = true; return curl.CURL_WRITEFUNC_PAUSE end
+      end,
+      XferInfoFunction = function()
+        if paused then
+          paused = false
+          second:Pause(curl.CURLPAUSE_CONT) -- runs the write callback, nested
+          inside[#inside + 1] = { multi:InfoRead() }
+        end
+        inside[#inside + 1] = { multi:InfoRead() }
+      end,
+    }
+    multi:AddHandle(first)
+    multi:AddHandle(second)
+    local deadline, running = os.time() + 20, 1
+    while running > 0 do
+      assert(os.time() < deadline, "deadline")
+      running = p:Dispatch(multi, 100)
+    end
+    -- the first transfer's message was queued while the second's
+    -- callbacks ran
+    assert.is_true(writes >= 3)
+    assert.is_true(#inside >= 4)
+    for _, r in ipairs(inside) do assert.are.equal(curl.CURLMSG_NONE, r[1]) end
+    local n = 0
+    repeat
+      local msg, _, remaining = multi:InfoRead()
+      if msg == curl.CURLMSG_DONE then n = n + 1 end
+    until remaining == 0
+    assert.are.equal(2, n)
+    multi:Close()
+  end)
+
+  it("a handle used from a finalizer after its own __gc gives a usage error", function()
+    local seen = {}
+    do
+      -- Finalizers run in the reverse order of their objects' creation:
+      -- the finalizer object is made first, so the handles' __gc run before it.
+      local objs = {}
+      local function finalizer()
+        for _, o in ipairs(objs) do
+          local ok, err = pcall(function() return o:Close() end)
+          seen[#seen + 1] = { ok, err, tostring(o) }
+        end
+      end
+      if newproxy then
+        local p = newproxy(true)
+        getmetatable(p).__gc = finalizer
+        objs.keep = p
+      else
+        objs.keep = setmetatable({}, { __gc = finalizer })
+      end
+      for _, o in ipairs { curl.Easy(), curl.Multi(), curl.Poller(), curl.Share(), curl.URL() } do
+        objs[#objs + 1] = o
+      end
+    end
+    H.gc()
+    assert.are.equal(5, #seen)
+    for _, s in ipairs(seen) do
+      local ok, err = s[1], s[2]
+      assert.is_false(ok, "collected before the finalizer ran")
+      assert.are.equal(curl.Error, getmetatable(err), tostring(err))
+      assert.are.equal("usage", err.kind)
+      assert.truthy(err.message:find("garbage%-collected"))
+      assert.are.equal("string", type(s[3]))
+    end
+  end)
+end)
