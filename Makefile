@@ -1,7 +1,10 @@
 # make demo   concurrent downloads from a local nginx, driven by SocketAction
 # make test   the whole suite (all five interpreters, valgrind, luarocks)
 # make build  build/<lua51|lua52|lua53|lua54|luajit>/curl.so
-.PHONY: build test demo clean
+# make fuzz   the API-sequence fuzzer (fuzz/fuzz.lua via scripts/fuzz.sh):
+#             make fuzz [SEED=n] [CALLS=n] [INTERP=lua5.4|all|lua5.1,luajit] [VALGRIND=1] [FUZZ_AVOID=all|none|a,b]
+#             without SEED: fresh random seeds until CALLS operations in all
+.PHONY: build test demo clean fuzz
 
 build:
 	scripts/deps.sh
@@ -15,3 +18,6 @@ demo:
 
 clean:
 	rm -rf build target .rock
+
+fuzz:
+	$(if $(FUZZ_AVOID),FUZZ_AVOID=$(FUZZ_AVOID)) scripts/fuzz.sh $(if $(SEED),--seed $(SEED)) $(if $(CALLS),--calls $(CALLS)) $(if $(INTERP),--interp $(INTERP)) $(if $(VALGRIND),--valgrind)

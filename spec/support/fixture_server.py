@@ -19,12 +19,22 @@ then serves until process PID (default: its parent) is gone, or SIGTERM. Endpoin
   /gzip/N, /br/N     N bytes, Content-Encoding gzip / br (when asked for)
   /basic/U/P         needs HTTP Basic auth as U:P
   /digest/U/P        needs HTTP Digest auth (MD5, qop=auth) as U:P
+
+Faults (spec/faults_spec.lua, fuzz/fuzz.lua):
+  /resetmid/N        headers announcing N+1000 bytes, N bytes, then a TCP RST
+  /faults            "garbage=P silent=P refused=P": the fault ports below
+  garbage port       sends random bytes (first byte NUL) on accept, no HTTP
+  silent port        accepts and never answers (keeps the socket open)
+  refused port       bound, never listening: connections are refused
+  https:// to this server's own port or to the garbage port fails the TLS
+  handshake (plain text / garbage instead of a ServerHello).
 """
 import base64
 import gzip
 import hashlib
 import json
 import os
+import selectors
 import socket
 import sys
 import threading
@@ -143,6 +153,19 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
+            elif head == "resetmid":
+                n = int(parts[1]) if len(parts) > 1 else 1000
+                self.send_response(200)
+                self.send_header("Content-Length", str(n + 1000))
+                self.end_headers()
+                self.wfile.write(pattern(n))
+                self.wfile.flush()
+                time.sleep(0.05)  # let the client read what was sent
+                self.close_connection = True
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.connection.close()
+            elif head == "faults":
+                self.send(200, ("garbage=%d silent=%d refused=%d" % FAULT_PORTS).encode(), "text/plain")
             elif head == "reset":
                 self.close_connection = True
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -193,6 +216,78 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = handle_any
 
 
+FAULT_PORTS = (0, 0, 0)
+
+
+def fault_servers(host):
+    """Starts the garbage, silent and refused ports on `host`; returns them."""
+    sel = selectors.DefaultSelector()
+    opened = {}  # socket -> time accepted
+
+    def listener(kind):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, 0))
+        s.listen(512)
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, kind)
+        return s.getsockname()[1]
+
+    garbage = listener("garbage")
+    silent = listener("silent")
+    # bound but not listening: nothing else can take the port, and a
+    # connection to it is refused
+    refused_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    refused_sock.bind((host, 0))
+    refused = refused_sock.getsockname()[1]
+
+    def close(c):
+        try:
+            sel.unregister(c)
+        except (KeyError, ValueError):
+            pass
+        opened.pop(c, None)
+        try:
+            c.close()
+        except OSError:
+            pass
+
+    def loop():
+        keep = refused_sock  # noqa: F841 (the refused port stays bound)
+        while True:
+            for key, _ in sel.select(timeout=1.0):
+                kind = key.data
+                if kind in ("garbage", "silent"):
+                    try:
+                        c, _ = key.fileobj.accept()
+                    except OSError:
+                        continue
+                    c.setblocking(False)
+                    if kind == "garbage":
+                        try:
+                            c.send(b"\x00" + os.urandom(2047))
+                        except OSError:
+                            pass
+                    opened[c] = time.time()
+                    sel.register(c, selectors.EVENT_READ, "conn")
+                else:  # a held connection: read and drop, close on EOF
+                    try:
+                        data = key.fileobj.recv(65536)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    if not data:
+                        close(key.fileobj)
+            now = time.time()
+            for c, t in list(opened.items()):
+                if now - t > 300 or len(opened) > 4000:
+                    close(c)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return garbage, silent, refused
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
@@ -202,6 +297,8 @@ class Server(ThreadingHTTPServer):
 def main():
     host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
     srv = Server((host, 0), Handler)
+    global FAULT_PORTS
+    FAULT_PORTS = fault_servers(host)
     print("PORT %d" % srv.server_address[1], flush=True)
     watched = int(sys.argv[2]) if len(sys.argv) > 2 else os.getppid()
 
