@@ -2,27 +2,40 @@
 //! without a Lua call per chunk: `easy:SetOpt_WriteData(buf)` with no write
 //! function appends every chunk in Rust.
 
-use crate::error::{reg, reg_fn, usage, Args, Fail, R};
+use crate::error::{reg, reg_fn, usage, R};
+use crate::luaapi::class::add_meta;
+use crate::luaapi::{type_name, Args, Handle};
 use mlua::prelude::*;
 use mlua::{UserData, UserDataFields, Value};
 use std::cell::RefCell;
-
-pub const CLASS: &str = "curl.Buffer";
+use std::rc::Rc;
 
 #[derive(Default)]
-pub struct Buffer {
+pub struct BufferInner {
     data: RefCell<Vec<u8>>,
     /// Bytes taken in all, `Clear`/`Take` included.
     total: std::cell::Cell<u64>,
 }
 
+#[derive(Default)]
+pub struct Buffer(Rc<BufferInner>);
+
 impl UserData for Buffer {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        crate::add_meta(fields, CLASS);
+        add_meta::<Self, F>(fields);
     }
 }
 
-impl Buffer {
+impl Handle for Buffer {
+    const CLASS: &'static str = "curl.Buffer";
+    const WHAT: &'static str = "the buffer";
+    type Inner = Rc<BufferInner>;
+    fn inner(&self) -> Rc<BufferInner> {
+        self.0.clone()
+    }
+}
+
+impl BufferInner {
     pub fn append(&self, bytes: &[u8]) {
         self.data.borrow_mut().extend_from_slice(bytes);
         self.total.set(self.total.get() + bytes.len() as u64);
@@ -34,7 +47,7 @@ pub fn append_to(v: &Value, bytes: &[u8]) -> bool {
     match v {
         Value::UserData(u) => match u.borrow::<Buffer>() {
             Ok(b) => {
-                b.append(bytes);
+                b.0.append(bytes);
                 true
             }
             Err(_) => false,
@@ -47,15 +60,8 @@ pub fn is_buffer(v: &Value) -> bool {
     matches!(v, Value::UserData(u) if u.is::<Buffer>())
 }
 
-fn this(args: &Args) -> R<&LuaAnyUserData> {
-    args.this::<Buffer>(CLASS)
-}
-
-fn with<T>(args: &Args, f: impl FnOnce(&Buffer) -> T) -> R<T> {
-    let ud = this(args)?;
-    let b = ud
-        .borrow::<Buffer>()
-        .map_err(|_| Fail::Usage("the buffer was garbage-collected".into()))?;
+fn with<T>(args: &Args, f: impl FnOnce(&BufferInner) -> T) -> R<T> {
+    let (_ud, b) = args.this::<Buffer>()?;
     Ok(f(&b))
 }
 
@@ -75,7 +81,7 @@ fn write(_lua: &Lua, args: Args) -> R<()> {
         v => {
             return usage(format!(
                 "bad argument #1 'data' (expected string, got {})",
-                crate::error::type_name(&v)
+                type_name(&v)
             ))
         }
     };

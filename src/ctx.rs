@@ -1,21 +1,52 @@
 //! The call context. Every binding method that calls a libcurl function able
-//! to call back installs a `Ctx` on the handle for the duration of that call.
-//! Trampolines look the context up through the handle; when none is installed
-//! (garbage collection, teardown) they do nothing and call no Lua. Errors
-//! raised by callbacks are parked in the context and raised by the method once
-//! libcurl has returned.
+//! to call back runs that call with a `Ctx` set in the handle's slot. A
+//! callback finds the context through its handle; when none is set (garbage
+//! collection, teardown) it does nothing and calls no Lua. Errors raised by
+//! callbacks are parked in the context and raised by the method once
+//! libcurl has returned, as the same value.
+//!
+//! Also here: what a Lua callback's result means to libcurl, for the
+//! conventions several callbacks share.
 
 use crate::error::Fail;
+use crate::ffi::OutBuf;
+use crate::luaapi::raw::handle_of;
+use crate::luaapi::scoped::{Family, Scoped};
+use crate::luaapi::{to_int, type_name};
 use mlua::prelude::*;
 use mlua::{MultiValue, Value};
-use std::cell::{Cell, RefCell};
-use std::ptr;
+use std::cell::RefCell;
+use std::os::raw::c_int;
 
-/// Per-Lua-state values the trampolines need, kept in mlua's app data.
+/// The key of a multi's `CURL*` address → easy object table in its user
+/// value (the multi's layout; callbacks look easies up through it).
+pub const UV_HANDLES: i64 = 1;
+
+/// Per-Lua-state values the callbacks need, kept in mlua's app data.
 pub struct Shared {
     pub pcall: LuaFunction,
-    /// `lraw::bytes_caller`'s function.
+    /// `luaapi::raw::bytes_caller`'s function.
     pub bytes_caller: LuaFunction,
+}
+
+/// The context as a family of types over its lifetime (it borrows from the
+/// frame of the method that made it).
+pub struct Context;
+
+impl Family for Context {
+    type Of<'a> = Ctx<'a>;
+}
+
+/// Where a handle keeps the context of the call running on it.
+pub type CtxSlot = Scoped<Context>;
+
+/// Something whose callbacks find their context through it (an easy, for
+/// the data callbacks of the mime it posts).
+pub trait CtxSource {
+    /// Runs `f` with the context of the call driving this object.
+    fn with_ctx_dyn(&self, f: &mut dyn FnMut(Option<&Ctx<'_>>));
+    /// The address the object's callbacks and messages name it by.
+    fn addr(&self) -> usize;
 }
 
 pub struct Ctx<'a> {
@@ -27,7 +58,8 @@ pub struct Ctx<'a> {
     bytes_caller: RefCell<Option<LuaFunction>>,
     /// The multi whose method is running, if any.
     pub multi: Option<&'a LuaAnyUserData>,
-    /// The easy of a running `easy:Perform`, with its `CURL*` address.
+    /// The easy of a call on the easy alone (`Perform`, ...), with its
+    /// handle's address.
     pub easy: Option<(&'a LuaAnyUserData, usize)>,
     err: RefCell<Option<Fail>>,
 }
@@ -44,12 +76,26 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Runs `f` with this context set in `slot`; returns its result and
+    /// the first error a callback parked.
+    pub fn run<T>(self, slot: &CtxSlot, f: impl FnOnce() -> T) -> (T, Option<Fail>) {
+        let r = slot.set(&self, f);
+        (r, self.take_err())
+    }
+
     /// Keeps the first error; later ones in the same call are dropped.
     pub fn park(&self, f: Fail) {
         let mut e = self.err.borrow_mut();
         if e.is_none() {
             *e = Some(f);
         }
+    }
+
+    /// A callback panicked (a bug): parked as an error.
+    pub fn park_panic(&self, msg: String) {
+        self.park(Fail::Usage(format!(
+            "internal error (panic in callback): {msg}"
+        )));
     }
 
     pub fn take_err(&self) -> Option<Fail> {
@@ -76,12 +122,9 @@ impl<'a> Ctx<'a> {
             *self.pcall.borrow_mut() = p;
         }
         let cached = self.pcall.borrow().clone();
-        let pcall = match cached {
-            Some(p) => p,
-            None => {
-                self.park(Fail::Usage("curl module state missing".into()));
-                return None;
-            }
+        let Some(pcall) = cached else {
+            self.park(Fail::Usage("curl module state missing".into()));
+            return None;
         };
         let mut a = args;
         a.push_front(Value::Function(f));
@@ -100,9 +143,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The Easy userdata for a `CURL*` seen in a callback: the performing
-    /// easy, or one added to the running multi. `None` for handles libcurl
-    /// made itself.
+    /// The Easy userdata for a `CURL*` seen in a callback: the easy the call
+    /// runs on, or one added to the running multi. `None` for handles
+    /// libcurl made itself.
     pub fn easy_ud(&self, addr: usize) -> Option<LuaAnyUserData> {
         if let Some((ud, a)) = self.easy {
             if a == addr {
@@ -110,55 +153,107 @@ impl<'a> Ctx<'a> {
             }
         }
         let m = self.multi?;
-        crate::lraw::handle_of(self.lua, m, crate::multi::UV_HANDLES, addr)
-            .ok()
-            .flatten()
-    }
-}
-
-/// Where a handle keeps the context of the call running on it.
-pub struct CtxSlot(Cell<*const Ctx<'static>>);
-
-impl Default for CtxSlot {
-    fn default() -> Self {
-        CtxSlot(Cell::new(ptr::null()))
-    }
-}
-
-impl CtxSlot {
-    pub fn busy(&self) -> bool {
-        !self.0.get().is_null()
+        handle_of(self.lua, m, UV_HANDLES, addr).ok().flatten()
     }
 
-    pub fn get(&self) -> Option<&Ctx<'_>> {
-        let p = self.0.get();
-        if p.is_null() {
-            None
+    // ------------------------------------------------ callback results
+
+    /// Parks a usage error for a callback's unusable return value.
+    pub fn bad_return(&self, what: &str, v: &Value, expected: &str) {
+        let who = if what.is_empty() {
+            "a callback".to_string()
         } else {
-            // SAFETY: a non-null pointer was stored by `install`, whose guard
-            // lives on the stack frame of the method that owns the Ctx and
-            // clears the slot before that frame ends. Trampolines only run
-            // inside that frame (libcurl calls them from the method's call).
-            Some(unsafe { &*p })
+            format!("the {what} callback")
+        };
+        let got = match to_int(v) {
+            Some(n) => format!("the number {n}"),
+            None => format!("a {}", type_name(v)),
+        };
+        self.park(Fail::Usage(format!(
+            "{who} returned {got} (expected {expected})"
+        )));
+    }
+
+    /// A callback whose Lua result is "nothing/true = `ok`", "false =
+    /// `on_false`", "a number = that code"; `None` (it raised) gives
+    /// `on_error`.
+    pub fn code_result(
+        &self,
+        r: Option<MultiValue>,
+        ok: c_int,
+        on_false: c_int,
+        on_error: c_int,
+    ) -> c_int {
+        let Some(r) = r else {
+            return on_error;
+        };
+        match first(&r) {
+            Value::Nil | Value::Boolean(true) => ok,
+            Value::Boolean(false) => on_false,
+            v => match to_int(&v) {
+                Some(n) if (0..=c_int::MAX as i64).contains(&n) => n as c_int,
+                _ => {
+                    self.bad_return(
+                        "",
+                        &v,
+                        "nothing, a boolean or one of the callback's CURL_* codes",
+                    );
+                    on_error
+                }
+            },
         }
     }
 
-    /// Installs `ctx` until the guard drops (also on unwind).
-    pub fn install<'s>(&'s self, ctx: &Ctx<'_>) -> Installed<'s> {
-        let prev = self
-            .0
-            .replace((ctx as *const Ctx<'_>).cast::<Ctx<'static>>());
-        Installed { slot: self, prev }
+    /// A read callback's Lua result (a string, nil or "" at the end, false
+    /// or `CURL_READFUNC_ABORT` / `_PAUSE`) as libcurl's return value; what
+    /// does not fit in `buf` is kept in `pending`.
+    pub fn read_result(
+        &self,
+        r: &MultiValue,
+        buf: &OutBuf<'_>,
+        pending: &RefCell<Vec<u8>>,
+    ) -> usize {
+        use crate::options::c;
+        let abort = c::CURL_READFUNC_ABORT as usize;
+        let v = first(r);
+        match &v {
+            Value::Nil => 0,
+            Value::Boolean(false) => abort,
+            Value::String(s) => {
+                let b = s.as_bytes();
+                let n = buf.fill(&b);
+                if n < b.len() {
+                    *pending.borrow_mut() = b[n..].to_vec();
+                }
+                n
+            }
+            _ => match to_int(&v) {
+                Some(n) if n == c::CURL_READFUNC_ABORT || n == c::CURL_READFUNC_PAUSE => n as usize,
+                _ => {
+                    self.bad_return(
+                        "read",
+                        &v,
+                        "a string, nil, CURL_READFUNC_ABORT or CURL_READFUNC_PAUSE",
+                    );
+                    abort
+                }
+            },
+        }
     }
 }
 
-pub struct Installed<'s> {
-    slot: &'s CtxSlot,
-    prev: *const Ctx<'static>,
+/// A callback's first result.
+pub fn first(r: &MultiValue) -> Value {
+    r.front().cloned().unwrap_or(Value::Nil)
 }
 
-impl Drop for Installed<'_> {
-    fn drop(&mut self) {
-        self.slot.0.set(self.prev);
+/// Hands out what a read callback returned beyond the last buffer.
+pub fn take_pending(pending: &RefCell<Vec<u8>>, buf: &OutBuf<'_>) -> Option<usize> {
+    let mut p = pending.borrow_mut();
+    if p.is_empty() {
+        return None;
     }
+    let n = buf.fill(&p);
+    p.drain(..n);
+    Some(n)
 }

@@ -1,10 +1,16 @@
 //! `curl.Poller`: a descriptor watcher (epoll) in the terms of the socket
 //! callback: `Watch(fd, CURL_POLL_*)`, `Unwatch(fd)`, and `Wait(ms)` that
 //! yields `fd, CURL_CSELECT_* mask` pairs for `multi:SocketAction`.
+//!
+//! The multi reaches a poller given as its socket or timer function
+//! through `PollerState`'s `apply`, `arm` and `is_open`, and drives one
+//! with `poller:Dispatch(multi)` (registered by the multi module).
 
-use crate::error::{reg, reg_fn, usage, Args, Fail, R};
-use crate::raw;
-use curl_sys as sys;
+use crate::error::{reg, reg_fn, usage, R};
+use crate::ffi::Epoll;
+use crate::luaapi::class::add_meta;
+use crate::luaapi::{Args, Handle};
+use crate::options::c;
 use mlua::prelude::*;
 use mlua::{UserData, UserDataFields, Value};
 use std::cell::{Cell, RefCell};
@@ -13,7 +19,6 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const CLASS: &str = "curl.Poller";
 const BATCH: usize = 1024;
 
 /// The Lua object; the state is shared with the multis that use this poller
@@ -75,7 +80,8 @@ impl FdMap {
 }
 
 pub struct PollerState {
-    ep: Cell<c_int>,
+    /// The epoll descriptor, until `Close`.
+    ep: RefCell<Option<Epoll>>,
     ready: RefCell<Vec<libc::epoll_event>>,
     pos: Cell<usize>,
     /// fd → epoll event bits currently registered.
@@ -87,32 +93,22 @@ pub struct PollerState {
     fired: Cell<bool>,
 }
 
-impl Drop for PollerState {
-    fn drop(&mut self) {
-        let ep = self.ep.replace(-1);
-        if ep >= 0 {
-            raw::close_fd(ep);
-        }
-    }
-}
-
 impl UserData for Poller {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        crate::add_meta(fields, CLASS);
+        add_meta::<Self, F>(fields);
     }
 }
 
-fn this(args: &Args) -> R<(&LuaAnyUserData, c_int)> {
-    let ud = args.this::<Poller>(CLASS)?;
-    let ep = ud
-        .borrow::<Poller>()
-        .map_err(|_| Fail::Usage("the poller was garbage-collected".into()))?
-        .ep
-        .get();
-    if ep < 0 {
-        return usage("the poller is closed");
+impl Handle for Poller {
+    const CLASS: &'static str = "curl.Poller";
+    const WHAT: &'static str = "the poller";
+    type Inner = Rc<PollerState>;
+    fn inner(&self) -> Rc<PollerState> {
+        self.0.clone()
     }
-    Ok((ud, ep))
+    fn is_open(inner: &Rc<PollerState>) -> bool {
+        inner.is_open()
+    }
 }
 
 fn os_err<T>(what: &str, e: std::io::Error) -> R<T> {
@@ -121,21 +117,21 @@ fn os_err<T>(what: &str, e: std::io::Error) -> R<T> {
 
 impl PollerState {
     pub fn is_open(&self) -> bool {
-        self.ep.get() >= 0
+        self.ep.borrow().is_some()
     }
 
     /// `Watch` for a `CURL_POLL_*` value (REMOVE un-watches).
     pub fn apply(&self, fd: c_int, what: c_int) -> R<()> {
-        let ep = self.ep.get();
-        if ep < 0 {
+        let ep = self.ep.borrow();
+        let Some(ep) = ep.as_ref() else {
             return usage("the poller is closed");
-        }
-        let events = match what {
-            sys::CURL_POLL_NONE => 0,
-            sys::CURL_POLL_IN => libc::EPOLLIN as u32,
-            sys::CURL_POLL_OUT => libc::EPOLLOUT as u32,
-            sys::CURL_POLL_INOUT => (libc::EPOLLIN | libc::EPOLLOUT) as u32,
-            sys::CURL_POLL_REMOVE => {
+        };
+        let events = match what as i64 {
+            c::CURL_POLL_NONE => 0,
+            c::CURL_POLL_IN => libc::EPOLLIN as u32,
+            c::CURL_POLL_OUT => libc::EPOLLOUT as u32,
+            c::CURL_POLL_INOUT => (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+            c::CURL_POLL_REMOVE => {
                 self.forget(fd);
                 return Ok(());
             }
@@ -150,21 +146,21 @@ impl PollerState {
             // Always tell the kernel: the descriptor may have been closed (which
             // drops it from epoll) and reused by a new socket since.
             Some(_) => {
-                if let Err(e) = raw::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, events) {
+                if let Err(e) = ep.ctl(libc::EPOLL_CTL_MOD, fd, events) {
                     if e.raw_os_error() != Some(libc::ENOENT) {
                         return os_err("epoll_ctl(MOD)", e);
                     }
                     // the fd was closed and reused behind our back: add it again
-                    raw::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, events)
+                    ep.ctl(libc::EPOLL_CTL_ADD, fd, events)
                         .or_else(|e| os_err("epoll_ctl(ADD)", e))?;
                 }
             }
             None => {
-                if let Err(e) = raw::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, events) {
+                if let Err(e) = ep.ctl(libc::EPOLL_CTL_ADD, fd, events) {
                     if e.raw_os_error() != Some(libc::EEXIST) {
                         return os_err("epoll_ctl(ADD)", e);
                     }
-                    raw::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, events)
+                    ep.ctl(libc::EPOLL_CTL_MOD, fd, events)
                         .or_else(|e| os_err("epoll_ctl(MOD)", e))?;
                 }
             }
@@ -175,8 +171,11 @@ impl PollerState {
 
     fn forget(&self, fd: c_int) {
         if self.watched.borrow_mut().remove(&fd).is_some() {
-            // ENOENT/EBADF: the descriptor was already closed, which removed it.
-            let _ = raw::epoll_ctl(self.ep.get(), libc::EPOLL_CTL_DEL, fd, 0);
+            if let Some(ep) = self.ep.borrow().as_ref() {
+                // ENOENT/EBADF: the descriptor was already closed, which
+                // removed it.
+                let _ = ep.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+            }
         }
     }
 
@@ -191,32 +190,32 @@ impl PollerState {
 }
 
 fn watch(_lua: &Lua, args: Args) -> R<()> {
-    let (ud, _ep) = this(&args)?;
+    let (_ud, p) = args.open::<Poller>()?;
     let fd = args.fd(1, "fd", false)?;
     let what = args.c_int(2, "what")?;
-    ud.borrow::<Poller>()?.apply(fd, what)
+    p.apply(fd, what)
 }
 
 fn unwatch(_lua: &Lua, args: Args) -> R<()> {
-    let (ud, _ep) = this(&args)?;
+    let (_ud, p) = args.open::<Poller>()?;
     let fd = args.fd(1, "fd", false)?;
-    ud.borrow::<Poller>()?.forget(fd);
+    p.forget(fd);
     Ok(())
 }
 
 /// Waits up to `ms` (negative: no limit) and returns the poller's iterator
 /// (its user value), for `for fd, mask in poller:Wait(ms)`.
 fn wait(_lua: &Lua, args: Args) -> R<LuaFunction> {
-    let (ud, ep) = this(&args)?;
+    let (ud, p) = args.open::<Poller>()?;
     let ms = args.opt_int(1, "timeout_ms", -1)?;
-    ud.borrow::<Poller>()?.wait_core(ep, ms)?;
+    p.wait_core(ms)?;
     Ok(ud.user_value::<LuaFunction>()?)
 }
 
 impl PollerState {
     /// epoll_wait for up to `ms` (negative: no limit), shortened to libcurl's
     /// timer; fills the ready list and notes whether the timer expired.
-    fn wait_core(&self, ep: c_int, ms: i64) -> R<i64> {
+    pub fn wait_core(&self, ms: i64) -> R<i64> {
         // negative: no limit
         let mut ms = ms.clamp(-1, c_int::MAX as i64) as c_int;
         if let Some(d) = self.deadline.get() {
@@ -231,7 +230,11 @@ impl PollerState {
         if buf.capacity() < BATCH {
             buf.reserve(BATCH);
         }
-        let r = match raw::epoll_wait(ep, &mut buf, ms) {
+        let ep = self.ep.borrow();
+        let Some(ep) = ep.as_ref() else {
+            return usage("the poller is closed");
+        };
+        let r = match ep.wait(&mut buf, ms) {
             Ok(n) => Ok(n as i64),
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(0),
             Err(e) => os_err("epoll_wait", e),
@@ -246,7 +249,7 @@ impl PollerState {
     }
 
     /// The ready descriptors still watched, with `CURL_CSELECT_*` masks.
-    fn take_ready(&self) -> Vec<(c_int, c_int)> {
+    pub fn take_ready(&self) -> Vec<(c_int, c_int)> {
         let buf = self.ready.borrow();
         let watched = self.watched.borrow();
         let out = buf
@@ -263,52 +266,32 @@ impl PollerState {
 fn cselect(e: u32) -> c_int {
     let mut mask = 0;
     if e & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 != 0 {
-        mask |= sys::CURL_CSELECT_IN;
+        mask |= c::CURL_CSELECT_IN as c_int;
     }
     if e & libc::EPOLLOUT as u32 != 0 {
-        mask |= sys::CURL_CSELECT_OUT;
+        mask |= c::CURL_CSELECT_OUT as c_int;
     }
     if e & libc::EPOLLERR as u32 != 0 {
-        mask |= sys::CURL_CSELECT_ERR;
+        mask |= c::CURL_CSELECT_ERR as c_int;
     }
     mask
-}
-
-/// `poller:Dispatch(multi[, ms])` -> running: one turn of the usual loop
-/// done in Rust: wait (up to `ms`, and for libcurl's timer), then
-/// `multi:SocketAction` for each ready socket and for an expired timer. With
-/// the poller as the multi's socket and timer function
-/// (`multi:SetOpt_SocketFunction(poller)`) no Lua runs but the transfers'
-/// own callbacks. A callback error stops the turn and is raised; the
-/// sockets not served yet are reported again by the next turn.
-fn dispatch(lua: &Lua, args: Args) -> R<i64> {
-    let (ud, ep) = this(&args)?;
-    let mud = args.ud::<crate::multi::Multi>(1, "multi", "curl.Multi")?;
-    let ms = args.opt_int(2, "timeout_ms", -1)?;
-    crate::multi::check_idle(mud)?; // before waiting: a refused call changes nothing
-    let (ready, fired) = {
-        let p = ud.borrow::<Poller>()?;
-        p.wait_core(ep, ms)?;
-        (p.take_ready(), p.fired.replace(false))
-    };
-    let mut running = -1;
-    for (fd, mask) in ready {
-        running = crate::multi::action(lua, mud, fd, mask)?;
-    }
-    if fired || running < 0 {
-        running = crate::multi::action(lua, mud, -1, 0)?;
-    }
-    Ok(running)
 }
 
 /// `poller:SetTimer(ms)`: arms the one-shot timer libcurl's timer callback
 /// asks for (-1 disarms). When it expires, `Wait`'s iterator yields
 /// `curl.CURL_SOCKET_TIMEOUT, 0` after the ready descriptors.
 fn set_timer(_lua: &Lua, args: Args) -> R<()> {
-    let (ud, _ep) = this(&args)?;
+    let (_ud, p) = args.open::<Poller>()?;
     let ms = args.int(1, "timeout_ms")?;
-    ud.borrow::<Poller>()?.arm(ms);
+    p.arm(ms);
     Ok(())
+}
+
+impl PollerState {
+    /// The timer expired in the last wait (and is reported once).
+    pub fn take_fired(&self) -> bool {
+        self.fired.replace(false)
+    }
 }
 
 fn epoch() -> Instant {
@@ -347,18 +330,14 @@ fn next(p: &PollerState) -> (Value, Value) {
 }
 
 fn count(_lua: &Lua, args: Args) -> R<i64> {
-    let (ud, _ep) = this(&args)?;
-    let n = ud.borrow::<Poller>()?.watched.borrow().len();
+    let (_ud, p) = args.open::<Poller>()?;
+    let n = p.watched.borrow().len();
     Ok(n as i64)
 }
 
 fn close(_lua: &Lua, args: Args) -> R<()> {
-    let ud = args.this::<Poller>(CLASS)?;
-    let p = ud.borrow::<Poller>()?;
-    let ep = p.ep.replace(-1);
-    if ep >= 0 {
-        raw::close_fd(ep);
-    }
+    let (_ud, p) = args.this::<Poller>()?;
+    p.ep.borrow_mut().take(); // closes the descriptor
     p.watched.borrow_mut().clear();
     p.ready.borrow_mut().clear();
     p.deadline.set(None);
@@ -367,9 +346,9 @@ fn close(_lua: &Lua, args: Args) -> R<()> {
 }
 
 fn create(lua: &Lua) -> R<LuaAnyUserData> {
-    let ep = raw::epoll_create().or_else(|e| os_err("epoll_create1", e))?;
+    let ep = Epoll::new().or_else(|e| os_err("epoll_create1", e))?;
     let state = Rc::new(PollerState {
-        ep: Cell::new(ep),
+        ep: RefCell::new(Some(ep)),
         ready: RefCell::new(Vec::with_capacity(BATCH)),
         pos: Cell::new(0),
         watched: RefCell::new(FdMap::default()),
@@ -393,7 +372,6 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &t, "Count", "poller:Count", count)?;
     reg(lua, &t, "SetTimer", "poller:SetTimer", set_timer)?;
     reg(lua, &t, "Now", "poller:Now", now)?;
-    reg(lua, &t, "Dispatch", "poller:Dispatch", dispatch)?;
     reg(lua, &t, "Close", "poller:Close", close)?;
     raw_t.raw_set("Poller", t)?;
     reg_fn(lua, raw_t, "new_poller", "curl.Poller", |lua, _a| {

@@ -1,65 +1,59 @@
 //! `curl.URL`: libcurl's URL API (`curl_url_*`).
 //!
-//! Easy handles using a URL object (`CURLU` option) hold an `Rc` of it, so
-//! it lives as long as any transfer may read it.
+//! Easy handles using a URL object (`CURLU` option) hold the libcurl URL
+//! (`Rc<ffi::Url>`), so it lives as long as any transfer may read it.
 
-use crate::error::{reg, reg_fn, type_name, usage, Args, Fail, R};
-use crate::raw::{self, UrlPtr};
+use crate::error::{reg, reg_fn, usage, Fail, R};
+use crate::ffi;
+use crate::luaapi::class::add_meta;
+use crate::luaapi::{type_name, Args, Handle};
+use crate::options::c;
 use mlua::prelude::*;
 use mlua::{UserData, UserDataFields, Value};
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::os::raw::{c_int, c_uint};
 use std::rc::Rc;
 
-pub const CLASS: &str = "curl.URL";
-
 pub struct UrlInner {
-    raw: Cell<Option<UrlPtr>>,
+    handle: RefCell<Option<Rc<ffi::Url>>>,
 }
 
 impl UrlInner {
-    pub fn raw(&self) -> Option<UrlPtr> {
-        self.raw.get()
+    /// The libcurl URL, unless closed.
+    pub fn handle(&self) -> Option<Rc<ffi::Url>> {
+        self.handle.borrow().clone()
     }
 }
 
-impl Drop for UrlInner {
-    fn drop(&mut self) {
-        if let Some(u) = self.raw.take() {
-            raw::url_cleanup(u);
-        }
-    }
-}
-
-pub struct Url(pub Rc<UrlInner>);
+pub struct Url(Rc<UrlInner>);
 
 impl UserData for Url {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        crate::add_meta(fields, CLASS);
+        add_meta::<Self, F>(fields);
     }
 }
 
-pub fn inner_of(ud: &LuaAnyUserData) -> R<Rc<UrlInner>> {
-    Ok(ud
-        .borrow::<Url>()
-        .map_err(|_| Fail::Usage("the URL handle was garbage-collected".into()))?
-        .0
-        .clone())
+impl Handle for Url {
+    const CLASS: &'static str = "curl.URL";
+    const WHAT: &'static str = "the URL handle";
+    type Inner = Rc<UrlInner>;
+    fn inner(&self) -> Rc<UrlInner> {
+        self.0.clone()
+    }
+    fn is_open(inner: &Rc<UrlInner>) -> bool {
+        inner.handle.borrow().is_some()
+    }
 }
 
-fn open(args: &Args) -> R<(Rc<UrlInner>, UrlPtr)> {
-    let ud = args.this::<Url>(CLASS)?;
-    let u = inner_of(ud)?;
-    let p = u
-        .raw()
-        .ok_or_else(|| Fail::Usage("the URL handle is closed".into()))?;
-    Ok((u, p))
+fn open(args: &Args) -> R<Rc<ffi::Url>> {
+    let (_ud, u) = args.open::<Url>()?;
+    u.handle()
+        .ok_or_else(|| Fail::Usage("the URL handle is closed".into()))
 }
 
 /// `CURLUE_NO_SCHEME` ... `CURLUE_NO_ZONEID`: the part is absent.
 fn is_absent(code: c_int) -> bool {
-    use crate::consts::c;
     [
         c::CURLUE_NO_SCHEME,
         c::CURLUE_NO_USER,
@@ -74,7 +68,7 @@ fn is_absent(code: c_int) -> bool {
     .contains(&(code as i64))
 }
 
-fn set_part(p: UrlPtr, part: i64, v: &Value, flags: i64, n: usize) -> R<()> {
+fn set_part(u: &ffi::Url, part: i64, v: &Value, flags: i64, n: usize) -> R<()> {
     let cs = match v {
         Value::Nil => None,
         Value::String(s) => Some(CString::new(s.as_bytes().to_vec()).map_err(|_| {
@@ -90,79 +84,67 @@ fn set_part(p: UrlPtr, part: i64, v: &Value, flags: i64, n: usize) -> R<()> {
             ))
         }
     };
-    // libcurl 7.88 turns an empty value it URL-encodes into NULL (which
-    // crashes curl_url_set for a host), and stores an empty path that
-    // crashes the transfer using the URL. An empty value needs no encoding,
-    // and an empty path is no path.
-    let (cs, flags) = match cs {
-        Some(c) if c.is_empty() && part == crate::consts::c::CURLUPART_PATH => (None, flags),
-        Some(c) if c.is_empty() => (Some(c), flags & !crate::consts::c::CURLU_URLENCODE),
-        other => (other, flags),
-    };
-    let rc = raw::url_set(p, part as c_int, cs.as_deref(), flags as c_uint);
-    if rc != 0 {
-        return Err(Fail::Url(rc, None));
-    }
-    Ok(())
+    u.set(part as c_int, cs.as_deref(), flags as c_uint)
+        .map_err(|rc| Fail::Url(rc, None))
 }
 
 fn set(_lua: &Lua, args: Args) -> R<()> {
-    let (_u, p) = open(&args)?;
+    let u = open(&args)?;
     let part = args.c_int(1, "part")? as i64;
     let flags = args.opt_int_in(3, "flags", 0, 0, u32::MAX as i64)?;
-    set_part(p, part, &args.get(2), flags, 2)
+    set_part(&u, part, args.get_ref(2), flags, 2)
 }
 
 /// The part's text, or nil when the URL has no such part.
 fn get(lua: &Lua, args: Args) -> R<Value> {
-    let (_u, p) = open(&args)?;
+    let u = open(&args)?;
     let part = args.c_int(1, "part")?;
     let flags = args.opt_int_in(2, "flags", 0, 0, u32::MAX as i64)?;
-    match raw::url_get(p, part, flags as c_uint) {
+    match u.get(part, flags as c_uint) {
         Ok(b) => Ok(Value::String(lua.create_string(&b)?)),
         Err(rc) if is_absent(rc) => Ok(Value::Nil),
         Err(rc) => Err(Fail::Url(rc, None)),
     }
 }
 
-fn dup(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
-    let (_u, p) = open(&args)?;
-    let n =
-        raw::url_dup(p).ok_or_else(|| Fail::Usage("curl_url_dup failed (out of memory)".into()))?;
+fn wrap(lua: &Lua, h: ffi::Url) -> R<LuaAnyUserData> {
     Ok(lua.create_userdata(Url(Rc::new(UrlInner {
-        raw: Cell::new(Some(n)),
+        handle: RefCell::new(Some(Rc::new(h))),
     })))?)
 }
 
+fn dup(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
+    let u = open(&args)?;
+    let n = u
+        .dup()
+        .ok_or_else(|| Fail::Usage("curl_url_dup failed (out of memory)".into()))?;
+    wrap(lua, n)
+}
+
 fn close(_lua: &Lua, args: Args) -> R<()> {
-    let ud = args.this::<Url>(CLASS)?;
-    let u = inner_of(ud)?;
-    let Some(p) = u.raw() else {
+    let (_ud, u) = args.this::<Url>()?;
+    let Some(h) = u.handle() else {
         return Ok(());
     };
-    let users = Rc::strong_count(&u) - 2;
+    let users = Rc::strong_count(&h) - 2; // ours and the one just taken
     if users > 0 {
         return usage(format!(
             "the URL is in use by {users} easy handle(s) (CURLU option)"
         ));
     }
-    u.raw.set(None);
-    raw::url_cleanup(p);
+    drop(h);
+    u.handle.borrow_mut().take(); // the last holder: curl_url_cleanup
     Ok(())
 }
 
 fn create(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
-    raw::global_init();
-    let p = raw::url_new().ok_or_else(|| Fail::Usage("curl_url failed (out of memory)".into()))?;
-    let ud = lua.create_userdata(Url(Rc::new(UrlInner {
-        raw: Cell::new(Some(p)),
-    })))?;
-    let v = args.get(1);
+    let h = ffi::Url::new().ok_or_else(|| Fail::Usage("curl_url failed (out of memory)".into()))?;
+    let v = args.get_ref(1);
     if !v.is_nil() {
         let flags = args.opt_int_in(2, "flags", 0, 0, u32::MAX as i64)?;
-        set_part(p, crate::consts::c::CURLUPART_URL, &v, flags, 1)?;
+        set_part(&h, c::CURLUPART_URL, v, flags, 1)?;
     }
-    Ok(ud)
+    wrap(lua, h)
 }
 
 pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {

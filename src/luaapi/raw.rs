@@ -1,8 +1,9 @@
 //! Raw Lua stack work for the per-transfer hot paths: linking an easy into a
 //! multi's tables, finding the easy object of a `CURL*`, calling a
 //! transfer's data, socket and timer callbacks, the C closure around every
-//! method, and the registry the fast paths use to recognise their
-//! arguments. Each does a few raw stack operations instead of one protected
+//! method, the registry the fast paths use to recognise their arguments
+//! and the C functions of the fast paths themselves (their logic is safe
+//! code of the classes, handed in as function pointers). Each does a few raw stack operations instead of one protected
 //! mlua call per table access (profiles showed 500–900 instructions per
 //! access that way).
 //!
@@ -22,9 +23,11 @@ use mlua::ffi;
 use mlua::prelude::*;
 use mlua::state::RawLua;
 use mlua::Value;
+use std::any::TypeId;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
-use std::sync::Mutex;
+use std::rc::Rc;
 
 /// Pushes one value: the object's own user-value table (true), or something
 /// else (false) when the userdata at `idx` has none.
@@ -33,7 +36,7 @@ use std::sync::Mutex;
 /// `l` is the running state, `idx` an absolute index of a userdata, and
 /// there is stack room for 2 values (the closures below use at most 8 of
 /// the `LUA_MINSTACK` = 20 slots a C function is given).
-pub(crate) unsafe fn push_uv(l: *mut ffi::lua_State, idx: c_int) -> bool {
+unsafe fn push_uv(l: *mut ffi::lua_State, idx: c_int) -> bool {
     // SAFETY: the caller's contract (above).
     unsafe {
         if ffi::lua_getuservalue(l, idx) != ffi::LUA_TTABLE {
@@ -326,28 +329,29 @@ impl std::hash::Hasher for AddrHasher {
     }
 }
 
-pub const KIND_MULTI: u8 = 1;
-pub const KIND_EASY: u8 = 2;
-
-/// Live Multi and Easy userdata by the address of their Lua block, with
-/// the address of their `MultiInner` / `EasyInner`: how raw fast paths
-/// recognise an argument without mlua's type check. An entry is added when
-/// the userdata is made and removed by its `Drop` (run by `__gc` before Lua
-/// frees the block), so a listed block is a live object of that kind.
-static OBJECTS: Mutex<HashMap<usize, Entry, AddrHash>> = Mutex::new(HashMap::with_hasher(AddrHash));
-
-/// Kind, inner-state address, and metatable address of a registered block.
-/// The metatable is compared too: a block freed without its `__gc` (a
-/// script can remove the metatable with the debug library) leaves a stale
-/// entry, and another userdata at that address has another metatable (one
-/// of the same class would have replaced the entry when it was made).
-type Entry = (u8, usize, usize);
-
-fn objects() -> std::sync::MutexGuard<'static, HashMap<usize, Entry, AddrHash>> {
-    OBJECTS.lock().unwrap_or_else(|e| e.into_inner())
+/// Live userdata of the classes with fast paths, by the address of their
+/// Lua block, with their inner state's type and address (an `Rc`'s) and
+/// their metatable's address: how a fast path recognises an argument
+/// without mlua's type check. An entry is added when the userdata is made
+/// and removed by its `Drop` (run by `__gc` before Lua frees the block),
+/// so a listed block is a live object of that type. The metatable is
+/// compared too: a block freed without its `__gc` (a script can remove the
+/// metatable with the debug library) leaves a stale entry, and another
+/// userdata at that address has another metatable. Per thread: a Lua
+/// state and its objects stay on one thread.
+struct Entry {
+    ty: TypeId,
+    inner: usize,
+    mt: usize,
 }
 
-pub fn register_object(lua: &Lua, ud: &LuaAnyUserData, kind: u8, inner: *const c_void) {
+thread_local! {
+    static OBJECTS: RefCell<HashMap<usize, Entry, AddrHash>> =
+        const { RefCell::new(HashMap::with_hasher(AddrHash)) };
+}
+
+/// Lists `ud` (whose userdata value holds a clone of `inner`).
+pub fn register_object<T: 'static>(lua: &Lua, ud: &LuaAnyUserData, inner: &Rc<T>) {
     let mt = on_stack(lua, &[ud], 1, |_, l, top| {
         // SAFETY: the userdata is at top + 1; reading its metatable does not
         // allocate.
@@ -361,27 +365,42 @@ pub fn register_object(lua: &Lua, ud: &LuaAnyUserData, kind: u8, inner: *const c
     })
     .unwrap_or(0);
     if mt != 0 {
-        objects().insert(ud.to_pointer() as usize, (kind, inner as usize, mt));
+        let e = Entry {
+            ty: TypeId::of::<T>(),
+            inner: Rc::as_ptr(inner) as usize,
+            mt,
+        };
+        let _ = OBJECTS.try_with(|m| m.borrow_mut().insert(ud.to_pointer() as usize, e));
     }
 }
 
+/// Unlists the block at `block` (from the userdata's `Drop`).
 pub fn unregister_object(block: usize) {
-    if block != 0 {
-        let mut map = objects();
-        map.remove(&block);
-        if map.is_empty() {
-            // Free the storage: after `lua_close` the library may be
-            // unloaded, and a static's heap block would be lost.
-            *map = HashMap::with_hasher(AddrHash);
-        }
+    if block == 0 {
+        return;
     }
+    let _ = OBJECTS.try_with(|m| {
+        let mut m = m.borrow_mut();
+        m.remove(&block);
+        if m.is_empty() {
+            // Free the storage: nothing is left behind when the library is
+            // unloaded after `lua_close`.
+            *m = HashMap::with_hasher(AddrHash);
+        }
+    });
 }
 
-/// The inner-state address of the `kind` object at `idx`, if it is one.
+type Objects = HashMap<usize, Entry, AddrHash>;
+
+/// The inner state of the `T` object at `idx` in `objects`, if it is one.
 ///
 /// # Safety
 /// `l` is the running state with room for 1 value; `idx` is a valid index.
-pub(crate) unsafe fn object_at(l: *mut ffi::lua_State, idx: c_int, kind: u8) -> Option<usize> {
+unsafe fn object_in<T: 'static>(
+    l: *mut ffi::lua_State,
+    idx: c_int,
+    objects: &Objects,
+) -> Option<*const T> {
     // SAFETY: the caller's contract; reads only.
     let block = unsafe {
         if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA {
@@ -389,10 +408,7 @@ pub(crate) unsafe fn object_at(l: *mut ffi::lua_State, idx: c_int, kind: u8) -> 
         }
         ffi::lua_touserdata(l, idx) as usize
     };
-    let (p, mt) = match objects().get(&block) {
-        Some(&(k, p, mt)) if k == kind => (p, mt),
-        _ => return None,
-    };
+    let e = objects.get(&block).filter(|e| e.ty == TypeId::of::<T>())?;
     // SAFETY: as above; reads the metatable and pops it.
     let same = unsafe {
         if ffi::lua_getmetatable(l, idx) == 0 {
@@ -400,9 +416,227 @@ pub(crate) unsafe fn object_at(l: *mut ffi::lua_State, idx: c_int, kind: u8) -> 
         }
         let here = ffi::lua_topointer(l, -1) as usize;
         ffi::lua_pop(l, 1);
-        here == mt
+        here == e.mt
     };
-    same.then_some(p)
+    same.then_some(e.inner as *const T)
+}
+
+/// The inner state of the `T` object at `idx`, if it is one.
+///
+/// # Safety
+/// As `object_in`.
+unsafe fn object_at<T: 'static>(l: *mut ffi::lua_State, idx: c_int) -> Option<*const T> {
+    OBJECTS
+        // SAFETY: the caller's contract.
+        .try_with(|m| unsafe { object_in::<T>(l, idx, &m.borrow()) })
+        .ok()
+        .flatten()
+}
+
+/// The inner states of the `A` object at 1 and the `B` object at 2 (one
+/// registry access).
+///
+/// # Safety
+/// As `object_in`.
+unsafe fn objects_at<A: 'static, B: 'static>(
+    l: *mut ffi::lua_State,
+) -> Option<(*const A, *const B)> {
+    OBJECTS
+        .try_with(|m| {
+            let m = m.borrow();
+            // SAFETY: the caller's contract.
+            unsafe { Some((object_in::<A>(l, 1, &m)?, object_in::<B>(l, 2, &m)?)) }
+        })
+        .ok()
+        .flatten()
+}
+
+/// Runs `f` with new strong references to two listed inner states.
+///
+/// # Safety
+/// `a` and `b` come from `object_at` for objects that are arguments of the
+/// running call (so their userdata, each holding an `Rc`, are alive).
+unsafe fn with_rcs<A, B, R>(a: *const A, b: *const B, f: impl FnOnce(&Rc<A>, &Rc<B>) -> R) -> R {
+    // SAFETY: the caller's contract: each count is at least 1.
+    let (a, b) = unsafe {
+        Rc::increment_strong_count(a);
+        Rc::increment_strong_count(b);
+        (Rc::from_raw(a), Rc::from_raw(b))
+    };
+    f(&a, &b)
+}
+
+/// What a fast path's logic did.
+pub enum Fast {
+    /// Nothing: let the full method do the call.
+    Full,
+    /// Done: return `true`.
+    Done,
+    /// Done, with an error the logic left for the pending function
+    /// (upvalue 2) to hand over: return what it returns.
+    Failed,
+}
+
+/// A fast path for `method(a, b)` (`AddHandle`, `RemoveHandle`): a type
+/// whose functions its C function calls (monomorphised: no upvalue to
+/// read, nothing called through a pointer).
+pub trait PairPath: 'static {
+    type A: 'static;
+    type B: 'static;
+    /// Record the link before `run` (undone when `run` says `Full`):
+    /// `(handles key, multi key)` as `link` takes them.
+    const LINK: Option<(i64, i64)>;
+    /// Clear the link after `run` (unless it says `Full`).
+    const UNLINK: Option<(i64, i64)>;
+    /// Whether the call can be served here; the easy handle's address to
+    /// link or unlink if so.
+    fn ready(a: &Self::A, b: &Self::B) -> Option<usize>;
+    /// The call.
+    fn run(lua: &Lua, a: &Rc<Self::A>, b: &Rc<Self::B>) -> Fast;
+}
+
+/// The C function of a `PairPath` (upvalues: the full method, the pending
+/// function or nil).
+unsafe extern "C-unwind" fn pair_call<P: PairPath>(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua (20 free stack slots; at most 6
+    // used), made by `pair_path`. The objects are this call's arguments
+    // (their userdata hold them alive for the call). Lua API calls that can
+    // raise (the table stores of `link_here`, the calls) happen while this
+    // frame holds nothing with a destructor: the strong references `run`
+    // gets are dropped inside `with_rcs`, which calls no Lua.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        if n == 2 {
+            if let Some((a, b)) = objects_at::<P::A, P::B>(l) {
+                if let Some(addr) = P::ready(&*a, &*b) {
+                    let linked = match P::LINK {
+                        Some((hk, mk)) => link_here(l, hk, mk, addr),
+                        None => true,
+                    };
+                    if linked {
+                        // The state's Lua is initialised: the module was
+                        // loaded through mlua.
+                        let lua = Lua::get_or_init_from_ptr(l);
+                        match with_rcs(a, b, |a, b| P::run(lua, a, b)) {
+                            Fast::Full => {
+                                if let Some((hk, mk)) = P::LINK {
+                                    unlink_here(l, hk, mk, addr);
+                                }
+                            }
+                            outcome => {
+                                if let Some((hk, mk)) = P::UNLINK {
+                                    unlink_here(l, hk, mk, addr);
+                                }
+                                if let Fast::Failed = outcome {
+                                    ffi::lua_settop(l, 1);
+                                    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+                                    ffi::lua_insert(l, 1);
+                                    ffi::lua_call(l, 1, ffi::LUA_MULTRET);
+                                    return ffi::lua_gettop(l);
+                                }
+                                ffi::lua_settop(l, 0);
+                                ffi::lua_pushboolean(l, 1);
+                                return 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ffi::lua_settop(l, n);
+        call_full(l)
+    }
+}
+
+/// The method `full` with path `P` in front of it; `pending` (for
+/// `Fast::Failed`) is called with the first argument.
+pub fn pair_path<P: PairPath>(
+    lua: &Lua,
+    full: LuaFunction,
+    pending: Option<LuaFunction>,
+) -> LuaResult<LuaFunction> {
+    // SAFETY: inside exec_raw's protected call with the full method and the
+    // pending function (or nil) at 1 and 2.
+    unsafe {
+        lua.exec_raw((full, pending), move |l| {
+            ffi::lua_settop(l, 2);
+            ffi::lua_pushcclosure(l, pair_call::<P>, 2);
+        })
+    }
+}
+
+/// What a fast `InfoRead` found.
+pub enum Info {
+    /// Let the full method do the call.
+    Full,
+    /// No message: return `code, 0, 0, nil`.
+    Empty(i64),
+    /// A message: `msg, result, remaining` and the easy handle's address,
+    /// whose object is looked up in the holder's user-value table.
+    Msg(i64, i64, i64, usize),
+}
+
+/// A fast path for a `method(a)` that returns a message (`InfoRead`).
+pub trait InfoPath: 'static {
+    type A: 'static;
+    /// The user-value key of the holder's `address → object` table.
+    const HANDLES_KEY: i64;
+    fn run(a: &Self::A) -> Info;
+}
+
+/// The C function of an `InfoPath` (upvalue: the full method).
+unsafe extern "C-unwind" fn info_call<P: InfoPath>(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua (20 free stack slots, at most 6
+    // used), made by `info_path`; the object is this call's argument (its
+    // userdata holds it alive: the reference `run` gets is valid for the
+    // call). Nothing here raises, and the frame holds no destructors.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        if n == 1 {
+            if let Some(a) = object_at::<P::A>(l, 1) {
+                match P::run(&*a) {
+                    Info::Full => {}
+                    Info::Empty(code) => {
+                        ffi::lua_pushinteger(l, code as ffi::lua_Integer);
+                        ffi::lua_pushinteger(l, 0);
+                        ffi::lua_pushinteger(l, 0);
+                        ffi::lua_pushnil(l);
+                        return 4;
+                    }
+                    Info::Msg(msg, result, remaining, addr) => {
+                        ffi::lua_pushinteger(l, msg as ffi::lua_Integer);
+                        ffi::lua_pushinteger(l, result as ffi::lua_Integer);
+                        ffi::lua_pushinteger(l, remaining as ffi::lua_Integer);
+                        if push_uv(l, 1)
+                            && ffi::lua_rawgeti(l, -1, P::HANDLES_KEY) == ffi::LUA_TTABLE
+                        {
+                            ffi::lua_rawgetp(l, -1, addr as *const c_void);
+                        } else {
+                            ffi::lua_pushnil(l);
+                        }
+                        // msg, result, remaining, [uv, handles,] easy: keep
+                        // the three numbers and the easy
+                        ffi::lua_replace(l, 5);
+                        ffi::lua_settop(l, 5);
+                        return 4;
+                    }
+                }
+            }
+        }
+        ffi::lua_settop(l, n);
+        call_full(l)
+    }
+}
+
+/// The method `full` with path `P` in front of it.
+pub fn info_path<P: InfoPath>(lua: &Lua, full: LuaFunction) -> LuaResult<LuaFunction> {
+    // SAFETY: inside exec_raw's protected call with the full method at 1.
+    unsafe {
+        lua.exec_raw(full, move |l| {
+            ffi::lua_settop(l, 1);
+            ffi::lua_pushcclosure(l, info_call::<P>, 1);
+        })
+    }
 }
 
 /// `link` for a raw fast path, with the multi at 1 and the easy at 2 of
@@ -411,12 +645,7 @@ pub(crate) unsafe fn object_at(l: *mut ffi::lua_State, idx: c_int, kind: u8) -> 
 /// # Safety
 /// Called from a C function whose frame holds nothing with a destructor,
 /// with a Multi at 1 and an Easy at 2 and room for 5 values.
-pub(crate) unsafe fn link_here(
-    l: *mut ffi::lua_State,
-    handles_key: i64,
-    multi_key: i64,
-    addr: usize,
-) -> bool {
+unsafe fn link_here(l: *mut ffi::lua_State, handles_key: i64, multi_key: i64, addr: usize) -> bool {
     // SAFETY: the caller's contract; the stack is restored.
     unsafe {
         let top = ffi::lua_gettop(l);
@@ -455,12 +684,7 @@ unsafe fn link_core(l: *mut ffi::lua_State, handles_key: i64, multi_key: i64, ad
 ///
 /// # Safety
 /// As `link_here`.
-pub(crate) unsafe fn unlink_here(
-    l: *mut ffi::lua_State,
-    handles_key: i64,
-    multi_key: i64,
-    addr: usize,
-) {
+unsafe fn unlink_here(l: *mut ffi::lua_State, handles_key: i64, multi_key: i64, addr: usize) {
     // SAFETY: the caller's contract.
     unsafe { unlink_core(l, 1, 2, handles_key, multi_key, addr) }
 }
@@ -506,7 +730,7 @@ unsafe fn unlink_core(
 ///
 /// # Safety
 /// Called from a C closure whose upvalue 1 is a function.
-pub(crate) unsafe fn call_full(l: *mut ffi::lua_State) -> c_int {
+unsafe fn call_full(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: the caller's contract; the frame below holds no destructors.
     unsafe {
         let n = ffi::lua_gettop(l);
@@ -515,24 +739,6 @@ pub(crate) unsafe fn call_full(l: *mut ffi::lua_State) -> c_int {
         ffi::lua_insert(l, 1);
         ffi::lua_call(l, n, ffi::LUA_MULTRET);
         ffi::lua_gettop(l)
-    }
-}
-
-/// Wraps the full method `full` in the C function `fast` as its upvalue 1
-/// (and `extra` as upvalue 2).
-pub fn fast_path(
-    lua: &Lua,
-    fast: ffi::lua_CFunction,
-    full: LuaFunction,
-    extra: Option<LuaFunction>,
-) -> LuaResult<LuaFunction> {
-    let n = 1 + extra.is_some() as c_int;
-    // SAFETY: inside exec_raw's protected call with the upvalues at 1..n.
-    unsafe {
-        lua.exec_raw((full, extra), |l| {
-            ffi::lua_settop(l, n);
-            ffi::lua_pushcclosure(l, fast, n);
-        })
     }
 }
 
@@ -596,4 +802,35 @@ pub fn call_field(
             pcall_first(raw, l, args.len() as c_int)
         }
     })
+}
+
+/// mlua gives a userdata whose `__gc` ran (resurrected by a finalizer) a
+/// shared "destructed" metatable whose metamethods raise mlua's own error.
+/// This module's copy of mlua keeps that metatable for this module's
+/// objects only: here its `__index` and `__newindex` become `index` (which
+/// raises the binding's usage error), `__tostring` becomes `tostring`, and
+/// `__eq` is removed (identity).
+pub fn patch_collected(lua: &Lua, index: LuaFunction, tostring: LuaFunction) -> LuaResult<()> {
+    struct Probe;
+    impl mlua::UserData for Probe {}
+    let probe = lua.create_userdata(Probe)?;
+    probe.destroy()?;
+    // SAFETY: inside exec_raw's protected call with the probe, `index` and
+    // `tostring` at 1..3; only table stores into the probe's metatable.
+    unsafe {
+        lua.exec_raw::<()>((probe, index, tostring), |l| {
+            if ffi::lua_getmetatable(l, 1) == 0 {
+                return;
+            }
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_setfield(l, 4, c"__index".as_ptr());
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_setfield(l, 4, c"__newindex".as_ptr());
+            ffi::lua_pushvalue(l, 3);
+            ffi::lua_setfield(l, 4, c"__tostring".as_ptr());
+            ffi::lua_pushnil(l);
+            ffi::lua_setfield(l, 4, c"__eq".as_ptr());
+            ffi::lua_settop(l, 0);
+        })
+    }
 }

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Instructions per transfer (callgrind), steadier than wall time on small
+# machines: each driver runs N1 and N2 tiny GETs (100-byte body, C at once)
+# against nginx on loopback; the difference divided by N2 - N1 removes
+# start-up. Reports the total and the share of this module, libcurl, libc
+# and the Lua VM per transfer.
+#   bench/instructions.sh [DRIVER...]   (default: c poller poller-lua luv)
+#   BUILD=build/lua54 N1=500 N2=5000 C=100 bench/instructions.sh poller
+# Drivers: c, poller, poller-lua, luv, luv-same (../shared/bench/luv_same_shape.lua
+# when present), poller-jit, luv-jit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD:-build/lua54}
+n1=${N1:-500}; n2=${N2:-5000}; conc=${C:-100}
+drivers=("$@"); [ ${#drivers[@]} -gt 0 ] || drivers=(c poller poller-lua luv)
+ulimit -n 65536 2>/dev/null || true
+tmp=$(mktemp -d)
+trap 'scripts/nginx.sh stop "$tmp/nginx" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+scripts/nginx.sh start "$tmp/nginx" >/dev/null
+. "$tmp/nginx/env"
+url="$NGINX_HTTP/100b"
+cc -O2 -g -o "$tmp/baseline" bench/c/baseline.c -lcurl
+
+cmd_for() { # driver n -> command line
+  local jbuild=${build%/*}/luajit
+  case $1 in
+    c) echo "$tmp/baseline $url $2 $conc" ;;
+    poller) echo "lua5.4 bench/drivers/poller.lua $url $2 $conc $build" ;;
+    poller-lua) echo "lua5.4 bench/drivers/poller_lua.lua $url $2 $conc $build" ;;
+    luv) echo "lua5.4 bench/drivers/luv.lua $url $2 $conc $build" ;;
+    luv-same) echo "lua5.4 ../shared/bench/luv_same_shape.lua $url $2 $conc $build" ;;
+    poller-jit) echo "luajit bench/drivers/poller.lua $url $2 $conc $jbuild" ;;
+    luv-jit) echo "luajit bench/drivers/luv.lua $url $2 $conc $jbuild" ;;
+    *) echo "unknown driver $1" >&2; exit 2 ;;
+  esac
+}
+
+# count N -> "total module libcurl libc lua" (instructions)
+count() {
+  local out="$tmp/cg.$1.$2"
+  # shellcheck disable=SC2046
+  valgrind --tool=callgrind --callgrind-out-file="$out" $(cmd_for "$1" "$2") >/dev/null 2>&1
+  bench/cgobjects.py "$out"
+}
+
+printf "| driver | instructions/transfer | module | libcurl | libc | Lua VM |\n|---|---:|---:|---:|---:|---:|\n"
+for d in "${drivers[@]}"; do
+  read -r t1 m1 c1 l1 v1 <<< "$(count "$d" "$n1")"
+  read -r t2 m2 c2 l2 v2 <<< "$(count "$d" "$n2")"
+  k=$((n2 - n1))
+  printf "| %s | %.1fk | %.1fk | %.1fk | %.1fk | %.1fk |\n" "$d" \
+    "$(echo "($t2-$t1)/$k/1000" | bc -l)" "$(echo "($m2-$m1)/$k/1000" | bc -l)" \
+    "$(echo "($c2-$c1)/$k/1000" | bc -l)" "$(echo "($l2-$l1)/$k/1000" | bc -l)" \
+    "$(echo "($v2-$v1)/$k/1000" | bc -l)"
+done

@@ -1,0 +1,753 @@
+//! `CURL*`: the owning [`Easy`] handle and what it keeps for libcurl
+//! (lists, bodies, objects, the error buffer). Its callbacks are in
+//! `easy_cb.rs`.
+
+use super::consts::c;
+use super::easy_cb::{bytes, register_closer, unregister_closer, Cb, EasyHandler};
+use super::mime::Posted;
+use super::{code, cstr_bytes, option_kind, ot, refused, CURLcode, Fault, Res, Share, Url};
+use super::{older_than, this_libcurl};
+use curl_sys as sys;
+use std::any::Any;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int, c_long, c_void};
+use std::ptr::{self, NonNull};
+use std::rc::{Rc, Weak};
+
+// ------------------------------------------------------------ the handle
+
+/// An owned `curl_slist`.
+pub(super) struct Slist(*mut sys::curl_slist);
+
+impl Slist {
+    pub(super) fn new(items: &[CString]) -> Option<Slist> {
+        let mut l = Slist(ptr::null_mut());
+        for s in items {
+            // SAFETY: curl_slist_append copies the string; on failure it
+            // returns NULL and leaves the old list (freed by `l`'s drop).
+            let n = unsafe { sys::curl_slist_append(l.0, s.as_ptr()) };
+            if n.is_null() {
+                return None;
+            }
+            l.0 = n;
+        }
+        Some(l)
+    }
+
+    /// Gives the list away (libcurl frees it from now on).
+    pub(super) fn into_raw(self) -> *mut sys::curl_slist {
+        let p = self.0;
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Slist {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: we own the list.
+            unsafe { sys::curl_slist_free_all(self.0) }
+        }
+    }
+}
+
+/// Copies a list libcurl made, then frees it.
+///
+/// # Safety
+/// `p` is NULL or a well-formed list owned by the caller.
+unsafe fn take_slist(p: *mut sys::curl_slist) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut n = p;
+    while !n.is_null() {
+        // SAFETY: walking a well-formed list.
+        let node = unsafe { &*n };
+        // SAFETY: node strings are NUL-terminated.
+        if let Some(b) = unsafe { cstr_bytes(node.data) } {
+            out.push(b);
+        }
+        n = node.next;
+    }
+    if !p.is_null() {
+        // SAFETY: the caller owns the list.
+        unsafe { sys::curl_slist_free_all(p) };
+    }
+    out
+}
+
+/// The `CURLOPT_ERRORBUFFER` of a handle.
+pub(super) struct ErrBuf(Box<UnsafeCell<[u8; sys::CURL_ERROR_SIZE]>>);
+
+impl ErrBuf {
+    fn new() -> Self {
+        ErrBuf(Box::new(UnsafeCell::new([0; sys::CURL_ERROR_SIZE])))
+    }
+    pub(super) fn ptr(&self) -> *const c_void {
+        self.0.get() as *const c_void
+    }
+    fn clear(&self) {
+        // SAFETY: libcurl writes the buffer only inside calls on its handle;
+        // the module is single-threaded, so no call is running now.
+        unsafe { (*self.0.get())[0] = 0 };
+    }
+    fn read(&self) -> Option<String> {
+        // SAFETY: as in clear; libcurl keeps the buffer NUL-terminated.
+        let b = unsafe { &*self.0.get() };
+        let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
+        (end > 0).then(|| String::from_utf8_lossy(&b[..end]).trim_end().to_string())
+    }
+}
+
+/// What libcurl points at besides the handler: kept until replaced, and
+/// replaced values until the transfer that may read them is over.
+#[derive(Default)]
+pub(super) struct Kept {
+    /// List options, with the strings to rebuild them for a copy.
+    slists: HashMap<i32, (Slist, Vec<CString>)>,
+    /// The POSTFIELDS bytes (with a NUL after them).
+    postfields: Option<Vec<u8>>,
+    share: Option<Rc<Share>>,
+    url: Option<Rc<Url>>,
+    mime: Option<Posted>,
+    /// Replaced values a running transfer may still read.
+    graveyard: Vec<Box<dyn Any>>,
+    /// `CURLOPT_HSTS` names a file (see `dup`).
+    hsts_files: bool,
+}
+
+extern "C" {
+    // Declared here: curl-sys has it only behind a feature (7.62+).
+    fn curl_easy_upkeep(h: *mut sys::CURL) -> sys::CURLcode;
+}
+
+/// An easy handle, owned. Dropping it runs `curl_easy_cleanup` (libcurl
+/// removes the handle from its multi first) and then frees what libcurl
+/// pointed at.
+pub struct Easy<H: EasyHandler> {
+    ptr: NonNull<sys::CURL>,
+    /// Every callback's data: freed after the cleanup.
+    pub(super) handler: Box<Weak<H>>,
+    /// The close-socket data (see `closers`).
+    pub(super) closer: usize,
+    pub(super) errbuf: ErrBuf,
+    pub(super) kept: RefCell<Kept>,
+    /// Added to a multi (set by `Multi::add` / `remove`).
+    in_multi: Cell<bool>,
+    /// Bit `1 << cb` for each stream callback whose function is ours.
+    pub(super) streams: Cell<u8>,
+    /// `perform` is running (a callback may replace options).
+    performing: Cell<bool>,
+    /// For a handle libcurl made for a server push: whether the push was
+    /// refused, after which libcurl frees the handle (see `multi::Pushed`).
+    fate: Option<Rc<Cell<Fate>>>,
+}
+
+/// What became of a pushed handle.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// Offered to the handler.
+    Offered,
+    /// Wrapped in an `Easy` (`Pushed::adopt`).
+    Adopted,
+    /// Refused after it was adopted: libcurl frees it, not the `Easy`.
+    Refused,
+}
+
+impl<H: EasyHandler> Drop for Easy<H> {
+    fn drop(&mut self) {
+        let refused = self.fate.as_ref().is_some_and(|f| f.get() == Fate::Refused);
+        if !refused {
+            // SAFETY: the handle is ours and freed once; what libcurl points
+            // at (the handler box, kept values, the error buffer) is dropped
+            // after this body returns. (A refused push was reset and handed
+            // back to libcurl, which freed it.)
+            unsafe { sys::curl_easy_cleanup(self.ptr.as_ptr()) };
+        }
+        unregister_closer(self.closer);
+    }
+}
+
+impl<H: EasyHandler> Easy<H> {
+    /// `curl_easy_init`, with the error buffer and every callback's data
+    /// pointer set (the functions stay libcurl's defaults).
+    pub fn new(handler: Weak<H>) -> Option<Self> {
+        super::global_init();
+        // SAFETY: plain constructor; NULL on allocation failure.
+        let p = NonNull::new(unsafe { sys::curl_easy_init() })?;
+        Some(Self::wrap(p, handler))
+    }
+
+    /// Wraps a handle libcurl made from `parent` for a server push, with
+    /// `parent`'s kept values copied (see `take_state_of`).
+    pub(super) fn adopt(
+        ptr: NonNull<sys::CURL>,
+        fate: Rc<Cell<Fate>>,
+        parent: &Easy<H>,
+        handler: Weak<H>,
+    ) -> Res<Self> {
+        let mut e = Self::wrap(ptr, handler);
+        fate.set(Fate::Adopted);
+        e.fate = Some(fate);
+        if let Err(f) = e.take_state_of(parent) {
+            e.give_back();
+            return Err(f);
+        }
+        Ok(e)
+    }
+
+    fn wrap(ptr: NonNull<sys::CURL>, handler: Weak<H>) -> Self {
+        let closer = register_closer(&handler);
+        let e = Easy {
+            ptr,
+            handler: Box::new(handler),
+            closer,
+            errbuf: ErrBuf::new(),
+            kept: RefCell::new(Kept::default()),
+            in_multi: Cell::new(false),
+            streams: Cell::new(0),
+            performing: Cell::new(false),
+            fate: None,
+        };
+        e.point_data();
+        e
+    }
+
+    /// The handle, unless it was a refused server push (libcurl freed it).
+    pub(super) fn raw(&self) -> Res<*mut sys::CURL> {
+        if self.fate.as_ref().is_some_and(|f| f.get() == Fate::Refused) {
+            return refused("the pushed transfer was refused; its handle is gone");
+        }
+        Ok(self.ptr.as_ptr())
+    }
+
+    /// # Safety
+    /// `p` stays valid as long as libcurl may read it for option `opt`.
+    pub(super) unsafe fn setopt_ptr(&self, opt: i64, p: *const c_void) -> Res<()> {
+        let h = self.raw()?;
+        // SAFETY: live handle; the caller's contract for `p`.
+        code(unsafe { sys::curl_easy_setopt(h, opt as sys::CURLoption, p) } as CURLcode)
+    }
+
+    /// The handle's address: how callbacks and messages name it.
+    pub fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    pub(super) fn as_ptr(&self) -> *mut sys::CURL {
+        self.ptr.as_ptr()
+    }
+
+    pub(super) fn set_in_multi(&self, on: bool) {
+        self.in_multi.set(on);
+    }
+
+    /// A pushed handle that is refused after all: reset (so libcurl, which
+    /// frees it, points at nothing of ours) and no longer usable. Nothing
+    /// for other handles.
+    pub fn give_back(&self) {
+        if let Some(f) = &self.fate {
+            if f.get() == Fate::Adopted {
+                // SAFETY: the handle is still alive (libcurl frees it after
+                // the push callback returns); reset drops every option.
+                unsafe { sys::curl_easy_reset(self.ptr.as_ptr()) };
+                f.set(Fate::Refused);
+            }
+        }
+    }
+
+    /// Gives up the handle without cleaning it up (a process that is going
+    /// away, or a call still running on it): libcurl may still use it.
+    pub fn leak(self) {
+        let kept = std::mem::take(&mut *self.kept.borrow_mut());
+        std::mem::forget(kept);
+        std::mem::forget(self);
+    }
+
+    // -------------------------------------------------------- options
+
+    /// A long option. Guards: `CONNECT_ONLY` cannot change while the
+    /// handle is in a multi (libcurl's RemoveHandle then closes the last
+    /// connection the handle used, which another transfer may be using);
+    /// `HSTS_CTRL` without `CURLHSTS_ENABLE` is refused while a share
+    /// shares HSTS, before libcurl 8.21.0 (it frees the share's cache).
+    pub fn set_long(&self, opt: i64, v: c_long) -> Res<()> {
+        if !matches!(option_kind(opt as i32), ot::LONG | ot::VALUES) {
+            return refused(format!("option {opt} does not take a long"));
+        }
+        if opt == c::CURLOPT_CONNECT_ONLY && self.in_multi.get() {
+            return refused(
+                "it cannot change while the easy is added to a multi; set it before AddHandle",
+            );
+        }
+        if opt == c::CURLOPT_HSTS_CTRL
+            && v & c::CURLHSTS_ENABLE as c_long == 0
+            && older_than(0x081500)
+            && self
+                .kept
+                .borrow()
+                .share
+                .as_ref()
+                .is_some_and(|s| s.shares(c::CURL_LOCK_DATA_HSTS))
+        {
+            return refused(format!(
+                "turning HSTS off is refused while the easy uses a share that shares HSTS ({} frees the shared cache; fixed in 8.21.0)",
+                this_libcurl()
+            ));
+        }
+        let h = self.raw()?;
+        // SAFETY: live handle; a long option receives a long.
+        code(unsafe { sys::curl_easy_setopt(h, opt as sys::CURLoption, v) } as CURLcode)
+    }
+
+    pub fn set_off_t(&self, opt: i64, v: i64) -> Res<()> {
+        if option_kind(opt as i32) != ot::OFF_T {
+            return refused(format!("option {opt} does not take an off_t"));
+        }
+        let h = self.raw()?;
+        // SAFETY: live handle; an off_t option receives a curl_off_t.
+        code(
+            unsafe { sys::curl_easy_setopt(h, opt as sys::CURLoption, v as sys::curl_off_t) }
+                as CURLcode,
+        )
+    }
+
+    /// A string option (libcurl copies it); `None` restores the default.
+    pub fn set_string(&self, opt: i64, s: Option<&CStr>) -> Res<()> {
+        if option_kind(opt as i32) != ot::STRING {
+            return refused(format!("option {opt} does not take a string"));
+        }
+        let p = s.map_or(ptr::null(), |c| c.as_ptr() as *const c_void);
+        // SAFETY: libcurl copies string options during the call.
+        (unsafe { self.setopt_ptr(opt, p) })?;
+        if opt == c::CURLOPT_HSTS {
+            self.kept.borrow_mut().hsts_files = s.is_some();
+        }
+        Ok(())
+    }
+
+    /// A blob option (copied: `CURL_BLOB_COPY`); `None` clears it.
+    pub fn set_blob(&self, opt: i64, data: Option<&[u8]>) -> Res<()> {
+        if option_kind(opt as i32) != ot::BLOB {
+            return refused(format!("option {opt} does not take a blob"));
+        }
+        match data {
+            // SAFETY: NULL clears the blob.
+            None => unsafe { self.setopt_ptr(opt, ptr::null()) },
+            Some(b) => {
+                let blob = sys::curl_blob {
+                    data: b.as_ptr() as *mut c_void,
+                    len: b.len(),
+                    flags: sys::CURL_BLOB_COPY,
+                };
+                // SAFETY: CURL_BLOB_COPY: libcurl copies the bytes and the
+                // struct during this call.
+                unsafe { self.setopt_ptr(opt, &blob as *const sys::curl_blob as *const c_void) }
+            }
+        }
+    }
+
+    /// A list option; the handle keeps the list (`None` clears it).
+    pub fn set_slist(&self, opt: i64, items: Option<Vec<CString>>) -> Res<()> {
+        if option_kind(opt as i32) != ot::SLIST {
+            return refused(format!("option {opt} does not take a list"));
+        }
+        let list = match items {
+            None => None,
+            Some(items) => {
+                let l = Slist::new(&items).ok_or(Fault::Code(c::CURLE_OUT_OF_MEMORY as i32))?;
+                Some((l, items))
+            }
+        };
+        let p = list.as_ref().map_or(ptr::null_mut(), |(l, _)| l.0);
+        // SAFETY: the list is kept below until replaced and the transfer
+        // that may read it is over.
+        (unsafe { self.setopt_ptr(opt, p as *const c_void) })?;
+        let old = {
+            let mut k = self.kept.borrow_mut();
+            match list {
+                Some(l) => k.slists.insert(opt as i32, l),
+                None => k.slists.remove(&(opt as i32)),
+            }
+        };
+        self.retire(old);
+        Ok(())
+    }
+
+    /// `POSTFIELDS` (libcurl does not copy it): the handle keeps the bytes
+    /// and gives libcurl their length, so any bytes work; `None` clears.
+    pub fn set_postfields(&self, body: Option<&[u8]>) -> Res<()> {
+        let bytes = body.map(|b| {
+            let mut v = Vec::with_capacity(b.len() + 1);
+            v.extend_from_slice(b);
+            v.push(0); // a terminator: no size can make libcurl read past it
+            v
+        });
+        if let Some(b) = &bytes {
+            self.set_off_t(c::CURLOPT_POSTFIELDSIZE_LARGE, b.len() as i64 - 1)?;
+        }
+        let p = bytes
+            .as_ref()
+            .map_or(ptr::null(), |b| b.as_ptr() as *const c_void);
+        // SAFETY: the bytes are kept below (moving the Vec keeps its heap
+        // block) until replaced and the transfer is over.
+        (unsafe { self.setopt_ptr(c::CURLOPT_POSTFIELDS, p) })?;
+        let old = std::mem::replace(&mut self.kept.borrow_mut().postfields, bytes);
+        self.retire(old);
+        Ok(())
+    }
+
+    /// The length of the kept POSTFIELDS body, if there is one.
+    pub fn postfields_len(&self) -> Option<usize> {
+        self.kept.borrow().postfields.as_ref().map(|b| b.len() - 1)
+    }
+
+    /// `CURLOPT_SHARE`: the handle holds the share while it uses it.
+    pub fn set_share(&self, s: Option<Rc<Share>>) -> Res<()> {
+        let p = s.as_ref().map_or(ptr::null(), |s| s.as_ptr());
+        // SAFETY: the share is held below while libcurl uses it.
+        (unsafe { self.setopt_ptr(c::CURLOPT_SHARE, p) })?;
+        let old = std::mem::replace(&mut self.kept.borrow_mut().share, s);
+        self.retire(old);
+        Ok(())
+    }
+
+    /// `CURLOPT_CURLU`: the handle holds the URL while it uses it.
+    pub fn set_url(&self, u: Option<Rc<Url>>) -> Res<()> {
+        let p = u.as_ref().map_or(ptr::null(), |u| u.as_ptr());
+        // SAFETY: the URL is held below while libcurl uses it.
+        (unsafe { self.setopt_ptr(c::CURLOPT_CURLU, p) })?;
+        let old = std::mem::replace(&mut self.kept.borrow_mut().url, u);
+        self.retire(old);
+        Ok(())
+    }
+
+    /// `CURLOPT_MIMEPOST`: the handle holds the posted tree while it uses it.
+    pub fn set_mime(&self, m: Option<Posted>) -> Res<()> {
+        let p = m.as_ref().map_or(ptr::null(), |m| m.as_ptr());
+        // SAFETY: the tree is held (and counted as posted) below.
+        (unsafe { self.setopt_ptr(c::CURLOPT_MIMEPOST, p) })?;
+        let old = std::mem::replace(&mut self.kept.borrow_mut().mime, m);
+        self.retire(old);
+        Ok(())
+    }
+
+    /// The mime this handle posts (`CURLOPT_MIMEPOST`), if any.
+    pub fn posted_mime(&self) -> Option<super::Mime> {
+        self.kept.borrow().mime.as_ref().map(|p| p.mime())
+    }
+
+    /// A replaced option value: freed now, or when the transfer that may
+    /// be reading it is over (`flush`).
+    fn retire<T: Any>(&self, old: Option<T>) {
+        if let Some(old) = old {
+            if self.in_multi.get() || self.performing.get() {
+                self.kept.borrow_mut().graveyard.push(Box::new(old));
+            }
+        }
+    }
+
+    /// Frees replaced option values once no transfer can be reading them.
+    pub fn flush(&self) {
+        let old = std::mem::take(&mut self.kept.borrow_mut().graveyard);
+        drop(old);
+    }
+
+    // -------------------------------------------------------- calls
+
+    pub fn perform(&self) -> Res<()> {
+        self.errbuf.clear();
+        let h = self.raw()?;
+        let was = self.performing.replace(true);
+        // SAFETY: live handle (libcurl refuses it inside a multi).
+        let rc = unsafe { sys::curl_easy_perform(h) } as CURLcode;
+        self.performing.set(was);
+        code(rc)
+    }
+
+    pub fn pause(&self, mask: c_int) -> Res<()> {
+        let h = self.raw()?;
+        // SAFETY: live handle.
+        code(unsafe { sys::curl_easy_pause(h, mask) } as CURLcode)
+    }
+
+    pub fn upkeep(&self) -> Res<()> {
+        let h = self.raw()?;
+        // SAFETY: live handle.
+        code(unsafe { curl_easy_upkeep(h) } as CURLcode)
+    }
+
+    /// `curl_easy_reset`: options back to their defaults, kept values
+    /// dropped, the data pointers set again. Before libcurl 8.5.0 reset
+    /// forgets the `CURLOPT_HSTS` file list without freeing it: it is freed
+    /// first.
+    pub fn reset(&self) {
+        let Ok(h) = self.raw() else {
+            return;
+        };
+        let hsts = std::mem::take(&mut self.kept.borrow_mut().hsts_files);
+        if hsts && older_than(0x080500) {
+            // SAFETY: NULL frees the list.
+            let _ = unsafe { self.setopt_ptr(c::CURLOPT_HSTS, ptr::null()) };
+        }
+        // SAFETY: live handle.
+        unsafe { sys::curl_easy_reset(h) };
+        self.streams.set(0);
+        self.point_data();
+        let old = std::mem::take(&mut *self.kept.borrow_mut());
+        drop(old);
+    }
+
+    /// `curl_easy_duphandle`: a copy with its own lists, body and callback
+    /// data, the same share and URL, and no posted mime (libcurl's copy of
+    /// a mime would share the data callbacks' argument).
+    ///
+    /// Refused before libcurl 8.5.0 while `CURLOPT_HSTS` names a file: the
+    /// copy would share the file list and both handles free it.
+    pub fn dup(&self, handler: Weak<H>) -> Res<Easy<H>> {
+        if self.kept.borrow().hsts_files && older_than(0x080500) {
+            return refused(format!(
+                "refused while CURLOPT_HSTS names a file: {} gives the copy the same file list and both handles free it (fixed in 8.5.0); unset it first (SetOpt_HSTS(nil)) and set it on each handle",
+                this_libcurl()
+            ));
+        }
+        let h = self.raw()?;
+        let posted = self.kept.borrow().mime.as_ref().map(|m| m.as_ptr());
+        if posted.is_some() {
+            // SAFETY: NULL unsets the mime for the copy.
+            (unsafe { self.setopt_ptr(c::CURLOPT_MIMEPOST, ptr::null()) })?;
+        }
+        // SAFETY: live handle; returns a new handle or NULL.
+        let p = NonNull::new(unsafe { sys::curl_easy_duphandle(h) });
+        if let Some(m) = posted {
+            // SAFETY: the posted tree is still held by this handle.
+            let _ = unsafe { self.setopt_ptr(c::CURLOPT_MIMEPOST, m) };
+        }
+        let p = p.ok_or(Fault::Code(c::CURLE_OUT_OF_MEMORY as i32))?;
+        let copy = Easy::wrap(p, handler);
+        copy.take_state_of(self)?;
+        Ok(copy)
+    }
+
+    /// Gives a copy libcurl made of `src` (duphandle, server push) its own
+    /// copies of what `src` kept: libcurl's copy points at `src`'s.
+    fn take_state_of(&self, src: &Easy<H>) -> Res<()> {
+        let (lists, body, share, url, hsts) = {
+            let k = src.kept.borrow();
+            let lists: Vec<(i32, Vec<CString>)> = k
+                .slists
+                .iter()
+                .map(|(id, (_, s))| (*id, s.clone()))
+                .collect();
+            (
+                lists,
+                k.postfields.clone(),
+                k.share.clone(),
+                k.url.clone(),
+                k.hsts_files,
+            )
+        };
+        for (id, items) in lists {
+            self.set_slist(id as i64, Some(items))?;
+        }
+        if let Some(b) = body {
+            self.set_postfields(Some(&b[..b.len() - 1]))?;
+        }
+        // libcurl's copy does not take the share over: give it again.
+        self.set_share(share)?;
+        self.kept.borrow_mut().url = url;
+        self.kept.borrow_mut().hsts_files = hsts;
+        // The stream callbacks' data is ours only where our function is set.
+        for cb in [Cb::Write, Cb::Header, Cb::Read] {
+            if src.stream_on(cb) {
+                self.set_callback(cb, true)?;
+            }
+        }
+        self.flush();
+        Ok(())
+    }
+
+    pub fn escape(&self, s: &[u8]) -> Res<Vec<u8>> {
+        let h = self.raw()?;
+        let n = escape_len(s)?;
+        if n == 0 {
+            return Ok(Vec::new()); // 0 would mean "call strlen"
+        }
+        // SAFETY: live handle; (ptr, n) describe `s`; libcurl returns a new
+        // NUL-terminated string we free with curl_free.
+        unsafe {
+            let p = sys::curl_easy_escape(h, s.as_ptr() as *const c_char, n);
+            if p.is_null() {
+                return Err(Fault::Code(c::CURLE_OUT_OF_MEMORY as i32));
+            }
+            let out = CStr::from_ptr(p).to_bytes().to_vec();
+            sys::curl_free(p as *mut c_void);
+            Ok(out)
+        }
+    }
+
+    pub fn unescape(&self, s: &[u8]) -> Res<Vec<u8>> {
+        let h = self.raw()?;
+        let len = escape_len(s)?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let mut n: c_int = 0;
+        // SAFETY: as escape; libcurl reports the decoded length (may contain NUL).
+        unsafe {
+            let p = sys::curl_easy_unescape(h, s.as_ptr() as *const c_char, len, &mut n);
+            if p.is_null() {
+                return Err(Fault::Code(c::CURLE_OUT_OF_MEMORY as i32));
+            }
+            let out = bytes(p, n.max(0) as usize).to_vec();
+            sys::curl_free(p as *mut c_void);
+            Ok(out)
+        }
+    }
+
+    /// Bytes sent; `Fault::Code(CURLE_AGAIN)` when the socket is not ready.
+    pub fn send(&self, data: &[u8]) -> Res<usize> {
+        let h = self.raw()?;
+        let mut n: usize = 0;
+        // SAFETY: live handle; (ptr, len) describe `data`.
+        let rc =
+            unsafe { sys::curl_easy_send(h, data.as_ptr() as *const c_void, data.len(), &mut n) }
+                as CURLcode;
+        code(rc).map(|()| n)
+    }
+
+    pub fn recv(&self, buf: &mut [u8]) -> Res<usize> {
+        let h = self.raw()?;
+        let mut n: usize = 0;
+        // SAFETY: live handle; libcurl writes at most buf.len() bytes.
+        let rc =
+            unsafe { sys::curl_easy_recv(h, buf.as_mut_ptr() as *mut c_void, buf.len(), &mut n) }
+                as CURLcode;
+        code(rc).map(|()| n)
+    }
+
+    /// The error buffer's text of the last failed call, if any.
+    pub fn error_text(&self) -> Option<String> {
+        self.errbuf.read()
+    }
+
+    // -------------------------------------------------------- infos
+
+    /// # Safety
+    /// `T` is the type libcurl writes for info `id` (checked by callers
+    /// through the id's type bits).
+    unsafe fn getinfo<T: Default>(&self, id: i32) -> Res<T> {
+        let h = self.raw()?;
+        let mut v = T::default();
+        // SAFETY: live handle; the caller's contract on `T`.
+        let rc =
+            unsafe { sys::curl_easy_getinfo(h, id as sys::CURLINFO, &mut v as *mut T) } as CURLcode;
+        code(rc).map(|()| v)
+    }
+
+    fn check_info(id: i32, ty: i32) -> Res<()> {
+        if id & INFO_TYPEMASK == ty {
+            Ok(())
+        } else {
+            refused(format!("CURLINFO {id} is not of the type asked for"))
+        }
+    }
+
+    pub fn info_long(&self, id: i32) -> Res<i64> {
+        Self::check_info(id, INFO_LONG)?;
+        // SAFETY: a LONG info: libcurl writes one long.
+        unsafe { self.getinfo::<c_long>(id) }.map(|v| v as i64)
+    }
+
+    pub fn info_off_t(&self, id: i32) -> Res<i64> {
+        Self::check_info(id, INFO_OFF_T)?;
+        // SAFETY: an OFF_T info: libcurl writes one curl_off_t.
+        unsafe { self.getinfo::<sys::curl_off_t>(id) }.map(|v| v as i64)
+    }
+
+    pub fn info_double(&self, id: i32) -> Res<f64> {
+        Self::check_info(id, INFO_DOUBLE)?;
+        // SAFETY: a DOUBLE info: libcurl writes one double.
+        unsafe { self.getinfo::<f64>(id) }
+    }
+
+    pub fn info_socket(&self, id: i32) -> Res<i64> {
+        Self::check_info(id, INFO_SOCKET)?;
+        // SAFETY: a SOCKET info: libcurl writes one curl_socket_t.
+        unsafe { self.getinfo::<sys::curl_socket_t>(id) }.map(|v| v as i64)
+    }
+
+    pub fn info_string(&self, id: i32) -> Res<Option<Vec<u8>>> {
+        Self::check_info(id, INFO_STRING)?;
+        // SAFETY: a STRING info: libcurl writes one pointer to a string the
+        // handle owns, copied before any other call.
+        unsafe {
+            let p = self.getinfo::<Ptr<c_char>>(id)?;
+            Ok(cstr_bytes(p.0))
+        }
+    }
+
+    /// `COOKIELIST`, `SSL_ENGINES`: lists libcurl makes for the caller.
+    pub fn info_slist(&self, id: i32) -> Res<Vec<Vec<u8>>> {
+        if id as i64 != c::CURLINFO_COOKIELIST && id as i64 != c::CURLINFO_SSL_ENGINES {
+            return refused(format!("CURLINFO {id} does not hand out a list"));
+        }
+        // SAFETY: these infos write one list pointer that we own and free.
+        unsafe {
+            let p = self.getinfo::<Ptr<sys::curl_slist>>(id)?;
+            Ok(take_slist(p.0 as *mut sys::curl_slist))
+        }
+    }
+
+    /// `CURLINFO_CERTINFO`: one list of "Name:value" strings per certificate.
+    pub fn info_certinfo(&self) -> Res<Vec<Vec<Vec<u8>>>> {
+        // SAFETY: CERTINFO writes a pointer to a struct owned by the handle.
+        let p = unsafe { self.getinfo::<Ptr<sys::curl_certinfo>>(c::CURLINFO_CERTINFO as i32) }?;
+        let mut out = Vec::new();
+        if p.0.is_null() {
+            return Ok(out);
+        }
+        // SAFETY: non-null struct owned by the handle: num_of_certs lists.
+        let ci = unsafe { &*p.0 };
+        for i in 0..ci.num_of_certs.max(0) as usize {
+            // SAFETY: certinfo has num_of_certs entries; each list is owned
+            // by the handle (walked, not freed).
+            let mut n = unsafe { *ci.certinfo.add(i) };
+            let mut fields = Vec::new();
+            while !n.is_null() {
+                // SAFETY: a well-formed list with NUL-terminated strings.
+                let node = unsafe { &*n };
+                // SAFETY: as above.
+                if let Some(b) = unsafe { cstr_bytes(node.data) } {
+                    fields.push(b);
+                }
+                n = node.next;
+            }
+            out.push(fields);
+        }
+        Ok(out)
+    }
+}
+
+/// A pointer with a NULL default (for `getinfo`).
+#[repr(transparent)]
+struct Ptr<T>(*const T);
+
+impl<T> Default for Ptr<T> {
+    fn default() -> Self {
+        Ptr(ptr::null())
+    }
+}
+
+pub const INFO_STRING: i32 = 0x100000;
+pub const INFO_LONG: i32 = 0x200000;
+pub const INFO_DOUBLE: i32 = 0x300000;
+pub const INFO_SLIST: i32 = 0x400000;
+pub const INFO_SOCKET: i32 = 0x500000;
+pub const INFO_OFF_T: i32 = 0x600000;
+pub const INFO_TYPEMASK: i32 = 0xf00000;
+
+/// `curl_easy_escape` / `curl_easy_unescape` take an `int` length.
+fn escape_len(s: &[u8]) -> Res<c_int> {
+    c_int::try_from(s.len()).or_else(|_| refused("longer than 2147483647 bytes"))
+}

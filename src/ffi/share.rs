@@ -1,0 +1,67 @@
+//! `CURLSH*`: the owning [`Share`] handle.
+
+use super::consts::c;
+use curl_sys as sys;
+use std::cell::Cell;
+use std::os::raw::{c_int, c_long, c_void};
+use std::ptr::NonNull;
+
+/// A share handle, owned. Easies using it hold it (`Rc<Share>`, see
+/// `Easy::set_share`), so it is cleaned up after the last of them.
+pub struct Share {
+    ptr: NonNull<sys::CURLSH>,
+    /// Bit `1 << CURL_LOCK_DATA_*` for each kind of data shared.
+    shared: Cell<u64>,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        // SAFETY: the handle is ours and no easy uses it any more (each one
+        // holds the share while it does).
+        unsafe { sys::curl_share_cleanup(self.ptr.as_ptr()) };
+    }
+}
+
+impl Share {
+    pub fn new() -> Option<Share> {
+        super::global_init();
+        // SAFETY: plain constructor.
+        let ptr = NonNull::new(unsafe { sys::curl_share_init() })?;
+        Some(Share {
+            ptr,
+            shared: Cell::new(0),
+        })
+    }
+
+    pub(super) fn as_ptr(&self) -> *const c_void {
+        self.ptr.as_ptr() as *const c_void
+    }
+
+    /// `CURLSHOPT_SHARE` (`share` true) or `CURLSHOPT_UNSHARE` of a
+    /// `CURL_LOCK_DATA_*` value; the `CURLSHcode` on failure.
+    pub fn set(&self, share: bool, data: c_int) -> Result<(), c_int> {
+        let opt = if share {
+            c::CURLSHOPT_SHARE
+        } else {
+            c::CURLSHOPT_UNSHARE
+        };
+        // SAFETY: live share; SHARE/UNSHARE take a long.
+        let rc = unsafe {
+            sys::curl_share_setopt(self.ptr.as_ptr(), opt as sys::CURLSHoption, data as c_long)
+        } as c_int;
+        if rc != 0 {
+            return Err(rc);
+        }
+        if (0..64).contains(&data) {
+            let bit = 1u64 << data;
+            let old = self.shared.get();
+            self.shared.set(if share { old | bit } else { old & !bit });
+        }
+        Ok(())
+    }
+
+    /// Whether `CURL_LOCK_DATA_*` `data` is shared.
+    pub fn shares(&self, data: i64) -> bool {
+        (0..64).contains(&data) && self.shared.get() & (1 << data) != 0
+    }
+}
