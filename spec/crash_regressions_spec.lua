@@ -283,4 +283,74 @@ describe("crash regressions", function()
       assert.are.equal("string", type(s[3]))
     end
   end)
+
+  it("HSTS_CTRL off while CURLOPT_HSTS names a file, then a transfer", function()
+    local file = os.tmpname()
+    local e = curl.Easy { URL = "file:///etc/hostname", WriteFunction = function() end }
+    e:SetOpt_HSTS(file)
+    e:SetOpt_HSTS_Ctrl(0)
+    e:Perform()
+    e:Close()
+    os.remove(file)
+  end)
+
+  it("an easy that sent trailers runs no second transfer (libcurl before 8.7.0)", function()
+    local sent, trailers = false, 0
+    local e = curl.Easy { URL = H.url("/echo"), Post = 1, TimeoutMs = 5000,
+      HttpHeader = { "Transfer-Encoding: chunked" },
+      ReadFunction = function() if sent then return "" end sent = true; return "hello" end,
+      TrailerFunction = function() trailers = trailers + 1; return { "X-T: 1" } end,
+      WriteFunction = function() end }
+    e:Perform()
+    assert.are.equal(1, trailers)
+    sent = false
+    if older_than(0x080700) then
+      usage_error(function() e:Perform() end, "8%.7%.0")
+      local multi = curl.Multi()
+      usage_error(function() multi:AddHandle(e) end, "8%.7%.0")
+      multi:Close()
+    end
+    local copy = e:DupHandle() -- a fresh handle, the same callbacks
+    sent = false
+    copy:Perform()
+    assert.are.equal(2, trailers)
+    copy:Close()
+    e:Close()
+  end)
+
+  it("CONNECT_ONLY over TLS, then Recv", function()
+    local e = curl.Easy { URL = H.nginx_https .. "/", CAInfo = H.ca, ConnectOnly = 1, TimeoutMs = 5000 }
+    e:Perform()
+    assert.is_nil(e:Recv(10)) -- nothing sent yet: not ready (HTTP/2 would crash 7.88 here)
+    e:Close()
+  end)
+
+  it("HTTP/2 and other protocols do not share a connection cache (libcurl before 8.1.0)", function()
+    if not older_than(0x080100) then return end
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    multi:AddHandle(curl.Easy { URL = H.nginx_https .. "/1k", CAInfo = H.ca, WriteFunction = function() end })
+    loop:run { remove = true }
+    local dict = curl.Easy { URL = "dict://127.0.0.1:1/x", TimeoutMs = 1000 }
+    usage_error(function() multi:AddHandle(dict) end, "8%.1%.0")
+    assert.are.equal(0, #multi:GetHandles(), "nothing was added")
+    multi:Close()
+    -- HTTP/1.1 for the HTTPS transfer: both can run in one multi
+    multi = curl.Multi()
+    loop = H.loop(multi)
+    multi:AddHandle(curl.Easy { URL = H.nginx_https .. "/1k", CAInfo = H.ca, HttpVersion = curl.CURL_HTTP_VERSION_1_1,
+                                WriteFunction = function() end })
+    loop:run { remove = true }
+    multi:AddHandle(dict)
+    loop.done = {}
+    loop:run { remove = true }
+    assert.are.equal(1, #loop.done)
+    multi:Close()
+    -- an easy's own cache (Perform)
+    local e = curl.Easy { URL = H.nginx_https .. "/1k", CAInfo = H.ca, WriteFunction = function() end }
+    e:Perform()
+    e:SetOpt_URL("dict://127.0.0.1:1/x")
+    usage_error(function() e:Perform() end, "8%.1%.0")
+    e:Close()
+  end)
 end)

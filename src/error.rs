@@ -54,6 +54,7 @@ pub fn fault(what: &str) -> impl Fn(Fault) -> Fail + '_ {
     move |f| match f {
         Fault::Code(rc) => Fail::Easy(rc, Some(what.to_string())),
         Fault::Refused(why) => Fail::Usage(format!("{what}: {why}")),
+        Fault::Multi(rc) => Fail::Multi(rc, None),
     }
 }
 

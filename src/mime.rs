@@ -65,6 +65,7 @@ fn mime_fault(what: &str) -> impl Fn(Fault) -> Fail + '_ {
     move |f| match f {
         Fault::Code(rc) => Fail::Easy(rc, Some(what.to_string())),
         Fault::Refused(why) => Fail::Usage(why),
+        Fault::Multi(rc) => Fail::Multi(rc, None),
     }
 }
 
@@ -180,7 +181,7 @@ fn part_subparts(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
             Fail::Usage(why)
         }
         Fault::Refused(why) => Fail::Usage(format!("bad argument #1 'mime' ({why})")),
-        Fault::Code(rc) => Fail::Easy(rc, Some("curl_mime_subparts".into())),
+        other => mime_fault("curl_mime_subparts")(other),
     })?;
     // The parent's Lua object lists its sub-mimes (their callbacks are found
     // through it) and the child keeps the tree alive.

@@ -324,6 +324,7 @@ fn perform(lua: &Lua, args: Args) -> R<()> {
     r.map_err(|f| match f {
         Fault::Code(rc) => Fail::Easy(rc, h.error_text()),
         Fault::Refused(why) => Fail::Usage(why),
+        Fault::Multi(rc) => Fail::Multi(rc, None),
     })
 }
 
@@ -472,7 +473,7 @@ fn escaping(lua: &Lua, args: Args, unescape: bool) -> R<LuaString> {
     };
     let out = out.map_err(|f| match f {
         Fault::Refused(why) => Fail::Usage(format!("bad argument #1 'string' ({why})")),
-        Fault::Code(rc) => Fail::Easy(rc, None),
+        other => fault("curl_easy_escape")(other),
     })?;
     Ok(lua.create_string(&out)?)
 }
@@ -521,7 +522,7 @@ fn dup_handle(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     let (ud, e, h) = open(&args)?;
     let ne = new_state(|w| h.dup(w)).map_err(|f| match f {
         Fault::Refused(why) => Fail::Usage(why),
-        Fault::Code(rc) => Fail::Easy(rc, Some("curl_easy_duphandle".into())),
+        other => fault("curl_easy_duphandle")(other),
     })?;
     let nud = wrap(lua, ne.clone())?;
     copy_lua_state(ud, &e, &nud, &ne)?;

@@ -3,7 +3,8 @@
 //! `easy_cb.rs`.
 
 use super::consts::c;
-use super::easy_cb::{bytes, register_closer, unregister_closer, Cb, EasyHandler};
+use super::easy_cb::{bytes, register_closer, unregister_closer, Cb, EasyHandler, HandlerBox};
+use super::guards::{CacheMix, Starts};
 use super::mime::Posted;
 use super::{code, cstr_bytes, option_kind, ot, refused, CURLcode, Fault, Res, Share, Url};
 use super::{older_than, this_libcurl};
@@ -104,16 +105,16 @@ impl ErrBuf {
 #[derive(Default)]
 pub(super) struct Kept {
     /// List options, with the strings to rebuild them for a copy.
-    slists: HashMap<i32, (Slist, Vec<CString>)>,
+    pub(super) slists: HashMap<i32, (Slist, Vec<CString>)>,
     /// The POSTFIELDS bytes (with a NUL after them).
-    postfields: Option<Vec<u8>>,
-    share: Option<Rc<Share>>,
-    url: Option<Rc<Url>>,
-    mime: Option<Posted>,
+    pub(super) postfields: Option<Vec<u8>>,
+    pub(super) share: Option<Rc<Share>>,
+    pub(super) url: Option<Rc<Url>>,
+    pub(super) mime: Option<Posted>,
     /// Replaced values a running transfer may still read.
-    graveyard: Vec<Box<dyn Any>>,
+    pub(super) graveyard: Vec<Box<dyn Any>>,
     /// `CURLOPT_HSTS` names a file (see `dup`).
-    hsts_files: bool,
+    pub(super) hsts_files: bool,
 }
 
 extern "C" {
@@ -127,15 +128,19 @@ extern "C" {
 pub struct Easy<H: EasyHandler> {
     ptr: NonNull<sys::CURL>,
     /// Every callback's data: freed after the cleanup.
-    pub(super) handler: Box<Weak<H>>,
+    pub(super) handler: Box<HandlerBox<H>>,
+    /// Options the guards applied at a transfer's start look at, and this
+    /// handle's own connection cache's mix (`guards.rs`).
+    pub(super) starts: RefCell<Starts>,
+    pub(super) mix: CacheMix,
     /// The close-socket data (see `closers`).
     pub(super) closer: usize,
     pub(super) errbuf: ErrBuf,
     pub(super) kept: RefCell<Kept>,
     /// Added to a multi (set by `Multi::add` / `remove`).
     in_multi: Cell<bool>,
-    /// Bit `1 << cb` for each stream callback whose function is ours.
-    pub(super) streams: Cell<u8>,
+    /// Bit `1 << cb` for each callback whose function is ours.
+    pub(super) callbacks_on: Cell<u32>,
     /// `perform` is running (a callback may replace options).
     performing: Cell<bool>,
     /// For a handle libcurl made for a server push: whether the push was
@@ -200,12 +205,17 @@ impl<H: EasyHandler> Easy<H> {
         let closer = register_closer(&handler);
         let e = Easy {
             ptr,
-            handler: Box::new(handler),
+            handler: Box::new(HandlerBox {
+                weak: handler,
+                trailers_sent: Cell::new(false),
+            }),
+            starts: RefCell::new(Starts::default()),
+            mix: CacheMix::default(),
             closer,
             errbuf: ErrBuf::new(),
             kept: RefCell::new(Kept::default()),
             in_multi: Cell::new(false),
-            streams: Cell::new(0),
+            callbacks_on: Cell::new(0),
             performing: Cell::new(false),
             fate: None,
         };
@@ -295,9 +305,34 @@ impl<H: EasyHandler> Easy<H> {
                 this_libcurl()
             ));
         }
+        if opt == c::CURLOPT_HSTS_CTRL
+            && v & c::CURLHSTS_ENABLE as c_long == 0
+            && older_than(0x081500)
+            && self.kept.borrow().hsts_files
+        {
+            // libcurl before 8.21.0 frees the HSTS cache but keeps the file
+            // list, and the next transfer loads the files into the freed
+            // cache: drop the list first, as 8.21.0 does.
+            self.set_string(c::CURLOPT_HSTS, None)?;
+        }
+        self.set_long_raw(opt, v)?;
+        self.starts.borrow_mut().long_set(opt, v);
+        Ok(())
+    }
+
+    /// `curl_easy_setopt` of a long option, without the checks.
+    pub(super) fn set_long_raw(&self, opt: i64, v: c_long) -> Res<()> {
         let h = self.raw()?;
-        // SAFETY: live handle; a long option receives a long.
+        // SAFETY: live handle; callers pass long options only.
         code(unsafe { sys::curl_easy_setopt(h, opt as sys::CURLoption, v) } as CURLcode)
+    }
+
+    /// `curl_easy_setopt` of a string option (copied), without the checks.
+    pub(super) fn set_string_raw(&self, opt: i64, s: Option<&CStr>) -> Res<()> {
+        let p = s.map_or(ptr::null(), |c| c.as_ptr() as *const c_void);
+        // SAFETY: callers pass string options only, which libcurl copies
+        // during the call.
+        unsafe { self.setopt_ptr(opt, p) }
     }
 
     pub fn set_off_t(&self, opt: i64, v: i64) -> Res<()> {
@@ -317,12 +352,12 @@ impl<H: EasyHandler> Easy<H> {
         if option_kind(opt as i32) != ot::STRING {
             return refused(format!("option {opt} does not take a string"));
         }
-        let p = s.map_or(ptr::null(), |c| c.as_ptr() as *const c_void);
-        // SAFETY: libcurl copies string options during the call.
-        (unsafe { self.setopt_ptr(opt, p) })?;
+        self.set_string_raw(opt, s)?;
         if opt == c::CURLOPT_HSTS {
             self.kept.borrow_mut().hsts_files = s.is_some();
         }
+        let text = s.map(|c| c.to_string_lossy());
+        self.starts.borrow_mut().string_set(opt, text.as_deref());
         Ok(())
     }
 
@@ -458,6 +493,9 @@ impl<H: EasyHandler> Easy<H> {
     pub fn perform(&self) -> Res<()> {
         self.errbuf.clear();
         let h = self.raw()?;
+        if !self.in_multi.get() {
+            self.prepare(None)?;
+        }
         let was = self.performing.replace(true);
         // SAFETY: live handle (libcurl refuses it inside a multi).
         let rc = unsafe { sys::curl_easy_perform(h) } as CURLcode;
@@ -492,10 +530,11 @@ impl<H: EasyHandler> Easy<H> {
         }
         // SAFETY: live handle.
         unsafe { sys::curl_easy_reset(h) };
-        self.streams.set(0);
+        self.callbacks_on.set(0);
         self.point_data();
         let old = std::mem::take(&mut *self.kept.borrow_mut());
         drop(old);
+        *self.starts.borrow_mut() = Starts::default();
     }
 
     /// `curl_easy_duphandle`: a copy with its own lists, body and callback
@@ -557,10 +596,13 @@ impl<H: EasyHandler> Easy<H> {
         self.set_share(share)?;
         self.kept.borrow_mut().url = url;
         self.kept.borrow_mut().hsts_files = hsts;
-        // The stream callbacks' data is ours only where our function is set.
-        for cb in [Cb::Write, Cb::Header, Cb::Read] {
-            if src.stream_on(cb) {
-                self.set_callback(cb, true)?;
+        *self.starts.borrow_mut() = src.starts.borrow().clone();
+        // The stream callbacks' data is ours only where our function is
+        // set; and libcurl may have cleared a function it copied (the
+        // trailer callback, once used): set every one we have on again.
+        for cb in Cb::ALL {
+            if src.callback_on(*cb) {
+                self.set_callback(*cb, true)?;
             }
         }
         self.flush();

@@ -8,7 +8,7 @@ use super::easy::Easy;
 use super::{cstr_bytes, Res};
 use curl_sys as sys;
 use std::any::Any;
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
 use std::os::raw::{c_char, c_int, c_long, c_void};
@@ -75,6 +75,15 @@ fn panic_text(p: Box<dyn Any + Send>) -> String {
 
 /// Runs `f` with the handler registered as `userp` (the box an [`Easy`]
 /// owns): `dead()` when it is gone, `fail` when `f` panics.
+/// What every callback's data pointer points at: the handler, and what
+/// the trampolines note for the handle.
+pub(super) struct HandlerBox<H> {
+    pub(super) weak: Weak<H>,
+    /// The trailer callback ran: libcurl before 8.7.0 keeps the handle in
+    /// its "trailers done" state (see `Easy::prepare`).
+    pub(super) trailers_sent: Cell<bool>,
+}
+
 fn with_handler<H: EasyHandler, T>(
     userp: *mut c_void,
     dead: impl FnOnce() -> T,
@@ -84,13 +93,13 @@ fn with_handler<H: EasyHandler, T>(
     if userp.is_null() {
         return dead();
     }
-    // SAFETY: every callback's data pointer is the `Box<Weak<H>>` of the
+    // SAFETY: every callback's data pointer is the `HandlerBox<H>` of the
     // `Easy<H>` whose handle calls it (set by `Easy::point_data`); the box
     // is freed only after `curl_easy_cleanup` of that handle, which is the
     // last moment libcurl calls it. (The close-socket callback, which
     // connections keep, has a token instead: see `closers`.)
-    let weak = unsafe { &*(userp as *const Weak<H>) };
-    let Some(h) = weak.upgrade() else {
+    let hb = unsafe { &*(userp as *const HandlerBox<H>) };
+    let Some(h) = hb.weak.upgrade() else {
         return dead();
     };
     match catch_unwind(AssertUnwindSafe(|| f(&h))) {
@@ -509,6 +518,12 @@ extern "C" fn trailer_cb<H: EasyHandler>(
     userp: *mut c_void,
 ) -> c_int {
     let abort = c::CURL_TRAILERFUNC_ABORT as c_int;
+    if !userp.is_null() {
+        // SAFETY: as in `with_handler`.
+        unsafe { &*(userp as *const HandlerBox<H>) }
+            .trailers_sent
+            .set(true);
+    }
     let l = TrailerList {
         list,
         _lent: PhantomData,
@@ -793,7 +808,7 @@ impl<H: EasyHandler> Easy<H> {
     /// what this handle owns (also after `Reset` and in a copy, whose data
     /// pointers libcurl copied from the original).
     pub(super) fn point_data(&self) {
-        let h = &*self.handler as *const Weak<H> as *const c_void;
+        let h = &*self.handler as *const HandlerBox<H> as *const c_void;
         // SAFETY: the error buffer and the handler box live as long as the
         // handle; the close-socket data is a token, not a pointer.
         unsafe {
@@ -825,7 +840,7 @@ impl<H: EasyHandler> Easy<H> {
         (unsafe { self.setopt_ptr(cb.function_opt(), f) })?;
         if cb.is_stream() {
             let d = if on {
-                &*self.handler as *const Weak<H> as *const c_void
+                &*self.handler as *const HandlerBox<H> as *const c_void
             } else {
                 match cb {
                     // SAFETY: reading glibc's process-wide stream pointers.
@@ -838,16 +853,17 @@ impl<H: EasyHandler> Easy<H> {
             // SAFETY: the handler box lives as long as the handle; the
             // standard streams live as long as the process.
             (unsafe { self.setopt_ptr(cb.data_opt(), d) })?;
-            let bit = 1u8 << cb as u32;
-            let old = self.streams.get();
-            self.streams.set(if on { old | bit } else { old & !bit });
         }
+        let bit = 1u32 << cb as u32;
+        let old = self.callbacks_on.get();
+        self.callbacks_on
+            .set(if on { old | bit } else { old & !bit });
         Ok(())
     }
 
-    /// Whether our trampoline is the function of stream callback `cb`.
-    pub(super) fn stream_on(&self, cb: Cb) -> bool {
-        self.streams.get() & (1 << cb as u32) != 0
+    /// Whether our trampoline is the function of callback `cb`.
+    pub(super) fn callback_on(&self, cb: Cb) -> bool {
+        self.callbacks_on.get() & (1 << cb as u32) != 0
     }
 }
 

@@ -18,6 +18,7 @@ pub mod consts;
 mod easy;
 mod easy_cb;
 mod epoll;
+mod guards;
 mod mime;
 mod multi;
 mod share;
@@ -59,6 +60,8 @@ pub enum Fault {
     /// Refused before libcurl was called: the reason (a libcurl bug the
     /// call would reach, or an object in the wrong state).
     Refused(String),
+    /// A multi call's `CURLMcode`.
+    Multi(CURLMcode),
 }
 
 pub type Res<T> = Result<T, Fault>;

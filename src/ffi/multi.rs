@@ -5,7 +5,8 @@
 use super::consts::c;
 use super::easy::{Easy, Fate};
 use super::easy_cb::EasyHandler;
-use super::{cstr_bytes, CURLMcode, Res, CURLM_OK};
+use super::guards::CacheMix;
+use super::{cstr_bytes, CURLMcode, Fault, Res, CURLM_OK};
 use curl_sys as sys;
 use std::cell::Cell;
 use std::ffi::CString;
@@ -166,6 +167,8 @@ pub struct Msg {
 pub struct Multi<M: MultiHandler> {
     ptr: NonNull<sys::CURLM>,
     handler: Box<Weak<M>>,
+    /// What ran in its connection cache (see `guards.rs`).
+    mix: CacheMix,
 }
 
 impl<M: MultiHandler> Drop for Multi<M> {
@@ -195,6 +198,7 @@ impl<M: MultiHandler> Multi<M> {
         Some(Multi {
             ptr,
             handler: Box::new(handler),
+            mix: CacheMix::default(),
         })
     }
 
@@ -298,15 +302,15 @@ impl<M: MultiHandler> Multi<M> {
         unsafe { self.setopt_ptr(opt, p) }
     }
 
-    /// `curl_multi_add_handle`.
-    pub fn add<H: EasyHandler>(&self, e: &Easy<H>) -> Result<(), CURLMcode> {
-        if e.raw().is_err() {
-            return Err(sys::CURLM_BAD_EASY_HANDLE);
-        }
+    /// `curl_multi_add_handle`, after the guards for a transfer start.
+    pub fn add<H: EasyHandler>(&self, e: &Easy<H>) -> Res<()> {
+        e.raw()?;
+        e.prepare(Some(&self.mix))?;
         // SAFETY: both handles are alive; the easy removes itself from the
         // multi when it is cleaned up, and the multi detaches its easies
         // when it is.
-        mcode(unsafe { sys::curl_multi_add_handle(self.ptr.as_ptr(), e.as_ptr()) })?;
+        mcode(unsafe { sys::curl_multi_add_handle(self.ptr.as_ptr(), e.as_ptr()) })
+            .map_err(Fault::Multi)?;
         e.set_in_multi(true);
         Ok(())
     }

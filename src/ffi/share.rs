@@ -1,6 +1,7 @@
 //! `CURLSH*`: the owning [`Share`] handle.
 
 use super::consts::c;
+use super::guards::CacheMix;
 use curl_sys as sys;
 use std::cell::Cell;
 use std::os::raw::{c_int, c_long, c_void};
@@ -12,6 +13,8 @@ pub struct Share {
     ptr: NonNull<sys::CURLSH>,
     /// Bit `1 << CURL_LOCK_DATA_*` for each kind of data shared.
     shared: Cell<u64>,
+    /// What ran in its connection cache (see `guards.rs`).
+    mix: CacheMix,
 }
 
 impl Drop for Share {
@@ -30,6 +33,7 @@ impl Share {
         Some(Share {
             ptr,
             shared: Cell::new(0),
+            mix: CacheMix::default(),
         })
     }
 
@@ -58,6 +62,10 @@ impl Share {
             self.shared.set(if share { old | bit } else { old & !bit });
         }
         Ok(())
+    }
+
+    pub(super) fn mix(&self) -> &CacheMix {
+        &self.mix
     }
 
     /// Whether `CURL_LOCK_DATA_*` `data` is shared.

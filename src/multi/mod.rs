@@ -15,9 +15,9 @@ mod fast;
 
 use crate::ctx::{Ctx, CtxSlot, UV_HANDLES};
 use crate::easy::{self, Easy, EasyInner, Owner, UV_MULTI};
-use crate::error::{multi_fail, reg, reg_fn, usage, Fail, R};
+use crate::error::{fault, multi_fail, reg, reg_fn, usage, Fail, R};
 use crate::ffi::CURLM_RECURSIVE_API_CALL;
-use crate::ffi::{self, CURLM_ADDED_ALREADY};
+use crate::ffi::{self, Fault, CURLM_ADDED_ALREADY};
 use crate::luaapi::class::add_meta;
 use crate::luaapi::raw::{link, register_object, unlink, unregister_object, AddrHash};
 use crate::luaapi::{to_int, type_name, Args, Handle};
@@ -483,10 +483,13 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
     // must already map the handle back to its object.
     link_both(lua, ud, &inner, eud, &e)?;
     let (rc, err) = with_ctx(lua, ud, &inner, || h.add(&eh));
-    if let Err(rc) = rc {
+    if let Err(f) = rc {
         inner.let_go(&e);
         unlink(lua, ud, eud, UV_HANDLES, UV_MULTI, e.addr())?;
-        return Err(err.unwrap_or(Fail::Multi(rc, None)));
+        return Err(err.unwrap_or(match f {
+            Fault::Refused(why) => Fail::Usage(why),
+            other => fault("curl_multi_add_handle")(other),
+        }));
     }
     match err {
         Some(f) => Err(f),

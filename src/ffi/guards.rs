@@ -1,0 +1,263 @@
+//! Guards applied when a transfer starts (`Easy::prepare`, called by
+//! `Easy::perform` and `Multi::add`), for libcurl bugs that depend on more
+//! than one option or on what ran before:
+//!
+//! - before 8.7.0, a handle whose trailer callback ran stays in its
+//!   "trailers done" state, and its next chunked upload writes before its
+//!   upload buffer: such a handle cannot start another transfer;
+//! - before 8.1.0, `CONNECT_ONLY` over TLS may negotiate HTTP/2, and a later
+//!   `easy:Recv` crashes in the HTTP/2 code: `CONNECT_ONLY` transfers are
+//!   made with `HTTP_VERSION` 1.1;
+//! - before 8.1.0, checking whether an idle HTTP/2 connection is dead, with
+//!   a new transfer of another protocol as the checker, reads that
+//!   transfer's HTTP state, which it does not have (a crash for `dict://`,
+//!   `gopher://`, `telnet://`; reads out of bounds for the others): a
+//!   connection cache (a multi's, a share's, a handle's own for `Perform`)
+//!   runs either transfers that may use HTTP/2 or transfers of other
+//!   protocols, not both, and redirects go to http and https only.
+
+use super::consts::c;
+use super::easy::Easy;
+use super::easy_cb::EasyHandler;
+use super::{older_than, refused, this_libcurl, Res};
+use std::cell::Cell;
+use std::ffi::CString;
+use std::os::raw::c_long;
+
+/// What ran in a connection cache (for the HTTP/2 guard).
+#[derive(Default)]
+pub struct CacheMix {
+    h2: Cell<bool>,
+    other: Cell<bool>,
+}
+
+/// The options the guards look at, as set, and what they applied.
+#[derive(Default, Clone)]
+pub struct Starts {
+    connect_only: bool,
+    follow: bool,
+    /// `HTTP_VERSION` as set.
+    version: c_long,
+    /// The version applied last, if the guard changed it.
+    applied_version: Option<c_long>,
+    /// The URL option's scheme (lowercase), or its host when it has none
+    /// (libcurl guesses the scheme from it).
+    url: Option<(Option<String>, String)>,
+    default_protocol: Option<String>,
+    /// `REDIR_PROTOCOLS_STR` or `REDIR_PROTOCOLS` as set.
+    redir: Redir,
+    /// The guard narrowed the redirect protocols.
+    redir_narrowed: bool,
+}
+
+#[derive(Default, Clone)]
+enum Redir {
+    #[default]
+    Default,
+    Mask(c_long),
+    List(String),
+}
+
+/// `scheme://host...` → (Some(scheme), host); `host...` → (None, host).
+fn split_url(url: &str) -> (Option<String>, String) {
+    match url.find("://") {
+        Some(i)
+            if url[..i]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            (
+                Some(url[..i].to_ascii_lowercase()),
+                url[i + 3..].to_string(),
+            )
+        }
+        _ => (None, url.to_string()),
+    }
+}
+
+/// The scheme libcurl guesses for a URL without one.
+fn guess_scheme(host: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    for p in ["ftp", "dict", "ldap", "imap", "smtp", "pop3"] {
+        if host.starts_with(&format!("{p}.")) {
+            return p.into();
+        }
+    }
+    "http".into()
+}
+
+impl Starts {
+    /// Notes a long option the guards look at.
+    pub(super) fn long_set(&mut self, opt: i64, v: c_long) {
+        match opt {
+            c::CURLOPT_CONNECT_ONLY => self.connect_only = v != 0,
+            c::CURLOPT_FOLLOWLOCATION => self.follow = v != 0,
+            c::CURLOPT_HTTP_VERSION => {
+                self.version = v;
+                self.applied_version = None;
+            }
+            c::CURLOPT_REDIR_PROTOCOLS => {
+                self.redir = Redir::Mask(v);
+                self.redir_narrowed = false;
+            }
+            _ => {}
+        }
+    }
+
+    /// Notes a string option the guards look at.
+    pub(super) fn string_set(&mut self, opt: i64, v: Option<&str>) {
+        match opt {
+            c::CURLOPT_URL => self.url = v.map(split_url),
+            c::CURLOPT_DEFAULT_PROTOCOL => self.default_protocol = v.map(str::to_ascii_lowercase),
+            c::CURLOPT_REDIR_PROTOCOLS_STR => {
+                self.redir = v.map_or(Redir::Default, |s| Redir::List(s.to_string()));
+                self.redir_narrowed = false;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether a transfer of `scheme` with `HTTP_VERSION` `v` may use HTTP/2.
+fn may_h2(scheme: &str, v: c_long) -> bool {
+    let v = v as i64;
+    match scheme {
+        "https" => v != c::CURL_HTTP_VERSION_1_0 && v != c::CURL_HTTP_VERSION_1_1,
+        "http" => v == c::CURL_HTTP_VERSION_2_0 || v == c::CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE,
+        _ => false,
+    }
+}
+
+/// The redirect protocols as set, narrowed to http and https, as a
+/// `REDIR_PROTOCOLS_STR` value.
+fn narrowed(r: &Redir) -> String {
+    let keep = |name: &str| -> bool { name == "http" || name == "https" };
+    let out: Vec<&str> = match r {
+        Redir::Default => vec!["http", "https"],
+        Redir::Mask(m) => {
+            let mut v = Vec::new();
+            if *m as i64 & c::CURLPROTO_HTTP != 0 {
+                v.push("http");
+            }
+            if *m as i64 & c::CURLPROTO_HTTPS != 0 {
+                v.push("https");
+            }
+            v
+        }
+        Redir::List(s) => {
+            let l = s.to_ascii_lowercase();
+            if l.split(',').any(|p| p.trim() == "all") {
+                vec!["http", "https"]
+            } else {
+                let mut v: Vec<&str> = Vec::new();
+                for p in ["http", "https"] {
+                    if l.split(',').any(|q| q.trim() == p) && keep(p) {
+                        v.push(p);
+                    }
+                }
+                v
+            }
+        }
+    };
+    out.join(",")
+}
+
+impl<H: EasyHandler> Easy<H> {
+    /// The scheme the next transfer uses (its URL's, guessed as libcurl
+    /// would, or the CURLU object's).
+    fn scheme(&self) -> String {
+        if let Some(u) = self.kept.borrow().url.as_ref() {
+            if let Ok(s) = u.get(c::CURLUPART_SCHEME as i32, 0) {
+                return String::from_utf8_lossy(&s).to_ascii_lowercase();
+            }
+        }
+        let st = self.starts.borrow();
+        match &st.url {
+            Some((Some(s), _)) => s.clone(),
+            Some((None, host)) => st
+                .default_protocol
+                .clone()
+                .unwrap_or_else(|| guess_scheme(host)),
+            None => "http".into(),
+        }
+    }
+
+    /// Applies the guards before a transfer starts in the connection cache
+    /// `cache` (a multi's; `None`: the handle's own, for `perform`). A
+    /// share that shares connections has the cache instead.
+    pub(super) fn prepare(&self, cache: Option<&CacheMix>) -> Res<()> {
+        if self.handler.trailers_sent.get() && older_than(0x080700) {
+            return refused(format!(
+                "this easy handle sent trailers (TRAILERFUNCTION), and {} cannot run another transfer on it without corrupting memory (fixed in 8.7.0): use DupHandle for a fresh handle with the same options",
+                this_libcurl()
+            ));
+        }
+        if !older_than(0x080100) {
+            return Ok(());
+        }
+        let scheme = self.scheme();
+        let (connect_only, version, follow) = {
+            let st = self.starts.borrow();
+            (st.connect_only, st.version, st.follow)
+        };
+        // CONNECT_ONLY: HTTP/1.1 (libcurl has no use for HTTP/2 there).
+        let want = if connect_only {
+            Some(c::CURL_HTTP_VERSION_1_1 as c_long)
+        } else {
+            None
+        };
+        let applied = self.starts.borrow().applied_version;
+        if want != applied {
+            self.set_long_raw(c::CURLOPT_HTTP_VERSION, want.unwrap_or(version))?;
+            self.starts.borrow_mut().applied_version = want;
+        }
+        let h2 = !connect_only && may_h2(&scheme, version);
+        let other = scheme != "http" && scheme != "https";
+        // Redirects: http and https only, so a transfer stays in its class.
+        let narrow = follow && !other;
+        let (narrowed_now, redir) = {
+            let st = self.starts.borrow();
+            (st.redir_narrowed, st.redir.clone())
+        };
+        if narrow && !narrowed_now {
+            let list = CString::new(narrowed(&redir)).unwrap_or_default();
+            self.set_string_raw(c::CURLOPT_REDIR_PROTOCOLS_STR, Some(&list))?;
+            self.starts.borrow_mut().redir_narrowed = true;
+        } else if !narrow && narrowed_now {
+            match &redir {
+                Redir::Default => self.set_string_raw(c::CURLOPT_REDIR_PROTOCOLS_STR, None)?,
+                Redir::Mask(m) => self.set_long_raw(c::CURLOPT_REDIR_PROTOCOLS, *m)?,
+                Redir::List(s) => {
+                    let s = CString::new(s.as_str()).unwrap_or_default();
+                    self.set_string_raw(c::CURLOPT_REDIR_PROTOCOLS_STR, Some(&s))?
+                }
+            }
+            self.starts.borrow_mut().redir_narrowed = false;
+        }
+        // The connection cache: a share's, the multi's or the handle's own.
+        let share = self
+            .kept
+            .borrow()
+            .share
+            .clone()
+            .filter(|s| s.shares(c::CURL_LOCK_DATA_CONNECT));
+        let mix = match (&share, cache) {
+            (Some(s), _) => s.mix(),
+            (None, Some(m)) => m,
+            (None, None) => &self.mix,
+        };
+        if (h2 && mix.other.get()) || (other && mix.h2.get()) {
+            return refused(format!(
+                "a {scheme}:// transfer cannot share a connection cache with transfers that may use HTTP/2 ({} crashes when it checks an idle HTTP/2 connection for such a transfer; fixed in 8.1.0): use another multi (or share), or HTTP_VERSION 1.1 for the HTTPS transfers",
+                this_libcurl()
+            ));
+        }
+        if h2 {
+            mix.h2.set(true);
+        }
+        if other {
+            mix.other.set(true);
+        }
+        Ok(())
+    }
+}
