@@ -106,6 +106,11 @@ scale_check() { # 10,000 transfers at once through the Poller / luv helper
     fi
     lua5.4 bench/scale.lua "$1" "$NGINX_HTTP/100b" 10000 2>&1 | grep -v '^EBADF' )
 }
+soak_check() { # 100,000 transfers on reused handles: RSS flat within 2 MiB
+  "$1" bench/soak.lua "$NGINX_HTTP/100b" 100000 50 100 "$2"
+}
+check "soak: 100,000 transfers, RSS flat (Lua 5.4)" soak_check lua5.4 build/lua54
+check "soak: 100,000 transfers, RSS flat (LuaJIT)" soak_check luajit build/luajit
 check "10,000 concurrent transfers (Poller)" scale_check poller
 check "10,000 concurrent transfers (luv)" scale_check luv
 
