@@ -356,8 +356,11 @@ impl<H: EasyHandler> Easy<H> {
         if opt == c::CURLOPT_HSTS {
             self.kept.borrow_mut().hsts_files = s.is_some();
         }
-        let text = s.map(|c| c.to_string_lossy());
-        self.starts.borrow_mut().string_set(opt, text.as_deref());
+        if Starts::watches_string(opt) {
+            self.starts
+                .borrow_mut()
+                .string_set(opt, s.map(CStr::to_bytes));
+        }
         Ok(())
     }
 

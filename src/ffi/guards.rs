@@ -40,10 +40,10 @@ pub struct Starts {
     version: c_long,
     /// The version applied last, if the guard changed it.
     applied_version: Option<c_long>,
-    /// The URL option's scheme (lowercase), or its host when it has none
-    /// (libcurl guesses the scheme from it).
-    url: Option<(Option<String>, String)>,
-    default_protocol: Option<String>,
+    /// The URL option's scheme, or the one libcurl guesses for a URL
+    /// without one (`None` as guessed: `DEFAULT_PROTOCOL` applies first).
+    url: Option<(Scheme, bool)>,
+    default_protocol: Option<Scheme>,
     /// `REDIR_PROTOCOLS_STR` or `REDIR_PROTOCOLS` as set.
     redir: Redir,
     /// The guard narrowed the redirect protocols.
@@ -58,32 +58,51 @@ enum Redir {
     List(String),
 }
 
-/// `scheme://host...` → (Some(scheme), host); `host...` → (None, host).
-fn split_url(url: &str) -> (Option<String>, String) {
-    match url.find("://") {
-        Some(i)
-            if url[..i]
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-        {
-            (
-                Some(url[..i].to_ascii_lowercase()),
-                url[i + 3..].to_string(),
-            )
+/// A transfer's scheme, without allocating for the common two.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+    Named(Box<str>),
+}
+
+impl Scheme {
+    fn of(name: &[u8]) -> Scheme {
+        if name.eq_ignore_ascii_case(b"http") {
+            Scheme::Http
+        } else if name.eq_ignore_ascii_case(b"https") {
+            Scheme::Https
+        } else {
+            Scheme::Named(String::from_utf8_lossy(name).to_ascii_lowercase().into())
         }
-        _ => (None, url.to_string()),
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+            Scheme::Named(s) => s,
+        }
     }
 }
 
-/// The scheme libcurl guesses for a URL without one.
-fn guess_scheme(host: &str) -> String {
-    let host = host.to_ascii_lowercase();
+/// A URL's scheme (`scheme://...`), or the one libcurl guesses from the host
+/// of a URL without one; the flag says it was guessed.
+fn url_scheme(url: &[u8]) -> (Scheme, bool) {
+    let end = url
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b"+-.".contains(&b)))
+        .unwrap_or(url.len());
+    if url[end..].starts_with(b"://") {
+        return (Scheme::of(&url[..end]), false);
+    }
     for p in ["ftp", "dict", "ldap", "imap", "smtp", "pop3"] {
-        if host.starts_with(&format!("{p}.")) {
-            return p.into();
+        let n = p.len();
+        if url.len() > n && url[..n].eq_ignore_ascii_case(p.as_bytes()) && url[n] == b'.' {
+            return (Scheme::Named(p.into()), true);
         }
     }
-    "http".into()
+    (Scheme::Http, true)
 }
 
 impl Starts {
@@ -104,13 +123,23 @@ impl Starts {
         }
     }
 
+    /// Whether the guards look at string option `opt`.
+    pub(super) fn watches_string(opt: i64) -> bool {
+        matches!(
+            opt,
+            c::CURLOPT_URL | c::CURLOPT_DEFAULT_PROTOCOL | c::CURLOPT_REDIR_PROTOCOLS_STR
+        )
+    }
+
     /// Notes a string option the guards look at.
-    pub(super) fn string_set(&mut self, opt: i64, v: Option<&str>) {
+    pub(super) fn string_set(&mut self, opt: i64, v: Option<&[u8]>) {
         match opt {
-            c::CURLOPT_URL => self.url = v.map(split_url),
-            c::CURLOPT_DEFAULT_PROTOCOL => self.default_protocol = v.map(str::to_ascii_lowercase),
+            c::CURLOPT_URL => self.url = v.map(url_scheme),
+            c::CURLOPT_DEFAULT_PROTOCOL => self.default_protocol = v.map(Scheme::of),
             c::CURLOPT_REDIR_PROTOCOLS_STR => {
-                self.redir = v.map_or(Redir::Default, |s| Redir::List(s.to_string()));
+                self.redir = v.map_or(Redir::Default, |s| {
+                    Redir::List(String::from_utf8_lossy(s).into_owned())
+                });
                 self.redir_narrowed = false;
             }
             _ => {}
@@ -119,12 +148,14 @@ impl Starts {
 }
 
 /// Whether a transfer of `scheme` with `HTTP_VERSION` `v` may use HTTP/2.
-fn may_h2(scheme: &str, v: c_long) -> bool {
+fn may_h2(scheme: &Scheme, v: c_long) -> bool {
     let v = v as i64;
     match scheme {
-        "https" => v != c::CURL_HTTP_VERSION_1_0 && v != c::CURL_HTTP_VERSION_1_1,
-        "http" => v == c::CURL_HTTP_VERSION_2_0 || v == c::CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE,
-        _ => false,
+        Scheme::Https => v != c::CURL_HTTP_VERSION_1_0 && v != c::CURL_HTTP_VERSION_1_1,
+        Scheme::Http => {
+            v == c::CURL_HTTP_VERSION_2_0 || v == c::CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+        }
+        Scheme::Named(_) => false,
     }
 }
 
@@ -165,20 +196,17 @@ fn narrowed(r: &Redir) -> String {
 impl<H: EasyHandler> Easy<H> {
     /// The scheme the next transfer uses (its URL's, guessed as libcurl
     /// would, or the CURLU object's).
-    fn scheme(&self) -> String {
+    fn scheme(&self) -> Scheme {
         if let Some(u) = self.kept.borrow().url.as_ref() {
             if let Ok(s) = u.get(c::CURLUPART_SCHEME as i32, 0) {
-                return String::from_utf8_lossy(&s).to_ascii_lowercase();
+                return Scheme::of(&s);
             }
         }
         let st = self.starts.borrow();
         match &st.url {
-            Some((Some(s), _)) => s.clone(),
-            Some((None, host)) => st
-                .default_protocol
-                .clone()
-                .unwrap_or_else(|| guess_scheme(host)),
-            None => "http".into(),
+            Some((s, false)) => s.clone(),
+            Some((guess, true)) => st.default_protocol.clone().unwrap_or_else(|| guess.clone()),
+            None => Scheme::Http,
         }
     }
 
@@ -212,7 +240,7 @@ impl<H: EasyHandler> Easy<H> {
             self.starts.borrow_mut().applied_version = want;
         }
         let h2 = !connect_only && may_h2(&scheme, version);
-        let other = scheme != "http" && scheme != "https";
+        let other = matches!(scheme, Scheme::Named(_));
         // Redirects: http and https only, so a transfer stays in its class.
         let narrow = follow && !other;
         let (narrowed_now, redir) = {
@@ -248,7 +276,8 @@ impl<H: EasyHandler> Easy<H> {
         };
         if (h2 && mix.other.get()) || (other && mix.h2.get()) {
             return refused(format!(
-                "a {scheme}:// transfer cannot share a connection cache with transfers that may use HTTP/2 ({} crashes when it checks an idle HTTP/2 connection for such a transfer; fixed in 8.1.0): use another multi (or share), or HTTP_VERSION 1.1 for the HTTPS transfers",
+                "a {}:// transfer cannot share a connection cache with transfers that may use HTTP/2 ({} crashes when it checks an idle HTTP/2 connection for such a transfer; fixed in 8.1.0): use another multi (or share), or HTTP_VERSION 1.1 for the HTTPS transfers",
+                scheme.name(),
                 this_libcurl()
             ));
         }

@@ -201,9 +201,11 @@ pub fn version_info() -> VersionInfo {
     }
 }
 
-/// Runtime libcurl version number (0xXXYYZZ).
+/// Runtime libcurl version number (0xXXYYZZ), asked once: each
+/// `curl_version_info` call rebuilds its text (thousands of instructions).
 pub fn version_num() -> u32 {
-    version_data().version_num
+    static NUM: OnceLock<u32> = OnceLock::new();
+    *NUM.get_or_init(|| version_data().version_num)
 }
 
 /// The linked libcurl is older than `num` (0xXXYYZZ): its bugs below that
