@@ -318,6 +318,55 @@ describe("crash regressions", function()
     e:Close()
   end)
 
+  it("a body is not sent again after its trailers (redirect; libcurl before 8.7.0)", function()
+    -- 7.88 keeps the "trailers done" state, and the 307's second request
+    -- wrote before the upload buffer (a double free): the binding stops
+    -- every second request of such a transfer in the pre-request callback.
+    local function make(with_prereq)
+      local n, trailers, prereqs = 0, 0, 0
+      local opts = { URL = H.url("/307"), Post = 1, FollowLocation = 1, TimeoutMs = 5000,
+        HttpHeader = { "Transfer-Encoding: chunked" },
+        ReadFunction = function() n = n + 1; if n % 2 == 0 then return "" end return "hello" end,
+        SeekFunction = function() return curl.CURL_SEEKFUNC_OK end,
+        TrailerFunction = function() trailers = trailers + 1; return { "X-T: 1" } end,
+        WriteFunction = function() end }
+      local e = curl.Easy(opts)
+      if with_prereq then
+        e:SetOpt_PrereqFunction(function() prereqs = prereqs + 1 end)
+      end
+      return e, function() return trailers, prereqs end
+    end
+    -- Perform: the second request is refused, with the reason
+    local e, counts = make()
+    local ok, err = pcall(e.Perform, e)
+    if older_than(0x080700) then
+      assert.is_false(ok)
+      assert.are.equal(curl.CURLE_ABORTED_BY_CALLBACK, err.code)
+      assert.truthy(err.message:find("8.7.0", 1, true), err.message)
+      assert.are.equal(307, e:GetInfo_ResponseCode())
+    else
+      assert.is_true(ok, tostring(err))
+    end
+    assert.are.equal(1, (counts()))
+    e:Close()
+    -- in a multi, with the script's own pre-request function kept working
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    e, counts = make(true)
+    multi:AddHandle(e)
+    local done = loop:run()
+    local trailers, prereqs = counts()
+    assert.are.equal(1, trailers)
+    assert.are.equal(e, done[1].easy)
+    if older_than(0x080700) then
+      assert.are.equal(curl.CURLE_ABORTED_BY_CALLBACK, done[1].result)
+      assert.are.equal(1, prereqs, "the script's function ran for the first request only")
+    end
+    multi:RemoveHandle(e)
+    e:Close()
+    multi:Close()
+  end)
+
   it("CONNECT_ONLY over TLS, then Recv", function()
     local e = curl.Easy { URL = H.nginx_https .. "/", CAInfo = H.ca, ConnectOnly = 1, TimeoutMs = 5000 }
     e:Perform()

@@ -92,6 +92,13 @@ impl ErrBuf {
         // the module is single-threaded, so no call is running now.
         unsafe { (*self.0.get())[0] = 0 };
     }
+    fn set(&self, text: &str) {
+        let n = text.len().min(sys::CURL_ERROR_SIZE - 1);
+        // SAFETY: as in clear.
+        let b = unsafe { &mut *self.0.get() };
+        b[..n].copy_from_slice(&text.as_bytes()[..n]);
+        b[n] = 0;
+    }
     fn read(&self) -> Option<String> {
         // SAFETY: as in clear; libcurl keeps the buffer NUL-terminated.
         let b = unsafe { &*self.0.get() };
@@ -208,6 +215,7 @@ impl<H: EasyHandler> Easy<H> {
             handler: Box::new(HandlerBox {
                 weak: handler,
                 trailers_sent: Cell::new(false),
+                resend_refused: Cell::new(false),
             }),
             starts: RefCell::new(Starts::default()),
             mix: CacheMix::default(),
@@ -503,6 +511,12 @@ impl<H: EasyHandler> Easy<H> {
         // SAFETY: live handle (libcurl refuses it inside a multi).
         let rc = unsafe { sys::curl_easy_perform(h) } as CURLcode;
         self.performing.set(was);
+        if rc == sys::CURLE_ABORTED_BY_CALLBACK as CURLcode && self.handler.resend_refused.take() {
+            self.errbuf.set(&format!(
+                "refused to send the body again (redirect, authentication or retry) after its trailers: {} corrupts memory there (fixed in 8.7.0)",
+                this_libcurl()
+            ));
+        }
         code(rc)
     }
 

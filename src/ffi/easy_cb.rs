@@ -5,7 +5,7 @@
 
 use super::consts::c;
 use super::easy::Easy;
-use super::{cstr_bytes, Res};
+use super::{cstr_bytes, older_than, Res};
 use curl_sys as sys;
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
@@ -82,6 +82,9 @@ pub(super) struct HandlerBox<H> {
     /// The trailer callback ran: libcurl before 8.7.0 keeps the handle in
     /// its "trailers done" state (see `Easy::prepare`).
     pub(super) trailers_sent: Cell<bool>,
+    /// The pre-request trampoline stopped a second request of a transfer
+    /// whose trailers were sent (see `prereq_cb`).
+    pub(super) resend_refused: Cell<bool>,
 }
 
 fn with_handler<H: EasyHandler, T>(
@@ -480,6 +483,19 @@ extern "C" fn prereq_cb<H: EasyHandler>(
     lport: c_int,
 ) -> c_int {
     let abort = c::CURL_PREREQFUNC_ABORT as c_int;
+    if !userp.is_null() {
+        // SAFETY: as in `with_handler`.
+        let hb = unsafe { &*(userp as *const HandlerBox<H>) };
+        // Before 8.7.0 a handle whose trailers went out stays in the
+        // "trailers done" state, and sending a chunked body again (a
+        // redirect, authentication, a retry: each a new request of the same
+        // transfer) writes before its upload buffer. Every such request
+        // passes here first: stop it.
+        if hb.trailers_sent.get() && older_than(0x080700) {
+            hb.resend_refused.set(true);
+            return abort;
+        }
+    }
     // SAFETY: libcurl passes NUL-terminated address strings for the call.
     let (p, l) = unsafe { (text(primary), text(local)) };
     with_handler(userp, || 0, abort, |h: &H| h.prereq(p, l, pport, lport))
@@ -858,7 +874,25 @@ impl<H: EasyHandler> Easy<H> {
         let old = self.callbacks_on.get();
         self.callbacks_on
             .set(if on { old | bit } else { old & !bit });
+        if matches!(cb, Cb::Prereq | Cb::Trailer) {
+            self.sync_prereq()?;
+        }
         Ok(())
+    }
+
+    /// The pre-request trampoline is on while the script's pre-request
+    /// function is, and (before 8.7.0) while a trailer function is: it
+    /// guards against sending a body again after its trailers.
+    fn sync_prereq(&self) -> Res<()> {
+        let on =
+            self.callback_on(Cb::Prereq) || (self.callback_on(Cb::Trailer) && older_than(0x080700));
+        let f = if on {
+            Cb::Prereq.trampoline::<H>()
+        } else {
+            ptr::null()
+        };
+        // SAFETY: the trampoline matches the option's function type.
+        unsafe { self.setopt_ptr(Cb::Prereq.function_opt(), f) }
     }
 
     /// Whether our trampoline is the function of callback `cb`.
