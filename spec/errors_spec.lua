@@ -325,6 +325,36 @@ describe("usage errors", function()
   end)
 end)
 
+describe("curl.EasyError / curl.MultiError", function()
+  it("make curl.Error values named from the one code table", function()
+    local e = curl.EasyError(curl.CURLE_HTTP_RETURNED_ERROR)
+    assert.are.equal(curl.Error, getmetatable(e))
+    assert.are.same({ kind = "easy", code = 22, name = "CURLE_HTTP_RETURNED_ERROR",
+                      message = curl.EasyStrError(22), method = "curl.EasyError" },
+                    setmetatable(e, nil))
+    -- canonical names, not the shortest alias
+    assert.are.equal("CURLE_REMOTE_ACCESS_DENIED", curl.EasyError(9).name)
+    assert.are.equal("CURLE_PEER_FAILED_VERIFICATION", curl.EasyError(60).name)
+    local t = curl.EasyError(curl.CURLE_OPERATION_TIMEDOUT, "timed out", "loop:Await")
+    assert.are.equal("timed out", t.message)
+    assert.are.equal("loop:Await", t.method)
+    local m = curl.MultiError(curl.CURLM_RECURSIVE_API_CALL)
+    assert.are.equal("multi", m.kind)
+    assert.are.equal("CURLM_RECURSIVE_API_CALL", m.name)
+    assert.are.equal("CURLE_12345", curl.EasyError(12345).name)
+  end)
+
+  it("refuse bad arguments with a usage error", function()
+    local ok, err = pcall(curl.EasyError, "7")
+    assert.is_false(ok)
+    assert.are.equal("usage", err.kind)
+    assert.are.equal("curl.EasyError", err.method)
+    ok, err = pcall(curl.MultiError, 1, 2)
+    assert.is_false(ok)
+    assert.truthy(err.message:find("'message'", 1, true))
+  end)
+end)
+
 describe("review regressions", function()
   after_each(H.gc)
 

@@ -218,7 +218,8 @@ function M.Poller()
   return check(new_poller())
 end
 
-for _, k in ipairs { "Version", "VersionInfo", "EasyStrError", "MultiStrError", "ShareStrError" } do
+for _, k in ipairs { "Version", "VersionInfo", "EasyStrError", "MultiStrError", "ShareStrError",
+                     "EasyError", "MultiError" } do
   local f = raw[k]
   M[k] = checked(f)
 end

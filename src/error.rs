@@ -148,6 +148,34 @@ fn coded(
     error_value(lua, kind, code as i64, &name, &msg, method)
 }
 
+/// `curl.EasyError(code[, message[, method]])`, `curl.MultiError(...)`: a
+/// `curl.Error` as the binding makes them (name from the one code table,
+/// message by default libcurl's text), for Lua code that reports codes.
+pub fn made_error(lua: &Lua, a: &Args, multi: bool) -> R<Value> {
+    let code = a.c_int(1, "code")?;
+    let message = a.opt_text(2, "message")?;
+    let method = a.opt_text(3, "method")?;
+    let (kind, family, text) = if multi {
+        ("multi", "CURLM_", ffi::multi_strerror(code))
+    } else {
+        ("easy", "CURLE_", ffi::easy_strerror(code))
+    };
+    let name = options::code_name(lua, family, code as i64);
+    let default_method = if multi {
+        "curl.MultiError"
+    } else {
+        "curl.EasyError"
+    };
+    Ok(error_value(
+        lua,
+        kind,
+        code as i64,
+        &name,
+        message.as_deref().unwrap_or(&text),
+        method.as_deref().unwrap_or(default_method),
+    )?)
+}
+
 /// Turns a method's outcome into `true, ...` or `false, err` for the Lua layer.
 pub fn finish<T: IntoLuaMulti>(lua: &Lua, method: &str, r: R<T>) -> LuaResult<Out<T>> {
     match r {

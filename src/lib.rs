@@ -148,6 +148,12 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
         "curl.ShareStrError",
         |_l, a: Args| Ok(ffi::share_strerror(a.c_int(1, "code")?)),
     )?;
+    reg_fn(lua, &r, "EasyError", "curl.EasyError", |l, a: Args| {
+        error::made_error(l, &a, false)
+    })?;
+    reg_fn(lua, &r, "MultiError", "curl.MultiError", |l, a: Args| {
+        error::made_error(l, &a, true)
+    })?;
     r.raw_set("runtime_version_num", ffi::version_num())?;
     r.raw_set("runtime_version", ffi::version_info().version)?;
     // Options, infos and functions newer than 7.88.1, with the libcurl

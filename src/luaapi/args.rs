@@ -176,6 +176,15 @@ impl Args {
         }
     }
 
+    /// An optional string argument as text (nil: `None`).
+    pub fn opt_text(&self, i: usize, name: &str) -> UR<Option<String>> {
+        match self.get_ref(i) {
+            Value::Nil => Ok(None),
+            Value::String(s) => Ok(Some(String::from_utf8_lossy(&s.as_bytes()).into_owned())),
+            v => bad(i, name, "string", v),
+        }
+    }
+
     /// `self`, a `T`, with its inner state (one type check).
     pub fn this<T: Handle>(&self) -> UR<(&LuaAnyUserData, T::Inner)> {
         let v = self.get_ref(0);
