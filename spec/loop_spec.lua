@@ -197,3 +197,316 @@ describe("curl.loop misuse (second review)", function()
     loop:Close()
   end)
 end)
+
+-------------------------------------------------------------- fuzz findings
+-- Misuse found by fuzz/fuzz.lua: every case must end in a curl.Error usage
+-- error (or be coped with), never a raw Lua error, a dead process or a
+-- poisoned event loop.
+
+local function usage(err, method, pattern)
+  assert.are.equal(curl.Error, getmetatable(err), "a curl.Error: " .. tostring(err))
+  assert.are.equal("usage", err.kind)
+  assert.are.equal(-1, err.code)
+  assert.are.equal("USAGE", err.name)
+  assert.are.equal(method, err.method)
+  if pattern then assert.truthy(err.message:find(pattern, 1, true), err.message) end
+end
+
+-- Steps the loop's backend until cond() holds; an error at the deadline.
+local function drive_until(loop, cond, seconds)
+  local stop = loop.backend:now() + (seconds or 5) * 1000
+  while not cond() do
+    if loop.backend:now() > stop then error("drive_until: deadline passed", 2) end
+    loop.backend:step(20)
+  end
+end
+
+-- Runs `code` in a child interpreter of this kind (with this build and
+-- lua/ on the paths); returns its output and exit status.
+local function child(code)
+  local lua = (type(jit) == "table") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+  local prelude = ("package.cpath = %q .. package.cpath; package.path = %q .. package.path\n")
+    :format(H.build_dir .. "/?.so;", H.root .. "/lua/?.lua;")
+  local name = os.tmpname()
+  local f = assert(io.open(name, "w"))
+  f:write(prelude, code)
+  f:close()
+  local p = io.popen(lua .. " " .. name .. " 2>&1; echo \"exit=$?\"")
+  local out = p:read("*a")
+  p:close()
+  os.remove(name)
+  return out, tonumber(out:match("exit=(%d+)%s*$"))
+end
+
+local silent_port
+do
+  local chunks = {}
+  local e = curl.Easy { URL = H.url("/faults"), TimeoutMS = 5000,
+                        WriteFunction = function(d) chunks[#chunks + 1] = d end }
+  e:Perform()
+  e:Close()
+  silent_port = table.concat(chunks):match("silent=(%d+)")
+end
+
+for _, name in ipairs(backends) do
+  describe("curl.loop." .. name .. " misuse (fuzz findings)", function()
+    local new = require("curl.loop." .. name).new
+    local loop
+    before_each(function() loop = new() end)
+    after_each(function() loop:Close(); loop = nil; H.gc() end)
+
+    local function ok_easy(path)
+      return curl.Easy { URL = H.url(path or "/size/10"), WriteFunction = function() end }
+    end
+
+    it("Add and Await refuse bad arguments with a usage error and change nothing", function()
+      local e = ok_easy()
+      for _, bad in ipairs { 5, "x", true } do
+        local ok, err = pcall(loop.Add, loop, e, bad)
+        assert.is_false(ok)
+        usage(err, "loop:Add", ("bad argument #2 'on_done' (expected function or table, got %s)"):format(type(bad)))
+      end
+      local ok, err = pcall(loop.Add, loop, e, { on_done = 5 })
+      assert.is_false(ok)
+      usage(err, "loop:Add", "'opts.on_done' (expected function or nil, got number)")
+      ok, err = pcall(loop.Add, loop, e, { timeout_ms = "soon" })
+      assert.is_false(ok)
+      usage(err, "loop:Add", "'opts.timeout_ms' (expected number or nil, got string)")
+      ok, err = pcall(loop.Add, loop, nil, function() end)
+      assert.is_false(ok)
+      usage(err, "loop:Add", "bad argument #1 'easy' (expected curl.Easy, got nil)")
+      assert.are.equal(0, loop:Active())
+      assert.are.equal(0, #loop.multi:GetHandles())
+      -- Await, from where it may be called
+      local awaited = {}
+      in_task(name, loop, function(l)
+        for _, bad in ipairs { 5, "x" } do
+          local ok2, err2 = pcall(l.Await, l, e, bad)
+          awaited[#awaited + 1] = { ok2, err2 }
+        end
+      end)
+      loop:Run { seconds = 5 }
+      assert.are.equal(2, #awaited)
+      for _, a in ipairs(awaited) do
+        assert.is_false(a[1])
+        usage(a[2], "loop:Await", "bad argument #2 'on_done' (expected function or table")
+      end
+      assert.are.equal(0, loop:Active())
+      -- the loop works as before
+      local res
+      loop:Add(e, function(_, r) res = r end)
+      loop:Run { seconds = 10 }
+      assert.are.equal(curl.CURLE_OK, res)
+    end)
+
+    it("Close copes with on_done callbacks that start transfers: refused, all cancelled", function()
+      local results, refused = {}, {}
+      for i = 1, 20 do
+        loop:Add(ok_easy("/delay/3000/1"), function(_, r)
+          results[#results + 1] = r
+          local ok, err = pcall(loop.Add, loop, ok_easy(), function() end)
+          refused[#refused + 1] = { ok, err }
+        end)
+        if i == 10 then loop.backend:step(10) end -- some started, some not yet
+      end
+      loop:Close()
+      assert.are.equal(20, #results)
+      for i = 1, 20 do
+        assert.are.equal(curl.CURLE_ABORTED_BY_CALLBACK, results[i])
+        assert.is_false(refused[i][1])
+        usage(refused[i][2], "loop:Add", "the loop is closed")
+      end
+      assert.are.equal(0, loop:Active())
+      local ok, err = pcall(loop.Add, loop, ok_easy(), function() end)
+      assert.is_false(ok)
+      usage(err, "loop:Add", "the loop is closed")
+      loop:Run { seconds = 1 } -- nothing left (no error)
+    end)
+
+    it("Run from inside the loop is a usage error, the outer Run goes on", function()
+      local inner = {}
+      local function try_run(where)
+        if inner[where] == nil then
+          inner[where] = { pcall(loop.Run, loop, { seconds = 1 }) }
+        end
+      end
+      local res = {}
+      loop:Add(curl.Easy { URL = H.url("/size/100"), WriteFunction = function() try_run("write") end },
+        function(_, r) res.first = r; try_run("on_done") end)
+      in_task(name, loop, function(l)
+        local ok = l:Await(ok_easy("/size/5"))
+        res.awaited = ok
+        try_run("coroutine")
+      end)
+      loop:Run { seconds = 10 }
+      assert.are.equal(curl.CURLE_OK, res.first)
+      assert.is_true(res.awaited)
+      for _, where in ipairs { "write", "on_done", "coroutine" } do
+        assert.is_table(inner[where], where)
+        assert.is_false(inner[where][1], where)
+        usage(inner[where][2], "loop:Run", "Run cannot nest")
+      end
+      assert.are.equal(0, loop:Active())
+    end)
+
+    -- (luv: in a child interpreter below; before the fix the process died)
+    local it_in_process = name == "luv" and function() end or it
+    it_in_process("Run raises a usage error when the multi was closed behind its back, and ends its transfers", function()
+      assert.truthy(silent_port, "fixture fault ports")
+      local e = curl.Easy { URL = "http://127.0.0.1:" .. silent_port .. "/", WriteFunction = function() end }
+      local done
+      loop:Add(e, function(_, r, err) done = { r, err } end)
+      -- connected: the backend watches the socket
+      drive_until(loop, function() return e:GetInfo_ConnectTime_T() > 0 end)
+      local other -- another task of the event loop (cqueues: same controller)
+      if name == "cqueues" then
+        loop.backend.cq:wrap(function() require("cqueues").sleep(0.05); other = true end)
+      end
+      loop.multi:Close()
+      local ok, err = pcall(loop.Run, loop, { seconds = 2 })
+      assert.is_false(ok)
+      usage(err, "loop:Run", "closed behind its back")
+      assert.are.equal(0, loop:Active())
+      assert.are.equal(curl.CURLE_ABORTED_BY_CALLBACK, done[1])
+      usage(done[2], "loop:Run", "closed behind its back")
+      -- until Close: Run, Add and Await say so
+      ok, err = pcall(loop.Run, loop, { seconds = 1 })
+      assert.is_false(ok)
+      usage(err, "loop:Run", "closed behind its back")
+      ok, err = pcall(loop.Add, loop, ok_easy(), function() end)
+      assert.is_false(ok)
+      usage(err, "loop:Add", "closed behind its back")
+      if name == "cqueues" then
+        local cq = loop.backend.cq
+        local stop = loop.backend:now() + 2000
+        while not other and loop.backend:now() < stop do assert(cq:step(0.05)) end
+        assert.is_true(other)
+      end
+      loop:Close()
+    end)
+
+    it("copes with a timer function replaced behind its back (Run arms the timer from multi:Timeout)", function()
+      local res = {}
+      loop.multi:SetOpt_TimerFunction(function() end)
+      -- ends only by libcurl's timer: a server that never answers
+      loop:Add(curl.Easy { URL = "http://127.0.0.1:" .. silent_port .. "/", WriteFunction = function() end },
+        { timeout_ms = 300, on_done = function(_, r) res.silent = r end })
+      loop:Add(ok_easy("/size/5"), function(_, r) res.fast = r end)
+      loop:Run { seconds = 5 }
+      assert.are.equal(curl.CURLE_OPERATION_TIMEDOUT, res.silent)
+      assert.are.equal(curl.CURLE_OK, res.fast)
+    end)
+
+    it("a yield from an on_done fails there, like any callback's, and goes nowhere", function()
+      local token, got = {}, nil
+      loop:Add(ok_easy("/size/5"), function() got = { pcall(coroutine.yield, token) } end)
+      loop:Run { seconds = 5 }
+      assert.is_table(got)
+      assert.is_false(got[1])
+      assert.are_not.equal(token, got[2])
+      assert.are.equal(0, loop:Active())
+    end)
+
+    it("Cancel ends a transfer whose easy was removed behind the loop's back", function()
+      local e, res = ok_easy("/delay/3000/1"), nil
+      loop:Add(e, function(_, r) res = r end)
+      loop.multi:RemoveHandle(e)
+      loop:Cancel(e)
+      assert.are.equal(curl.CURLE_ABORTED_BY_CALLBACK, res)
+      assert.are.equal(0, loop:Active())
+    end)
+
+    if name == "luv" then
+      it("an error inside a uv callback never reaches luv (the process goes on)", function()
+        local out, status = child(([[
+          local curl = require "curl"
+          local uv = require "luv"
+          local loop = require("curl.loop.luv").new(uv)
+          local e = curl.Easy { URL = "http://127.0.0.1:%s/", WriteFunction = function() end }
+          local done
+          loop:Add(e, function(_, r, err) done = { r, err } end)
+          while e:GetInfo_ConnectTime_T() == 0 do uv.run("once") end -- the socket is watched
+          loop.multi:Close()
+          print("Run", pcall(loop.Run, loop, { seconds = 1 }))
+          print("on_done", done[1], done[2].kind, loop:Active())
+          print("Run again", pcall(loop.Run, loop, { seconds = 1 }))
+          print("Add", pcall(loop.Add, loop, curl.Easy(), function() end))
+          loop:Close()
+          -- driven by the application's own uv.run, with on_error
+          loop = require("curl.loop.luv").new(uv)
+          local seen = {}
+          loop.on_error = function(err) seen[#seen + 1] = err end
+          loop:Add(curl.Easy { URL = %q, WriteFunction = function() end }, function() end)
+          loop.multi:Close()
+          uv.run()
+          print("on_error", #seen, seen[1] and seen[1].kind, seen[1] and seen[1].message)
+          -- and left to the garbage collector, not closed
+          loop = require("curl.loop.luv").new(uv)
+          loop:Add(curl.Easy { URL = %q, WriteFunction = function() end }, function() end)
+          loop.multi:Close()
+          loop = nil
+          collectgarbage(); collectgarbage()
+          uv.run()
+          print("after")
+        ]]):format(silent_port, H.url("/size/10"), H.url("/size/10")))
+        assert.are.equal(0, status, out)
+        local closed = "USAGE (-1): the loop's multi was closed behind its back"
+        assert.truthy(out:find("Run\tfalse\t[curl loop:Run] " .. closed, 1, true), out)
+        assert.truthy(out:find("on_done\t" .. curl.CURLE_ABORTED_BY_CALLBACK .. "\tusage\t0", 1, true), out)
+        assert.truthy(out:find("Run again\tfalse\t[curl loop:Run] " .. closed, 1, true), out)
+        assert.truthy(out:find("Add\tfalse\t[curl loop:Add] " .. closed, 1, true), out)
+        assert.truthy(out:find("on_error\t1\tusage\tthe loop's multi was closed behind its back", 1, true), out)
+        assert.truthy(out:find("after", 1, true), out)
+      end)
+
+      it("Run from a uv callback of the application's own uv.run is a usage error", function()
+        local uv = require "luv"
+        local got
+        local t = uv.new_timer()
+        t:start(0, 0, function() got = { pcall(loop.Run, loop, { seconds = 1 }) } end)
+        uv.run("once")
+        t:close()
+        assert.is_false(got[1])
+        usage(got[2], "loop:Run", "uv loop runs")
+      end)
+    end
+
+    if name == "cqueues" then
+      it("Run from a coroutine of its own controller is a usage error", function()
+        local got
+        local cq = loop.backend.cq
+        cq:wrap(function() got = { pcall(loop.Run, loop, { seconds = 1 }) } end)
+        local stop = loop.backend:now() + 5000
+        while not got and loop.backend:now() < stop do assert(cq:step(0.05)) end -- the application's loop
+        assert.is_table(got)
+        assert.is_false(got[1])
+        usage(got[2], "loop:Run", "controller it steps")
+      end)
+
+      it("a descriptor closed before CURL_POLL_REMOVE leaves the controller working", function()
+        -- libcurl sometimes closes a socket before telling the socket
+        -- function; here a pipe plays that socket
+        local ok_uv, uv = pcall(require, "luv")
+        if not ok_uv or not uv.pipe then return pending("needs luv's uv.pipe") end
+        local fds = uv.pipe({ nonblock = true }, { nonblock = true })
+        local b = loop.backend
+        local polled
+        loop._socket = function(_, fd) if fd == fds.read then polled = true end end
+        b:watch(fds.read, curl.CURL_POLL_IN)
+        uv.fs_write(fds.write, "x")
+        drive_until(loop, function() return polled end) -- the controller polls it
+        loop._socket = nil
+        uv.fs_close(fds.read)
+        b:unwatch(fds.read)  -- the CURL_POLL_REMOVE, after the close
+        local other
+        b.cq:wrap(function() require("cqueues").sleep(0.02); other = true end)
+        local res
+        loop:Add(ok_easy("/size/10"), function(_, r) res = r end)
+        loop:Run { seconds = 5 }
+        uv.fs_close(fds.write)
+        assert.are.equal(curl.CURLE_OK, res)
+        assert.is_true(other)
+      end)
+    end
+  end)
+end

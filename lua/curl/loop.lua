@@ -13,8 +13,15 @@
 --   loop:Run([{ seconds = n }])                         -- until idle
 --
 -- This file is the loop-independent part; a backend (curl/loop/*.lua)
--- provides watch/unwatch/timer and calls loop:_socket(fd, mask) and
--- loop:_timeout() from the event loop, never from inside a libcurl call.
+-- provides watch/unwatch/timer/step and calls loop:_socket(fd, mask) and
+-- loop:_timeout() (or loop:_act) from the event loop, never from inside a
+-- libcurl call. Those entry points never raise: errors go to loop:_error,
+-- so nothing escapes into the event loop's own machinery (luv, cqueues).
+--
+-- Optional backend hooks: backend:nested() -> message when Run may not
+-- drive the event loop from here; backend:resync(ms) re-arms the timer
+-- from multi:Timeout() when it is not armed; backend:forget() drops every
+-- watch and the timer (the multi was closed behind the loop's back).
 local curl = require "curl"
 
 local Loop = {}
@@ -22,20 +29,9 @@ Loop.__index = Loop
 
 local unpack = table.unpack or unpack
 
--- CURLE_* number -> name, for error values.
-local easy_names = {}
-for k, v in pairs(curl) do
-  if type(k) == "string" and k:match("^CURLE_") and not k:match("OBSOLETE")
-     and (easy_names[v] == nil or #k < #easy_names[v]) then
-    easy_names[v] = k
-  end
-end
-
+-- A curl.Error for a CURLcode, named from the module's own code table.
 local function easy_error(code, message, method)
-  return setmetatable({
-    kind = "easy", code = code, name = easy_names[code] or ("CURLE_" .. code),
-    message = message or curl.EasyStrError(code), method = method,
-  }, curl.Error)
+  return curl.EasyError(code, message, method)
 end
 Loop.easy_error = easy_error
 
@@ -45,6 +41,15 @@ local function usage_error(method, message)
 end
 Loop.usage_error = usage_error
 
+local function bad_argument(method, n, name, expected, got)
+  return usage_error(method, ("bad argument #%d '%s' (expected %s, got %s)"):format(n, name, expected, type(got)))
+end
+
+local function lost_error(method)
+  return usage_error(method, "the loop's multi was closed behind its back (multi:Close); " ..
+                             "its transfers ended, close the loop with loop:Close()")
+end
+
 --- Loop.new(backend[, multi]): usually called by a backend's `new`.
 function Loop.new(backend, multi)
   local self = setmetatable({
@@ -52,7 +57,9 @@ function Loop.new(backend, multi)
     multi = type(multi) == "userdata" and multi or curl.Multi(), -- (ignores require's 2nd value)
     transfers = {}, -- easy -> { on_done = fn }
     active = 0,
-    depth = 0,      -- > 0 while SocketAction runs (callbacks may call us)
+    depth = 0,      -- > 0 while libcurl runs (callbacks may call us)
+    inside = 0,     -- > 0 while the loop handles an event or runs an on_done
+    running = false, -- loop:Run is on the stack
     deferred = {},  -- Add / Cancel asked for while depth > 0
     errors = {},    -- errors from callbacks, raised by Run
     on_error = nil, -- or a function(err): then errors go there instead
@@ -80,55 +87,175 @@ local function finish(self, easy, code, err)
   self.transfers[easy] = nil
   self.active = self.active - 1
   if t.on_done then
+    self.inside = self.inside + 1
     local ok, e = pcall(t.on_done, easy, code, err)
+    self.inside = self.inside - 1
     if not ok then self:_error(e) end
   end
 end
 
-function Loop:_drain()
-  local m = self.multi
-  if self.closed then return end
-  repeat
-    local msg, result, remaining, easy = m:InfoRead()
-    if msg == curl.CURLMSG_DONE and easy then
-      if self.transfers[easy] then
-        m:RemoveHandle(easy)
-        finish(self, easy, result, result ~= curl.CURLE_OK and easy_error(result, nil, "transfer") or nil)
+-- Whether the multi was closed (by multi:Close behind the loop's back).
+-- Timeout is cheap; GetHandles only runs when Timeout failed, and fails
+-- only on a closed multi (Timeout also fails inside the multi's callbacks).
+local function multi_closed(m)
+  if pcall(m.Timeout, m) then return false end
+  return not pcall(m.GetHandles, m)
+end
+
+-- Ends every transfer (a snapshot: on_done callbacks may cancel others),
+-- and the Adds deferred from callbacks that never ran, with `code, err`.
+-- Returns whether a Close was deferred.
+local function end_all(self, code, err)
+  local deferred, close = self.deferred, false
+  self.deferred = {}
+  for _, d in ipairs(deferred) do
+    if d[1] == Loop.Close then close = true end
+    if d[1] == Loop.Add and not self.transfers[d[2]] then
+      local on_done = type(d[3]) == "function" and d[3] or type(d[3]) == "table" and d[3].on_done
+      if on_done then
+        self.inside = self.inside + 1
+        local ok, e = pcall(on_done, d[2], code, err)
+        self.inside = self.inside - 1
+        if not ok then self:_error(e) end
       end
     end
-  until remaining == 0 or self.closed -- an on_done may close the loop
+  end
+  local list = {}
+  for easy in pairs(self.transfers) do list[#list + 1] = easy end
+  for _, easy in ipairs(list) do finish(self, easy, code, err) end
+  return close
+end
+
+-- The multi was closed behind the loop's back: libcurl forgot the
+-- transfers (their sockets are closed, no callback tells). The backend
+-- drops its watches and timer, the transfers end with the returned usage
+-- error (on_done gets CURLE_ABORTED_BY_CALLBACK), and Run/Add/Await raise
+-- it until loop:Close().
+function Loop:_lose(method)
+  local err = lost_error(method)
+  if self.lost or self.closed then return err end
+  self.lost = true
+  if self.backend.forget then
+    local ok, e = pcall(self.backend.forget, self.backend)
+    if not ok then self:_error(e) end
+  end
+  if end_all(self, curl.CURLE_ABORTED_BY_CALLBACK, err) and self.depth == 0 then self:Close() end
+  return err
+end
+
+--- Takes what finished (InfoRead), then runs what callbacks deferred.
+--- Errors go to loop:_error.
+function Loop:_drain()
+  local m = self.multi
+  repeat
+    if self.closed or self.lost then return end -- an on_done may close the loop
+    local ok, msg, result, remaining, easy = pcall(m.InfoRead, m)
+    if not ok then
+      if multi_closed(m) then self:_error(self:_lose("loop:Run")) else self:_error(msg) end
+      return
+    end
+    if msg == curl.CURLMSG_DONE and easy and self.transfers[easy] then
+      ok, msg = pcall(m.RemoveHandle, m, easy)
+      if not ok then self:_error(msg) end
+      finish(self, easy, result, result ~= curl.CURLE_OK and easy_error(result, nil, "transfer") or nil)
+    end
+  until remaining == 0
   -- what callbacks asked for while libcurl was busy
-  while #self.deferred > 0 and not self.closed do
+  while #self.deferred > 0 and not self.closed and not self.lost do
     local d = table.remove(self.deferred, 1)
     local ok, e = pcall(d[1], self, unpack(d, 2, d.n))
     if not ok then self:_error(e) end
   end
 end
 
-local function action(self, fd, mask)
-  if self.closed then return end
+--- Runs one libcurl call `f(a, b, c)` for the backend (SocketAction, or
+--- poller:Dispatch), then takes what finished. Never raises: errors go to
+--- loop:_error (raised by Run, or given to loop.on_error).
+function Loop:_act(f, a, b, c)
+  if self.closed or self.lost then return end
+  self.inside = self.inside + 1
   self.depth = self.depth + 1
-  local ok, err = pcall(self.multi.SocketAction, self.multi, fd, mask)
+  local ok, err = pcall(f, a, b, c)
   self.depth = self.depth - 1
+  if not ok then
+    if multi_closed(self.multi) then
+      self.inside = self.inside - 1
+      self:_error(self:_lose("loop:Run"))
+      return
+    end
+    self:_error(err)
+  end
+  ok, err = pcall(self._drain, self)
+  self.inside = self.inside - 1
   if not ok then self:_error(err) end
-  self:_drain()
 end
 
 --- Called by the backend when `fd` is ready (`mask`: CURL_CSELECT_*).
-function Loop:_socket(fd, mask) action(self, fd, mask) end
+function Loop:_socket(fd, mask) self:_act(self.multi.SocketAction, self.multi, fd, mask) end
 
---- Called by the backend when libcurl's timer expires.
-function Loop:_timeout() action(self, curl.CURL_SOCKET_TIMEOUT, 0) end
+--- Called by the backend when libcurl's timer expires. Afterwards the
+--- backend's timer is armed from multi:Timeout() if libcurl wants one and
+--- did not say so (its timer function replaced behind the loop's back):
+--- a one-shot timer that fired and was not re-armed would leave the loop
+--- waiting for sockets only.
+function Loop:_timeout()
+  self:_act(self.multi.SocketAction, self.multi, curl.CURL_SOCKET_TIMEOUT, 0)
+  self:_resync()
+end
+
+--- Arms the backend's timer from multi:Timeout() when libcurl wants one
+--- sooner than the backend's timer (or none) fires. Never raises.
+function Loop:_resync()
+  local resync = self.backend.resync
+  if not resync or self.closed or self.lost or self.depth > 0 then return end
+  local ok, t = pcall(self.multi.Timeout, self.multi)
+  if ok and t >= 0 then pcall(resync, self.backend, t) end
+end
+
+-- Checks the arguments of Add and Await (before anything changes).
+local function check_args(method, easy, opts)
+  if type(easy) ~= "userdata" then
+    error(bad_argument(method, 1, "easy", "curl.Easy", easy), 3)
+  end
+  local t = type(opts)
+  if t == "table" then
+    if opts.on_done ~= nil and type(opts.on_done) ~= "function" then
+      error(bad_argument(method, 2, "opts.on_done", "function or nil", opts.on_done), 3)
+    end
+    if opts.timeout_ms ~= nil and type(opts.timeout_ms) ~= "number" then
+      error(bad_argument(method, 2, "opts.timeout_ms", "number or nil", opts.timeout_ms), 3)
+    end
+  elseif t ~= "function" and t ~= "nil" then
+    error(bad_argument(method, 2, "on_done", "function or table", opts), 3)
+  end
+end
+
+local function check_open(self, method)
+  if self.closed or self.closing then error(usage_error(method, "the loop is closed"), 3) end
+  if self.lost then error(lost_error(method), 3) end
+end
 
 local function options(o)
   if type(o) == "function" then return { on_done = o } end
   return o or {}
 end
 
+-- Whether `easy` is in the multi (false when the multi is closed).
+function Loop:_added(easy)
+  local ok, handles = pcall(self.multi.GetHandles, self.multi)
+  if not ok then return false end
+  for _, e in ipairs(handles) do
+    if e == easy then return true end
+  end
+  return false
+end
+
 --- loop:Add(easy[, on_done | opts]): starts a transfer. `opts.on_done(easy,
 --- result, err)` runs when it ends (err: a curl.Error when result is not
 --- CURLE_OK); `opts.timeout_ms` limits the whole transfer (CURLOPT_TIMEOUT_MS).
 function Loop:Add(easy, opts)
+  check_args("loop:Add", easy, opts)
+  check_open(self, "loop:Add")
   if self.depth > 0 then
     self.deferred[#self.deferred + 1] = { Loop.Add, easy, opts, n = 3 }
     return
@@ -145,17 +272,11 @@ function Loop:Add(easy, opts)
     if not self:_added(easy) then
       self.transfers[easy] = nil
       self.active = self.active - 1
+      if multi_closed(self.multi) then err = self:_lose("loop:Add") end
       error(err, 2)
     end
     self:_error(err) -- a timer callback error: the easy was added all the same
   end
-end
-
-function Loop:_added(easy)
-  for _, e in ipairs(self.multi:GetHandles()) do
-    if e == easy then return true end
-  end
-  return false
 end
 
 --- loop:Cancel(easy): stops a transfer; its on_done gets
@@ -166,7 +287,10 @@ function Loop:Cancel(easy)
     return
   end
   if not self.transfers[easy] then return end
-  self.multi:RemoveHandle(easy)
+  local ok, err = pcall(self.multi.RemoveHandle, self.multi, easy)
+  -- an easy removed or closed behind the loop's back, or a closed multi:
+  -- nothing left to stop, the loop forgets it all the same
+  if not ok and self:_added(easy) then error(err, 2) end
   finish(self, easy, curl.CURLE_ABORTED_BY_CALLBACK,
          easy_error(curl.CURLE_ABORTED_BY_CALLBACK, "cancelled", "loop:Cancel"))
 end
@@ -174,6 +298,8 @@ end
 --- loop:Await(easy[, opts]) -> true, easy | false, err: from a coroutine,
 --- starts the transfer and waits for it while other transfers run.
 function Loop:Await(easy, opts)
+  check_args("loop:Await", easy, opts)
+  check_open(self, "loop:Await")
   if self.backend.await then return self.backend:await(self, easy, opts) end
   local co, main = coroutine.running()
   if co == nil or main then
@@ -212,37 +338,97 @@ function Loop:_raise()
   if #self.errors > 0 then error(table.remove(self.errors, 1), 0) end
 end
 
---- loop:Run([opts]): drives the loop until no transfer runs (and, on
---- cqueues, no other task of the controller is left; opts.seconds: a
---- deadline, an error when passed). Errors raised by callbacks (and not given
---- to loop.on_error) come out of Run.
-function Loop:Run(opts)
-  opts = opts or {}
-  local clock = self.backend.now and function() return self.backend:now() / 1000 end or os.time
+-- Before each turn of Run: a multi closed behind the loop's back raises a
+-- usage error; a timer libcurl wants but the backend has not armed (the
+-- timer function was replaced behind the loop's back) is armed from
+-- multi:Timeout(). Returns how long the turn may wait.
+local function check_turn(self, ms)
+  if self.closed then return ms end
+  if self.lost then error(lost_error("loop:Run"), 0) end
+  local m = self.multi
+  local ok, t = pcall(m.Timeout, m)
+  if not ok then
+    if not pcall(m.GetHandles, m) then
+      error(self:_lose("loop:Run"), 0)
+    end
+    return ms
+  end
+  if t >= 0 then
+    if self.backend.resync then pcall(self.backend.resync, self.backend, t) end
+    if t < ms then ms = t end
+  end
+  return ms
+end
+
+local function run(self, opts)
+  local backend = self.backend
+  local clock = backend.now and function() return backend:now() / 1000 end or os.time
   local deadline = opts.seconds and (clock() + opts.seconds)
   self:_raise()
-  local backend = self.backend
   while self.active > 0 or (backend.pending and backend:pending()) do
-    self.backend:step(200)
+    backend:step(check_turn(self, 200))
     self:_raise()
     if deadline and clock() > deadline then
       error(easy_error(curl.CURLE_OPERATION_TIMEDOUT,
-        ("loop:Run deadline passed with %d transfers running"):format(self.active), "loop:Run"), 2)
+        ("loop:Run deadline passed with %d transfers running"):format(self.active), "loop:Run"), 0)
     end
   end
+  if self.lost then error(lost_error("loop:Run"), 0) end
+end
+
+--- loop:Run([opts]): drives the loop until no transfer runs (and, on
+--- cqueues, no other task of the controller is left; opts.seconds: a
+--- deadline, an error when passed). Errors raised by callbacks (and not given
+--- to loop.on_error) come out of Run. Not from inside the loop's callbacks.
+function Loop:Run(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(bad_argument("loop:Run", 1, "opts", "table or nil", opts), 2)
+  end
+  opts = opts or {}
+  if opts.seconds ~= nil and type(opts.seconds) ~= "number" then
+    error(bad_argument("loop:Run", 1, "opts.seconds", "number or nil", opts.seconds), 2)
+  end
+  local why
+  if self.running or self.inside > 0 or self.depth > 0 then
+    why = "called from inside the loop (a transfer callback, an on_done or a coroutine it resumed)"
+  elseif self.backend.nested then
+    why = self.backend:nested()
+  end
+  if why then
+    error(usage_error("loop:Run", why .. "; Run cannot nest: return to the loop instead " ..
+                                  "(or wait with loop:Await in a coroutine)"), 2)
+  end
+  self.running = true
+  local ok, err = pcall(run, self, opts)
+  self.running = false
+  if not ok then error(err, 0) end
 end
 
 --- loop:Close(): cancels what runs and closes the multi and the backend.
+--- on_done callbacks it runs may not start transfers (usage error).
 function Loop:Close()
   if self.depth > 0 then -- inside a libcurl call: when it returns
     self.deferred[#self.deferred + 1] = { Loop.Close, n = 1 }
     return
   end
-  if self.closed then return end
-  for easy in pairs(self.transfers) do self:Cancel(easy) end
+  if self.closed or self.closing then return end
+  self.closing = true -- from here Add and Await raise a usage error
+  local cancelled = easy_error(curl.CURLE_ABORTED_BY_CALLBACK, "cancelled", "loop:Cancel")
+  local list = {}
+  for easy in pairs(self.transfers) do list[#list + 1] = easy end
+  for _, easy in ipairs(list) do
+    local ok, e = pcall(self.Cancel, self, easy)
+    if not ok then self:_error(e) end
+  end
   self.closed = true
-  self.multi:Close()
-  if self.backend.close then self.backend:close() end
+  local ok, e = pcall(self.multi.Close, self.multi)
+  if not ok then self:_error(e) end
+  -- deferred Adds, and what Cancel could not remove (multi:Close did)
+  end_all(self, curl.CURLE_ABORTED_BY_CALLBACK, cancelled)
+  if self.backend.close then
+    ok, e = pcall(self.backend.close, self.backend)
+    if not ok then self:_error(e) end
+  end
 end
 
 return Loop

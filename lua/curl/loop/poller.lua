@@ -17,12 +17,12 @@ function B:now() return self.poller:Now() end
 -- multi's socket and timer function, so no Lua runs for them.
 function B:step(ms)
   local loop = self.loop
-  loop.depth = loop.depth + 1
-  local ok, err = pcall(self.poller.Dispatch, self.poller, loop.multi, ms)
-  loop.depth = loop.depth - 1
-  if not ok then loop:_error(err) end
-  loop:_drain()
+  loop:_act(self.poller.Dispatch, self.poller, loop.multi, ms)
 end
+
+-- The multi was closed behind the loop's back: its descriptors are closed
+-- (stale Poller entries do no harm), the timer is of no use.
+function B:forget() self.poller:SetTimer(-1) end
 
 function B:close() self.poller:Close() end
 
