@@ -5,7 +5,10 @@
 # abnormal exit), hangs (the timeout), valgrind errors, contract violations
 # (fuzz.lua exit 2) and fuzzer bugs (exit 3). For each finding it prints the
 # replay command and the seed's last operations. Ends with
-#   fuzz: N seeds, M calls, K findings
+#   fuzz: N seeds, M calls (C module calls), K findings
+# (M counts the fuzzer's operations, C the calls into the module they made,
+# callbacks included; seeds that crash count their operations up to the
+# crash but not their module calls)
 # and exits non-zero on any finding.
 #
 #   scripts/fuzz.sh [options]
@@ -122,7 +125,7 @@ if [ "$valgrind" = 1 ]; then
       --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite)
 fi
 
-nseeds=0 ncalls=0 nfind=0
+nseeds=0 ncalls=0 nmod=0 nfind=0
 signame() { kill -l "$1" 2>/dev/null || echo "$1"; }
 
 # run_one INTERP SEED CALLS: one process; leaves $dir/result "rc ops"
@@ -146,7 +149,8 @@ report() {
   local dir="$out/$L-$s"
   local rc ops
   read -r rc ops < "$dir/result"
-  nseeds=$((nseeds + 1)); ncalls=$((ncalls + ops))
+  mod=$(sed -n 's/.*FUZZ DONE .* calls=\([0-9]*\).*/\1/p' "$dir/stderr" | tail -n1)
+  nseeds=$((nseeds + 1)); ncalls=$((ncalls + ops)); nmod=$((nmod + ${mod:-0}))
   local kind=""
   case "$rc" in
     0) if [ "$valgrind" = 1 ] && [ -s "$dir/valgrind.txt" ]; then kind="valgrind errors (exit 0)"; fi ;;
@@ -238,6 +242,6 @@ else
 fi
 while [ "$running" -gt 0 ]; do reap; done
 
-echo "fuzz: $nseeds seeds, $ncalls calls, $nfind findings ($(( $(date +%s) - start ))s)"
+echo "fuzz: $nseeds seeds, $ncalls calls ($nmod module calls), $nfind findings ($(( $(date +%s) - start ))s)"
 [ "$nfind" = 0 ] && [ "$keep" = 0 ] && rmdir "$out" 2>/dev/null
 [ "$nfind" = 0 ]
