@@ -105,10 +105,10 @@ local DR = Rng(SEED * 3 + 1)        -- inside the drive loops (their turns depen
 ------------------------------------------------------------------ known bugs
 -- Known crash triggers, kept so that a fix can be checked against its
 -- trigger (FUZZ_AVOID naming them steers clear of them). All are fixed or
--- guarded in the binding except (r) and (s), leaks inside libcurl 7.88
--- that it cannot prevent (the suite's valgrind run avoids those two).
--- (n) also covers the body sent again after its trailers within one
--- transfer (a 307), found later.
+-- guarded in the binding (docs/reference.md, "Guards against libcurl
+-- bugs"). (n) also covers the body sent again after its trailers within
+-- one transfer (a 307), and (r) the held connection of any later
+-- transfer (in a multi too), both found later.
 local KNOWN = {
   escape_empty = "(a) easy:Escape('') / easy:Unescape('')",
   filedata_subparts = "(b) part:FileData(missing path) on a part that has a sub-mime",

@@ -367,6 +367,67 @@ describe("crash regressions", function()
     multi:Close()
   end)
 
+  it("an easy holding its CONNECT_ONLY connection starts no other transfer (libcurl before 8.12.0)", function()
+    -- 7.88 leaked that connection when the handle ran another transfer
+    -- (in a multi, or Perform again): seen by the valgrind pass.
+    local e = curl.Easy { URL = H.nginx_http .. "/", ConnectOnly = 1, TimeoutMs = 5000 }
+    e:Perform()
+    assert.is_true(e:GetInfo_ActiveSocket() >= 0)
+    e:Send("GET /100b HTTP/1.1\r\nHost: x\r\n\r\n")
+    if older_than(0x080C00) then
+      local multi = curl.Multi()
+      usage_error(function() multi:AddHandle(e) end, "8%.12%.0")
+      e:SetOpt_ConnectOnly(0)
+      usage_error(function() e:Perform() end, "8%.12%.0")
+      multi:Close()
+    end
+    -- a copy is a fresh handle
+    local copy = e:DupHandle()
+    copy:SetOpt_ConnectOnly(0)
+    copy:SetOpt_URL(H.nginx_http .. "/100b")
+    copy:SetOpt_WriteFunction(function() end)
+    copy:Perform()
+    assert.are.equal(200, copy:GetInfo_ResponseCode())
+    copy:Close()
+    e:Close()
+    -- a CONNECT_ONLY transfer that connected nowhere holds nothing
+    local f = curl.Easy { URL = "http://127.0.0.1:1/", ConnectOnly = 1, TimeoutMs = 5000 }
+    assert.is_false(pcall(f.Perform, f))
+    f:SetOpt_ConnectOnly(0)
+    f:SetOpt_URL(H.nginx_http .. "/100b")
+    f:SetOpt_WriteFunction(function() end)
+    f:Perform()
+    f:Close()
+  end)
+
+  it("a share of TLS sessions is not set on an easy with its own session cache (libcurl before 8.12.0)", function()
+    -- 7.88 made the easy's own cache at its first transfer and lost it
+    -- when such a share replaced it (a leak the valgrind pass sees).
+    local sh = curl.Share { Share = curl.CURL_LOCK_DATA_SSL_SESSION }
+    local e = curl.Easy { URL = H.nginx_http .. "/100b", WriteFunction = function() end, TimeoutMs = 5000 }
+    e:Perform()
+    local copy = e:DupHandle()
+    if older_than(0x080C00) then
+      usage_error(function() e:SetOpt_Share(sh) end, "8%.12%.0")
+    end
+    copy:SetOpt_Share(sh) -- a copy has no cache of its own yet
+    copy:Perform()
+    -- shared, unshared (the easy makes its own cache), shared again
+    local f = curl.Easy { URL = H.nginx_http .. "/100b", WriteFunction = function() end,
+                          TimeoutMs = 5000, Share = sh }
+    f:Perform()
+    f:SetOpt_Share(nil)
+    f:Perform()
+    if older_than(0x080C00) then
+      usage_error(function() f:SetOpt_Share(sh) end, "8%.12%.0")
+    end
+    -- a share without TLS sessions is fine at any time
+    local plain = curl.Share { Share = curl.CURL_LOCK_DATA_DNS }
+    e:SetOpt_Share(plain)
+    e:Perform()
+    e:Close(); copy:Close(); f:Close(); sh:Close(); plain:Close()
+  end)
+
   it("CONNECT_ONLY over TLS, then Recv", function()
     local e = curl.Easy { URL = H.nginx_https .. "/", CAInfo = H.ca, ConnectOnly = 1, TimeoutMs = 5000 }
     e:Perform()

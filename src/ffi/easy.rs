@@ -140,6 +140,14 @@ pub struct Easy<H: EasyHandler> {
     /// handle's own connection cache's mix (`guards.rs`).
     pub(super) starts: RefCell<Starts>,
     pub(super) mix: CacheMix,
+    /// A `CONNECT_ONLY` transfer started on this handle (never reset: the
+    /// connection it leaves outlives `curl_easy_reset`).
+    pub(super) connect_only_ran: Cell<bool>,
+    /// libcurl made this handle its own TLS session cache (a transfer
+    /// started without a share's), and whether the share set last shared
+    /// its sessions when it was set (see `set_share`).
+    pub(super) own_ssl_cache: Cell<bool>,
+    pub(super) ssl_from_share: Cell<bool>,
     /// The close-socket data (see `closers`).
     pub(super) closer: usize,
     pub(super) errbuf: ErrBuf,
@@ -218,6 +226,9 @@ impl<H: EasyHandler> Easy<H> {
                 resend_refused: Cell::new(false),
             }),
             starts: RefCell::new(Starts::default()),
+            connect_only_ran: Cell::new(false),
+            own_ssl_cache: Cell::new(false),
+            ssl_from_share: Cell::new(false),
             mix: CacheMix::default(),
             closer,
             errbuf: ErrBuf::new(),
@@ -450,10 +461,22 @@ impl<H: EasyHandler> Easy<H> {
 
     /// `CURLOPT_SHARE`: the handle holds the share while it uses it.
     pub fn set_share(&self, s: Option<Rc<Share>>) -> Res<()> {
+        let ssl = s
+            .as_ref()
+            .is_some_and(|s| s.shares(c::CURL_LOCK_DATA_SSL_SESSION));
+        if ssl && self.own_ssl_cache.get() && older_than(0x080C00) {
+            // libcurl points the handle at the share's session cache
+            // without freeing the one it made for the handle.
+            return refused(format!(
+                "this easy has run a transfer with its own TLS session cache, which {} leaks when a share that shares TLS sessions (CURL_LOCK_DATA_SSL_SESSION) replaces it (fixed in 8.12.0): set the share before the first transfer, or on a DupHandle copy",
+                this_libcurl()
+            ));
+        }
         let p = s.as_ref().map_or(ptr::null(), |s| s.as_ptr());
         // SAFETY: the share is held below while libcurl uses it.
         (unsafe { self.setopt_ptr(c::CURLOPT_SHARE, p) })?;
         let old = std::mem::replace(&mut self.kept.borrow_mut().share, s);
+        self.ssl_from_share.set(ssl);
         self.retire(old);
         Ok(())
     }

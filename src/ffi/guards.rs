@@ -14,7 +14,12 @@
 //!   `gopher://`, `telnet://`; reads out of bounds for the others): a
 //!   connection cache (a multi's, a share's, a handle's own for `Perform`)
 //!   runs either transfers that may use HTTP/2 or transfers of other
-//!   protocols, not both, and redirects go to http and https only.
+//!   protocols, not both, and redirects go to http and https only;
+//! - before 8.12.0, a handle that holds the connection of its
+//!   `CONNECT_ONLY` transfer leaks it when it starts another transfer: it
+//!   cannot start one while it holds it (and, checked in `set_share`, a
+//!   handle that made its own TLS session cache leaks it when a share of
+//!   TLS sessions is set: refused).
 
 use super::consts::c;
 use super::easy::Easy;
@@ -219,6 +224,25 @@ impl<H: EasyHandler> Easy<H> {
                 "this easy handle sent trailers (TRAILERFUNCTION), and {} cannot run another transfer on it without corrupting memory (fixed in 8.7.0): use DupHandle for a fresh handle with the same options",
                 this_libcurl()
             ));
+        }
+        if older_than(0x080C00) && self.connect_only_ran.get() {
+            // The connection a CONNECT_ONLY transfer left for Send/Recv is
+            // still attached when its socket is known.
+            let held = self
+                .info_socket(c::CURLINFO_ACTIVESOCKET as i32)
+                .is_ok_and(|s| s != -1);
+            if held {
+                return refused(format!(
+                    "this easy holds the connection of its CONNECT_ONLY transfer (for Send and Recv), and {} cannot start another transfer on it without leaking that connection (fixed in 8.12.0): use DupHandle for a fresh handle with the same options",
+                    this_libcurl()
+                ));
+            }
+        }
+        if self.starts.borrow().connect_only {
+            self.connect_only_ran.set(true);
+        }
+        if !(self.ssl_from_share.get() && self.kept.borrow().share.is_some()) {
+            self.own_ssl_cache.set(true);
         }
         if !older_than(0x080100) {
             return Ok(());
