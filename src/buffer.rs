@@ -3,10 +3,10 @@
 //! function appends every chunk in Rust.
 
 use crate::error::{reg, reg_fn, usage, R};
-use crate::luaapi::class::add_meta;
-use crate::luaapi::{type_name, Args, Handle};
+use crate::luaapi::class::lua_class;
+use crate::luaapi::{type_name, Args};
 use mlua::prelude::*;
-use mlua::{UserData, UserDataFields, Value};
+use mlua::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -20,20 +20,7 @@ pub struct BufferInner {
 #[derive(Default)]
 pub struct Buffer(Rc<BufferInner>);
 
-impl UserData for Buffer {
-    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        add_meta::<Self, F>(fields);
-    }
-}
-
-impl Handle for Buffer {
-    const CLASS: &'static str = "curl.Buffer";
-    const WHAT: &'static str = "the buffer";
-    type Inner = Rc<BufferInner>;
-    fn inner(&self) -> Rc<BufferInner> {
-        self.0.clone()
-    }
-}
+lua_class!(Buffer, "curl.Buffer", "the buffer", Rc<BufferInner>);
 
 impl BufferInner {
     pub fn append(&self, bytes: &[u8]) {

@@ -12,11 +12,11 @@
 use crate::ctx::{take_pending, Ctx, CtxSource};
 use crate::error::{reg, usage, Fail, R};
 use crate::ffi::{self, Fault, MimeState, OutBuf};
-use crate::luaapi::class::add_meta;
-use crate::luaapi::{type_name, Args, Handle};
+use crate::luaapi::class::lua_class;
+use crate::luaapi::{type_name, Args};
 use crate::options::c;
 use mlua::prelude::*;
-use mlua::{MultiValue, UserData, UserDataFields, Value};
+use mlua::{MultiValue, Value};
 use std::cell::RefCell;
 use std::ffi::CString;
 use std::os::raw::c_int;
@@ -25,40 +25,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Mime(ffi::Mime);
 
-impl UserData for Mime {
-    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        add_meta::<Self, F>(fields);
-    }
-}
-
-impl Handle for Mime {
-    const CLASS: &'static str = "curl.Mime";
-    const WHAT: &'static str = "the mime handle";
-    type Inner = ffi::Mime;
-    fn inner(&self) -> ffi::Mime {
-        self.0.clone()
-    }
-    fn is_open(inner: &ffi::Mime) -> bool {
-        inner.state() != MimeState::Freed
-    }
-}
+lua_class!(Mime, "curl.Mime", "the mime handle", ffi::Mime,
+    open(inner) => inner.state() != MimeState::Freed);
 
 pub struct MimePart(Rc<ffi::Part>);
 
-impl UserData for MimePart {
-    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        add_meta::<Self, F>(fields);
-    }
-}
-
-impl Handle for MimePart {
-    const CLASS: &'static str = "curl.MimePart";
-    const WHAT: &'static str = "the mime part";
-    type Inner = Rc<ffi::Part>;
-    fn inner(&self) -> Rc<ffi::Part> {
-        self.0.clone()
-    }
-}
+lua_class!(MimePart, "curl.MimePart", "the mime part", Rc<ffi::Part>);
 
 /// A refusal as a usage error, a libcurl code naming `what`.
 fn mime_fault(what: &str) -> impl Fn(Fault) -> Fail + '_ {

@@ -8,11 +8,11 @@
 
 use crate::error::{reg, reg_fn, usage, R};
 use crate::ffi::Epoll;
-use crate::luaapi::class::add_meta;
-use crate::luaapi::{Args, Handle};
+use crate::luaapi::class::lua_class;
+use crate::luaapi::Args;
 use crate::options::c;
 use mlua::prelude::*;
-use mlua::{UserData, UserDataFields, Value};
+use mlua::Value;
 use std::cell::{Cell, RefCell};
 use std::os::raw::c_int;
 use std::rc::Rc;
@@ -93,23 +93,8 @@ pub struct PollerState {
     fired: Cell<bool>,
 }
 
-impl UserData for Poller {
-    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        add_meta::<Self, F>(fields);
-    }
-}
-
-impl Handle for Poller {
-    const CLASS: &'static str = "curl.Poller";
-    const WHAT: &'static str = "the poller";
-    type Inner = Rc<PollerState>;
-    fn inner(&self) -> Rc<PollerState> {
-        self.0.clone()
-    }
-    fn is_open(inner: &Rc<PollerState>) -> bool {
-        inner.is_open()
-    }
-}
+lua_class!(Poller, "curl.Poller", "the poller", Rc<PollerState>,
+    open(inner) => inner.is_open());
 
 fn os_err<T>(what: &str, e: std::io::Error) -> R<T> {
     usage(format!("{what}: {e}"))

@@ -8,11 +8,10 @@
 
 use crate::error::{reg, reg_fn, usage, Fail, R};
 use crate::ffi;
-use crate::luaapi::class::add_meta;
-use crate::luaapi::{Args, Handle};
+use crate::luaapi::class::lua_class;
+use crate::luaapi::Args;
 use crate::options::c;
 use mlua::prelude::*;
-use mlua::{UserData, UserDataFields};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -29,23 +28,8 @@ impl ShareInner {
 
 pub struct Share(Rc<ShareInner>);
 
-impl UserData for Share {
-    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        add_meta::<Self, F>(fields);
-    }
-}
-
-impl Handle for Share {
-    const CLASS: &'static str = "curl.Share";
-    const WHAT: &'static str = "the share handle";
-    type Inner = Rc<ShareInner>;
-    fn inner(&self) -> Rc<ShareInner> {
-        self.0.clone()
-    }
-    fn is_open(inner: &Rc<ShareInner>) -> bool {
-        inner.handle.borrow().is_some()
-    }
-}
+lua_class!(Share, "curl.Share", "the share handle", Rc<ShareInner>,
+    open(inner) => inner.handle.borrow().is_some());
 
 fn set_opt(_lua: &Lua, args: Args) -> R<()> {
     let (_ud, s) = args.open::<Share>()?;

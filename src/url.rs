@@ -5,11 +5,11 @@
 
 use crate::error::{reg, reg_fn, usage, Fail, R};
 use crate::ffi;
-use crate::luaapi::class::add_meta;
-use crate::luaapi::{type_name, Args, Handle};
+use crate::luaapi::class::lua_class;
+use crate::luaapi::{type_name, Args};
 use crate::options::c;
 use mlua::prelude::*;
-use mlua::{UserData, UserDataFields, Value};
+use mlua::Value;
 use std::cell::RefCell;
 use std::ffi::CString;
 use std::os::raw::{c_int, c_uint};
@@ -28,23 +28,8 @@ impl UrlInner {
 
 pub struct Url(Rc<UrlInner>);
 
-impl UserData for Url {
-    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        add_meta::<Self, F>(fields);
-    }
-}
-
-impl Handle for Url {
-    const CLASS: &'static str = "curl.URL";
-    const WHAT: &'static str = "the URL handle";
-    type Inner = Rc<UrlInner>;
-    fn inner(&self) -> Rc<UrlInner> {
-        self.0.clone()
-    }
-    fn is_open(inner: &Rc<UrlInner>) -> bool {
-        inner.handle.borrow().is_some()
-    }
-}
+lua_class!(Url, "curl.URL", "the URL handle", Rc<UrlInner>,
+    open(inner) => inner.handle.borrow().is_some());
 
 fn open(args: &Args) -> R<Rc<ffi::Url>> {
     let (_ud, u) = args.open::<Url>()?;

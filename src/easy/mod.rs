@@ -19,13 +19,13 @@ pub use setopt::long_value;
 use crate::ctx::{Ctx, CtxSlot};
 use crate::error::{fault, reg, reg_fn, usage, Fail, R};
 use crate::ffi::{self, Fault, Pushed};
-use crate::luaapi::class::add_meta;
+use crate::luaapi::class::lua_class;
 use crate::luaapi::raw::{register_object, unregister_object};
-use crate::luaapi::{Args, Handle};
+use crate::luaapi::Args;
 use crate::options::{c, tables, INFO_DOUBLE, INFO_LONG, INFO_OFF_T, INFO_SLIST, INFO_SOCKET};
 use crate::options::{INFO_STRING, INFO_TYPEMASK};
 use mlua::prelude::*;
-use mlua::{UserData, UserDataFields, Value};
+use mlua::Value;
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
@@ -101,23 +101,8 @@ impl Drop for EasyInner {
     }
 }
 
-impl UserData for Easy {
-    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        add_meta::<Self, F>(fields);
-    }
-}
-
-impl Handle for Easy {
-    const CLASS: &'static str = "curl.Easy";
-    const WHAT: &'static str = "the easy handle";
-    type Inner = Rc<EasyInner>;
-    fn inner(&self) -> Rc<EasyInner> {
-        self.0.clone()
-    }
-    fn is_open(inner: &Rc<EasyInner>) -> bool {
-        inner.handle.borrow().is_some()
-    }
-}
+lua_class!(Easy, "curl.Easy", "the easy handle", Rc<EasyInner>,
+    open(inner) => inner.handle.borrow().is_some());
 
 impl EasyInner {
     /// The libcurl handle, unless closed.

@@ -29,3 +29,29 @@ pub fn add_meta<T: Handle, F: UserDataFields<T>>(fields: &mut F) {
         });
     }
 }
+
+/// Declares a class over a newtype `$ty(inner)`: its `UserData` impl (the
+/// fields of [`add_meta`]) and its [`Handle`] impl, with an optional open
+/// check (`open(inner) => expr`; without one, always open).
+macro_rules! lua_class {
+    ($ty:ty, $class:literal, $what:literal, $inner:ty $(, open($i:ident) => $open:expr)?) => {
+        impl mlua::UserData for $ty {
+            fn add_fields<F: mlua::UserDataFields<Self>>(fields: &mut F) {
+                $crate::luaapi::class::add_meta::<Self, F>(fields);
+            }
+        }
+
+        impl $crate::luaapi::Handle for $ty {
+            const CLASS: &'static str = $class;
+            const WHAT: &'static str = $what;
+            type Inner = $inner;
+            fn inner(&self) -> $inner {
+                self.0.clone()
+            }
+            $(fn is_open($i: &$inner) -> bool {
+                $open
+            })?
+        }
+    };
+}
+pub(crate) use lua_class;

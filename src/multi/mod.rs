@@ -18,14 +18,14 @@ use crate::easy::{self, Easy, EasyInner, Owner, UV_MULTI};
 use crate::error::{fault, multi_fail, reg, reg_fn, usage, Fail, R};
 use crate::ffi::CURLM_RECURSIVE_API_CALL;
 use crate::ffi::{self, Fault, CURLM_ADDED_ALREADY};
-use crate::luaapi::class::add_meta;
+use crate::luaapi::class::lua_class;
 use crate::luaapi::raw::{link, register_object, unlink, unregister_object, AddrHash};
 use crate::luaapi::{to_int, type_name, Args, Handle};
 use crate::options::{c, tables, Special};
 use crate::poller::{Poller, PollerState};
 use curl_sys as sys;
 use mlua::prelude::*;
-use mlua::{UserData, UserDataFields, Value};
+use mlua::Value;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -72,23 +72,8 @@ impl Drop for Multi {
     }
 }
 
-impl UserData for Multi {
-    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        add_meta::<Self, F>(fields);
-    }
-}
-
-impl Handle for Multi {
-    const CLASS: &'static str = "curl.Multi";
-    const WHAT: &'static str = "the multi handle";
-    type Inner = Rc<MultiInner>;
-    fn inner(&self) -> Rc<MultiInner> {
-        self.0.clone()
-    }
-    fn is_open(inner: &Rc<MultiInner>) -> bool {
-        inner.handle.borrow().is_some()
-    }
-}
+lua_class!(Multi, "curl.Multi", "the multi handle", Rc<MultiInner>,
+    open(inner) => inner.handle.borrow().is_some());
 
 impl MultiInner {
     fn handle(&self) -> Option<Rc<MultiHandle>> {
