@@ -7,12 +7,10 @@ use super::consts::c;
 use super::easy::Easy;
 use super::{cstr_bytes, older_than, Res};
 use curl_sys as sys;
-use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
 use std::os::raw::{c_char, c_int, c_long, c_void};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::rc::{Rc, Weak};
 
@@ -66,13 +64,6 @@ pub enum Stream {
     Interleave,
 }
 
-fn panic_text(p: Box<dyn Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
-
 /// Runs `f` with the handler registered as `userp` (the box an [`Easy`]
 /// owns): `dead()` when it is gone, `fail` when `f` panics.
 /// What every callback's data pointer points at: the handler, and what
@@ -105,14 +96,7 @@ fn with_handler<H: EasyHandler, T>(
     let Some(h) = hb.weak.upgrade() else {
         return dead();
     };
-    match catch_unwind(AssertUnwindSafe(|| f(&h))) {
-        Ok(v) => v,
-        Err(p) => {
-            let msg = panic_text(p);
-            let _ = catch_unwind(AssertUnwindSafe(|| h.panicked(msg)));
-            fail
-        }
-    }
+    super::unwind_guard(|| f(&h), |msg| h.panicked(msg), fail)
 }
 
 /// A byte range libcurl hands to a callback.
@@ -400,7 +384,6 @@ mod closers {
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::os::raw::c_int;
-    use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::rc::{Rc, Weak};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -413,14 +396,7 @@ mod closers {
     impl<H: EasyHandler> Closer for Weak<H> {
         fn close(&self, fd: sys::curl_socket_t) -> Option<c_int> {
             let h = self.upgrade()?;
-            match catch_unwind(AssertUnwindSafe(|| h.closesocket(fd))) {
-                Ok(v) => Some(v),
-                Err(p) => {
-                    let msg = super::panic_text(p);
-                    let _ = catch_unwind(AssertUnwindSafe(|| h.panicked(msg)));
-                    None
-                }
-            }
+            super::super::unwind_guard(|| Some(h.closesocket(fd)), |msg| h.panicked(msg), None)
         }
     }
 

@@ -13,7 +13,6 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_void};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 use std::rc::{Rc, Weak};
 
@@ -293,18 +292,7 @@ fn with_part<P: PartHandler, T>(arg: *mut c_void, fail: T, f: impl FnOnce(&P) ->
     // SAFETY: arg is the `Box<P>` given to curl_mime_data_cb; libcurl frees
     // it (through free_cb) only after its last use.
     let h = unsafe { &*(arg as *const P) };
-    match catch_unwind(AssertUnwindSafe(|| f(h))) {
-        Ok(v) => v,
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            let _ = catch_unwind(AssertUnwindSafe(|| h.panicked(msg)));
-            fail
-        }
-    }
+    super::unwind_guard(|| f(h), |msg| h.panicked(msg), fail)
 }
 
 extern "C" fn read_cb<P: PartHandler>(

@@ -201,6 +201,25 @@ pub fn version_info() -> VersionInfo {
     }
 }
 
+/// Runs a handler's work for a trampoline: a panic never unwinds into
+/// libcurl; its text goes to `panicked` (itself guarded) and `fail` is
+/// returned.
+pub(crate) fn unwind_guard<T>(f: impl FnOnce() -> T, panicked: impl FnOnce(String), fail: T) -> T {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let _ = catch_unwind(AssertUnwindSafe(|| panicked(msg)));
+            fail
+        }
+    }
+}
+
 /// Runtime libcurl version number (0xXXYYZZ), asked once: each
 /// `curl_version_info` call rebuilds its text (thousands of instructions).
 pub fn version_num() -> u32 {

@@ -11,7 +11,6 @@ use curl_sys as sys;
 use std::cell::Cell;
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_long, c_uint, c_void};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 use std::rc::{Rc, Weak};
 
@@ -45,18 +44,7 @@ fn with_handler<M: MultiHandler, T>(userp: *mut c_void, dead: T, f: impl FnOnce(
     let Some(h) = weak.upgrade() else {
         return dead;
     };
-    match catch_unwind(AssertUnwindSafe(|| f(&h))) {
-        Ok(v) => v,
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            let _ = catch_unwind(AssertUnwindSafe(|| h.panicked(msg)));
-            dead
-        }
-    }
+    super::unwind_guard(|| f(&h), |msg| h.panicked(msg), dead)
 }
 
 extern "C" fn socket_cb<M: MultiHandler>(
