@@ -6,8 +6,9 @@
 # and the Lua VM per transfer.
 #   bench/instructions.sh [DRIVER...]   (default: c poller poller-lua luv)
 #   BUILD=build/lua54 N1=500 N2=5000 C=100 bench/instructions.sh poller
-# Drivers: c, poller, poller-lua, luv, luv-same (../shared/bench/luv_same_shape.lua
-# when present), poller-jit, luv-jit.
+# Drivers: c, poller, poller-lua, luv, luv-fd (luv on the Poller's one
+# descriptor), loop-luv (the curl.loop.luv helper), luv-same
+# (../shared/bench/luv_same_shape.lua when present), poller-jit, luv-jit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build/lua54}
@@ -28,7 +29,9 @@ cmd_for() { # driver n -> command line
     poller) echo "lua5.4 bench/drivers/poller.lua $url $2 $conc $build" ;;
     poller-lua) echo "lua5.4 bench/drivers/poller_lua.lua $url $2 $conc $build" ;;
     luv) echo "lua5.4 bench/drivers/luv.lua $url $2 $conc $build" ;;
-    luv-same) echo "lua5.4 ../shared/bench/luv_same_shape.lua $url $2 $conc $build" ;;
+    luv-fd) echo "lua5.4 bench/drivers/luv_fd.lua $url $2 $conc $build" ;;
+    loop-luv) echo "lua5.4 bench/drivers/loop_luv.lua $url $2 $conc $build" ;;
+    luv-same) echo "lua5.4 ../shared/bench/luv_same_shape.lua $url $2 $conc" ;;
     poller-jit) echo "luajit bench/drivers/poller.lua $url $2 $conc $jbuild" ;;
     luv-jit) echo "luajit bench/drivers/luv.lua $url $2 $conc $jbuild" ;;
     *) echo "unknown driver $1" >&2; exit 2 ;;
@@ -39,7 +42,9 @@ cmd_for() { # driver n -> command line
 count() {
   local out="$tmp/cg.$1.$2"
   # shellcheck disable=SC2046
-  valgrind --tool=callgrind --callgrind-out-file="$out" $(cmd_for "$1" "$2") >/dev/null 2>&1
+  # LUA_CPATH: for the drivers that take no build argument (luv-same)
+  LUA_CPATH="$build/?.so;;" valgrind --tool=callgrind --callgrind-out-file="$out" \
+    $(cmd_for "$1" "$2") >/dev/null 2>&1
   bench/cgobjects.py "$out"
 }
 

@@ -34,27 +34,8 @@ for _ = 1, total do
   e:SetOpt_WriteFunction(function(d) sizes[e] = (sizes[e] or 0) + #d end)
   loop:Add(e, on_done)
 end
--- sockets open at the same time (what the backend watches)
-local luv_open = 0
-if backend == "luv" then
-  local b = loop.backend
-  local watch, unwatch = b.watch, b.unwatch
-  function b.watch(self, fd, what)
-    local p = self.polls[fd]
-    if not (p and p.active) then luv_open = luv_open + 1 end
-    watch(self, fd, what)
-    if luv_open > peak then peak = luv_open end
-  end
-  function b.unwatch(self, fd)
-    local p = self.polls[fd]
-    if p and p.active then luv_open = luv_open - 1 end
-    unwatch(self, fd)
-  end
-end
-local function open_sockets()
-  if backend == "luv" then return luv_open end
-  return loop.backend.poller:Count()
-end
+-- sockets open at the same time (both backends watch them with a Poller)
+local function open_sockets() return loop.backend.poller:Count() end
 local deadline = t0 + 300000
 while loop:Active() > 0 do
   loop.backend:step(100)

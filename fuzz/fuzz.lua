@@ -1145,7 +1145,8 @@ local METHODS = {
   url = { "Set", "Get", "Dup", "Close" },
   mime = { "AddPart", "Close" },
   part = { "Name", "Data", "FileData", "Filename", "Type", "Headers", "Encoder", "SubParts", "DataCallback" },
-  poller = { "Watch", "Unwatch", "Wait", "SetTimer", "Dispatch", "Now", "Count", "Close" },
+  poller = { "Watch", "Unwatch", "Wait", "SetTimer", "Dispatch", "Now", "Count", "Fd", "Timeout",
+             "pollfd", "events", "timeout", "Close" },
   buffer = { "Take", "Peek", "Len", "Total", "Write", "Clear" },
 }
 local PROTO = {}   -- class -> method name -> function (taken from live objects)
@@ -1852,7 +1853,7 @@ local function poller_op()
     local m = any_of("multi")
     invoke("poller", p, "Dispatch", R.chance(0.9) and m or any_value(), R.chance(0.9) and R.int(0, 20) or R.pick { "x", 0.5, {} })
   elseif k == 7 then invoke("poller", p, "Now")
-  elseif k == 8 then invoke("poller", p, "Count")
+  elseif k == 8 then invoke("poller", p, R.pick { "Count", "Fd", "Timeout", "pollfd", "events", "timeout" })
   elseif k == 9 then
     local m = any_of("multi")
     if m then invoke("multi", m, "SetOpt", R.pick { curl.CURLMOPT_SOCKETFUNCTION, curl.CURLMOPT_TIMERFUNCTION }, p) end

@@ -88,6 +88,69 @@ describe("curl.Poller as the multi's socket and timer function", function()
     assert.are.equal(0, poller:Count())
   end)
 
+  it("is driven through its one descriptor (Fd, Timeout, Dispatch's results)", function()
+    -- another loop (here a second Poller) watches only poller:Fd() and
+    -- arms its timer from what Dispatch returns
+    local multi, poller, outer = curl.Multi(), curl.Poller(), curl.Poller()
+    multi:SetOpt_SocketFunction(poller)
+    multi:SetOpt_TimerFunction(poller)
+    assert.is_true(poller:Fd() >= 0)
+    assert.are.equal(-1, poller:Timeout())
+    local sizes = {}
+    for i = 1, 20 do
+      local e = curl.Easy { URL = H.url("/size/" .. i * 11) }
+      e:SetOpt_WriteFunction(function(d) sizes[i] = (sizes[i] or 0) + #d end)
+      multi:AddHandle(e)
+    end
+    local ms = poller:Timeout()
+    assert.is_true(ms >= 0 and ms <= 1, "AddHandle asked for a timeout at once")
+    outer:Watch(poller:Fd(), curl.CURL_POLL_IN)
+    local n, running, deadline = 0, 20, os.time() + 10
+    while running > 0 and os.time() <= deadline do
+      outer:SetTimer(ms)
+      local fired = false
+      for fd in outer:Wait(200) do
+        assert.is_true(fd == poller:Fd() or fd == curl.CURL_SOCKET_TIMEOUT)
+        fired = true
+      end
+      if fired then
+        running, ms = poller:Dispatch(multi, 0)
+        assert.are.equal(poller:Timeout() >= 0, ms >= 0)
+        repeat
+          local msg, result, remaining = multi:InfoRead()
+          if msg == curl.CURLMSG_DONE then n = n + 1; assert.are.equal(0, result) end
+        until remaining == 0
+      end
+    end
+    assert.are.equal(20, n)
+    for i = 1, 20 do assert.are.equal(i * 11, sizes[i]) end
+    multi:Close()
+    outer:Close()
+    poller:Close()
+  end)
+
+  it("is a cqueues pollable (pollfd, events, timeout)", function()
+    local p = curl.Poller()
+    assert.are.equal(p:Fd(), p:pollfd())
+    assert.are.equal("r", p:events())
+    assert.is_nil(p:timeout())
+    p:SetTimer(1500)
+    local t = p:timeout()
+    assert.is_true(t > 1.4 and t <= 1.5, tostring(t))
+    assert.is_true(p:Timeout() > 1400 and p:Timeout() <= 1500)
+    p:SetTimer(0)
+    assert.are.equal(0, p:Timeout())
+    p:SetTimer(-1)
+    assert.are.equal(-1, p:Timeout())
+    p:Close()
+    for _, m in ipairs { "Fd", "Timeout", "pollfd", "events", "timeout" } do
+      local ok, err = pcall(p[m], p)
+      assert.is_false(ok)
+      assert.are.equal("usage", err.kind)
+      assert.truthy(err.message:find("closed", 1, true))
+    end
+  end)
+
   it("fires libcurl's timer through SetTimer and Wait's iterator", function()
     local multi, poller = curl.Multi(), curl.Poller()
     multi:SetOpt_SocketFunction(poller)

@@ -273,6 +273,57 @@ fn set_timer(_lua: &Lua, args: Args) -> R<()> {
 }
 
 impl PollerState {
+    /// Milliseconds until libcurl's timer (rounded up: never early), 0 when
+    /// due, -1 when none is armed.
+    pub fn timeout_ms(&self) -> i64 {
+        match self.deadline.get() {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                left.as_micros().div_ceil(1000).min(i64::MAX as u128) as i64
+            }
+        }
+    }
+
+    /// The epoll descriptor, unless closed.
+    fn raw_fd(&self) -> R<c_int> {
+        match self.ep.borrow().as_ref() {
+            Some(ep) => Ok(ep.raw_fd()),
+            None => usage("the poller is closed"),
+        }
+    }
+}
+
+/// `poller:Fd()` (and cqueues' `pollfd`): the epoll descriptor. It is
+/// readable while a watched descriptor has events, so another event loop
+/// can watch this one descriptor for every transfer of a multi and call
+/// `poller:Dispatch(multi, 0)` when it is.
+fn fd(_lua: &Lua, args: Args) -> R<i64> {
+    let (_ud, p) = args.open::<Poller>()?;
+    Ok(p.raw_fd()? as i64)
+}
+
+/// `poller:Timeout()`: milliseconds until libcurl's timer expires (0: due,
+/// -1: none), for the other loop's timer.
+fn timeout(_lua: &Lua, args: Args) -> R<i64> {
+    let (_ud, p) = args.open::<Poller>()?;
+    Ok(p.timeout_ms())
+}
+
+/// cqueues' pollable protocol: `events` ("r") and `timeout` (seconds, or
+/// nil without a timer); `pollfd` is `Fd`.
+fn cq_events(_lua: &Lua, args: Args) -> R<&'static str> {
+    args.open::<Poller>()?;
+    Ok("r")
+}
+
+fn cq_timeout(_lua: &Lua, args: Args) -> R<Option<f64>> {
+    let (_ud, p) = args.open::<Poller>()?;
+    let ms = p.timeout_ms();
+    Ok((ms >= 0).then(|| ms as f64 / 1000.0))
+}
+
+impl PollerState {
     /// The timer expired in the last wait (and is reported once).
     pub fn take_fired(&self) -> bool {
         self.fired.replace(false)
@@ -357,6 +408,11 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &t, "Count", "poller:Count", count)?;
     reg(lua, &t, "SetTimer", "poller:SetTimer", set_timer)?;
     reg(lua, &t, "Now", "poller:Now", now)?;
+    reg(lua, &t, "Fd", "poller:Fd", fd)?;
+    reg(lua, &t, "Timeout", "poller:Timeout", timeout)?;
+    reg(lua, &t, "pollfd", "poller:pollfd", fd)?;
+    reg(lua, &t, "events", "poller:events", cq_events)?;
+    reg(lua, &t, "timeout", "poller:timeout", cq_timeout)?;
     reg(lua, &t, "Close", "poller:Close", close)?;
     raw_t.raw_set("Poller", t)?;
     reg_fn(lua, raw_t, "new_poller", "curl.Poller", |lua, _a| {

@@ -55,7 +55,7 @@ function Loop.new(backend, multi)
   local self = setmetatable({
     backend = backend,
     multi = type(multi) == "userdata" and multi or curl.Multi(), -- (ignores require's 2nd value)
-    transfers = {}, -- easy -> { on_done = fn }
+    transfers = {}, -- easy -> its on_done, or true
     active = 0,
     depth = 0,      -- > 0 while libcurl runs (callbacks may call us)
     inside = 0,     -- > 0 while the loop handles an event or runs an on_done
@@ -65,6 +65,8 @@ function Loop.new(backend, multi)
     on_error = nil, -- or a function(err): then errors go there instead
   }, Loop)
   local m = self.multi
+  -- the methods of every transfer, looked up once
+  self._info_read, self._remove, self._add = m.InfoRead, m.RemoveHandle, m.AddHandle
   m:SetOpt_SocketFunction(function(_, fd, what)
     if what == curl.CURL_POLL_REMOVE then backend:unwatch(fd) else backend:watch(fd, what) end
   end)
@@ -81,14 +83,15 @@ function Loop:_error(err)
   end
 end
 
+-- self.transfers[easy]: the transfer's on_done, or true.
 local function finish(self, easy, code, err)
-  local t = self.transfers[easy]
-  if not t then return end
+  local on_done = self.transfers[easy]
+  if not on_done then return end
   self.transfers[easy] = nil
   self.active = self.active - 1
-  if t.on_done then
+  if on_done ~= true then
     self.inside = self.inside + 1
-    local ok, e = pcall(t.on_done, easy, code, err)
+    local ok, e = pcall(on_done, easy, code, err)
     self.inside = self.inside - 1
     if not ok then self:_error(e) end
   end
@@ -145,19 +148,22 @@ end
 
 --- Takes what finished (InfoRead), then runs what callbacks deferred.
 --- Errors go to loop:_error.
+local DONE, OK = curl.CURLMSG_DONE, curl.CURLE_OK
+
 function Loop:_drain()
-  local m = self.multi
+  local m, transfers = self.multi, self.transfers
+  local multi_info_read, multi_remove = self._info_read, self._remove
   repeat
     if self.closed or self.lost then return end -- an on_done may close the loop
-    local ok, msg, result, remaining, easy = pcall(m.InfoRead, m)
+    local ok, msg, result, remaining, easy = pcall(multi_info_read, m)
     if not ok then
       if multi_closed(m) then self:_error(self:_lose("loop:Run")) else self:_error(msg) end
       return
     end
-    if msg == curl.CURLMSG_DONE and easy and self.transfers[easy] then
-      ok, msg = pcall(m.RemoveHandle, m, easy)
+    if msg == DONE and easy and transfers[easy] then
+      ok, msg = pcall(multi_remove, m, easy)
       if not ok then self:_error(msg) end
-      finish(self, easy, result, result ~= curl.CURLE_OK and easy_error(result, nil, "transfer") or nil)
+      finish(self, easy, result, result ~= OK and easy_error(result, nil, "transfer") or nil)
     end
   until remaining == 0
   -- what callbacks asked for while libcurl was busy
@@ -260,14 +266,17 @@ function Loop:Add(easy, opts)
     self.deferred[#self.deferred + 1] = { Loop.Add, easy, opts, n = 3 }
     return
   end
-  opts = options(opts)
   if self.transfers[easy] then
     error(usage_error("loop:Add", "the easy is already running in this loop"), 2)
   end
-  if opts.timeout_ms then easy:SetOpt_TimeoutMS(opts.timeout_ms) end
-  self.transfers[easy] = { on_done = opts.on_done }
+  local on_done = opts
+  if type(opts) == "table" then
+    on_done = opts.on_done
+    if opts.timeout_ms then easy:SetOpt_TimeoutMS(opts.timeout_ms) end
+  end
+  self.transfers[easy] = on_done or true
   self.active = self.active + 1
-  local ok, err = pcall(self.multi.AddHandle, self.multi, easy)
+  local ok, err = pcall(self._add, self.multi, easy)
   if not ok then
     if not self:_added(easy) then
       self.transfers[easy] = nil
@@ -277,6 +286,7 @@ function Loop:Add(easy, opts)
     end
     self:_error(err) -- a timer callback error: the easy was added all the same
   end
+  if self.backend.added then self.backend:added() end
 end
 
 --- loop:Cancel(easy): stops a transfer; its on_done gets

@@ -16,6 +16,12 @@ impl Epoll {
         Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
+    /// The epoll descriptor, for another loop to watch (it is readable
+    /// while a watched descriptor has events).
+    pub fn raw_fd(&self) -> c_int {
+        self.0.as_raw_fd()
+    }
+
     /// `epoll_ctl(op, fd)` for `events`; the event's data is `fd`.
     pub fn ctl(&self, op: c_int, fd: c_int, events: u32) -> std::io::Result<()> {
         let mut ev = libc::epoll_event {

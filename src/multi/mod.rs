@@ -380,14 +380,16 @@ fn socket_action(lua: &Lua, args: Args) -> R<i64> {
     r.map(|n| n as i64).map_err(multi_fail)
 }
 
-/// `poller:Dispatch(multi[, ms])` -> running: one turn of the usual loop
-/// done in Rust: wait (up to `ms`, and for libcurl's timer), then
-/// `multi:SocketAction` for each ready socket and for an expired timer. With
-/// the poller as the multi's socket and timer function
-/// (`multi:SetOpt_SocketFunction(poller)`) no Lua runs but the transfers'
-/// own callbacks. A callback error stops the turn and is raised; the
-/// sockets not served yet are reported again by the next turn.
-fn dispatch(lua: &Lua, args: Args) -> R<i64> {
+/// `poller:Dispatch(multi[, ms])` → running, timeout_ms: one turn of the
+/// usual loop done in Rust: wait (up to `ms`, negative: no limit, and for
+/// libcurl's timer), then `multi:SocketAction` for each ready socket and
+/// for an expired timer. Returns the multi's running count and the
+/// milliseconds until libcurl's timer (`poller:Timeout()`), for a loop that
+/// arms its own timer. With the poller as the multi's socket and timer
+/// function (`multi:SetOpt_SocketFunction(poller)`) no Lua runs but the
+/// transfers' own callbacks. A callback error stops the turn and is
+/// raised; the sockets not served yet are reported again by the next turn.
+fn dispatch(lua: &Lua, args: Args) -> R<(i64, i64)> {
     let (_pud, p) = args.open::<Poller>()?;
     let (mud, _m) = args.arg::<Multi>(1, "multi")?;
     let ms = args.opt_int(2, "timeout_ms", -1)?;
@@ -415,7 +417,7 @@ fn dispatch(lua: &Lua, args: Args) -> R<i64> {
     if fired || running < 0 {
         running = action(-1, 0)?;
     }
-    Ok(running)
+    Ok((running, p.timeout_ms()))
 }
 
 fn perform(lua: &Lua, args: Args) -> R<i64> {

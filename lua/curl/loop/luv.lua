@@ -1,6 +1,11 @@
--- curl.loop.luv: curl.loop on luv (libuv). One uv poll handle per socket, one
--- uv timer; libcurl is only called from uv callbacks, never from inside its
--- own timer callback (a 0 ms timeout runs on the next loop turn).
+-- curl.loop.luv: curl.loop on luv (libuv, or Neovim's vim.loop). The
+-- multi's socket and timer function is a curl.Poller, so libcurl's socket
+-- and timer callbacks run in Rust; luv watches one descriptor for the whole
+-- multi (the Poller's epoll descriptor, readable while any transfer's
+-- socket has events) with one uv poll handle, plus one uv timer for
+-- libcurl's timeouts. When either fires, poller:Dispatch(multi, 0) makes the
+-- SocketAction calls in Rust. Both handles are stopped while no transfer
+-- runs, so the application's uv.run() returns when the transfers are done.
 --   local loop = require("curl.loop.luv").new(uv[, multi])
 -- Drive it with loop:Run() (until idle) or with your own uv.run(); with your
 -- own uv.run, set loop.on_error to receive callback errors.
@@ -10,55 +15,48 @@ local Loop = require "curl.loop"
 local B = {}
 B.__index = B
 
-local EVENTS = { [curl.CURL_POLL_IN] = "r", [curl.CURL_POLL_OUT] = "w", [curl.CURL_POLL_INOUT] = "rw" }
+-- Unused: the Poller is the multi's socket and timer function.
+function B:watch() end
+function B:unwatch() end
+function B:timer() end
 
--- Poll handles are kept per descriptor number after CURL_POLL_REMOVE
--- (stopped, not closed) and started again when libcurl watches that number
--- again: kept-alive connections are un-watched between transfers, and
--- making and closing a uv handle each time costs more than the transfer.
-function B:watch(fd, what)
-  local p = self.polls[fd]
-  if not p then
-    local loop = self.loop
-    p = { handle = self.uv.new_socket_poll(fd) }
-    p.cb = function(err, events)
-      local mask = err and curl.CURL_CSELECT_ERR or 0
-      if events then
-        if events:find("r", 1, true) then mask = mask + curl.CURL_CSELECT_IN end
-        if events:find("w", 1, true) then mask = mask + curl.CURL_CSELECT_OUT end
-      end
-      -- never let an error escape into luv (it would end the process)
-      local ok, e = pcall(loop._socket, loop, fd, mask)
-      if not ok then pcall(loop._error, loop, e) end
+-- After a libcurl call: the uv timer follows libcurl's (`ms`, -1: none),
+-- the poll handle runs while transfers do.
+function B:sync(running, ms)
+  if self.closed then return end
+  if ms < 0 then
+    if self.armed then
+      self.timer_h:stop()
+      self.armed = false
     end
-    self.polls[fd] = p
-  end
-  p.active = true
-  p.handle:start(EVENTS[what] or "rw", p.cb)
-end
-
-function B:unwatch(fd)
-  local p = self.polls[fd]
-  if p and p.active then
-    p.active = false
-    p.handle:stop() -- at once: the socket may be closed right after
-  end
-end
-
-function B:timer(ms)
-  self.timer_h:stop()
-  self.due = nil
-  if ms >= 0 then
-    self.due = self:now() + ms
+  else
     self.timer_h:start(ms, 0, self.on_timer)
+    self.armed = true
+  end
+  if running > 0 then
+    if not self.polling then
+      self.poll_h:start("r", self.on_ready)
+      self.polling = true
+    end
+  elseif self.polling then
+    self.poll_h:stop()
+    self.polling = false
   end
 end
 
--- Run's check: libcurl wants its timer in `ms` (multi:Timeout()) but none
--- is armed for then (the timer function was replaced behind the loop's
--- back): arm it.
+-- After loop:Add (AddHandle set libcurl's timer): from an on_done inside
+-- a turn, the turn syncs when it ends.
+function B:added()
+  self.dirty = true
+  if not self.acting then self:sync(1, self.poller:Timeout()) end
+end
+
+-- Run's check (multi:Timeout() says libcurl wants its timer in `ms`): the
+-- Poller is the timer function, so they agree unless the timer function
+-- was replaced behind the loop's back.
 function B:resync(ms)
-  if not self.due or self.due > self:now() + ms + 1 then self:timer(ms) end
+  if self.poller:Timeout() < 0 then self.poller:SetTimer(ms) end
+  self:sync(self.loop.active, self.poller:Timeout())
 end
 
 function B:now() return self.uv.hrtime() / 1e6 end
@@ -79,29 +77,20 @@ function B:step(ms)
   if guard and not self.closed then self.guard_h:stop() end
 end
 
--- The multi was closed behind the loop's back: its sockets are closed
--- (without CURL_POLL_REMOVE), stop watching them.
+-- The multi was closed behind the loop's back: nothing is left to watch.
 function B:forget()
-  for _, p in pairs(self.polls) do
-    if p.active then
-      p.active = false
-      p.handle:stop()
-    end
-  end
-  self.timer_h:stop()
-  self.due = nil
+  self.poller:SetTimer(-1)
+  self:sync(0, -1)
 end
 
 function B:close()
-  for fd, p in pairs(self.polls) do
-    self.polls[fd] = nil
-    p.handle:stop()
-    p.handle:close()
-  end
-  self.timer_h:stop()
+  if self.closed then return end
+  self:sync(0, -1)
+  self.closed = true
+  self.poll_h:close()
   self.timer_h:close()
   self.guard_h:close()
-  self.closed = true
+  self.poller:Close()
   -- let the closed handles finish closing (the running loop does that when
   -- this is called from a uv callback: uv.run does not nest)
   if not (self.uv.loop_mode and self.uv.loop_mode()) then self.uv.run("nowait") end
@@ -111,13 +100,38 @@ local M = {}
 
 function M.new(uv, multi)
   uv = uv or require "luv"
-  local b = setmetatable({ uv = uv, polls = {}, timer_h = uv.new_timer(), guard_h = uv.new_timer() }, B)
+  local poller = curl.Poller()
+  local b = setmetatable({
+    uv = uv, poller = poller, armed = false, polling = false,
+    poll_h = uv.new_poll(poller:Fd()), timer_h = uv.new_timer(), guard_h = uv.new_timer(),
+  }, B)
   local loop = Loop.new(b, multi)
   b.loop = loop
-  b.on_timer = function()
-    b.due = nil
-    local ok, e = pcall(loop._timeout, loop) -- never into luv, as above
+  local m = loop.multi
+  m:SetOpt_SocketFunction(poller)
+  m:SetOpt_TimerFunction(poller)
+  local dispatch = poller.Dispatch
+  local running, ms
+  local function turn(p)
+    running, ms = dispatch(p, m, 0)
+  end
+  -- Both uv callbacks. Errors never reach luv (it would end the process):
+  -- _act gives them to Run or loop.on_error, the pcall catches the rest.
+  local function act()
+    running, ms, b.dirty, b.acting = nil, nil, false, true
+    local ok, e = pcall(loop._act, loop, turn, poller)
+    b.acting = false
     if not ok then pcall(loop._error, loop, e) end
+    if loop.lost or loop.closed then return end
+    -- Dispatch raised (a callback error), or an on_done added a transfer
+    -- (which moved libcurl's timer): ask the poller
+    if running == nil or b.dirty then ms = poller:Timeout() end
+    b:sync((running or 0) + loop.active, ms)
+  end
+  b.on_ready = act
+  b.on_timer = function()
+    b.armed = false
+    act()
   end
   return loop
 end
