@@ -28,7 +28,8 @@
 #     --out DIR         keep logs of findings there (default: a new /tmp/fuzz-out.*)
 #     --no-netns        do not run in a private network namespace
 #     --keep            keep the logs of seeds without findings too
-# Environment: FUZZ_AVOID=all|none|name,... (passed to fuzz.lua), and for
+# Environment: FUZZ_AVOID=all|none|name,... (passed to fuzz.lua), FUZZ_CORES=1
+# (keep core files of crashed seeds), and for
 # `make fuzz`: SEED, CALLS, INTERP, VALGRIND=1.
 #
 # Unless --no-netns, the script re-runs itself in a new network namespace
@@ -88,7 +89,9 @@ for L in "${interps[@]}"; do
 done
 
 ulimit -n 4096 2>/dev/null || true
-ulimit -c 0 2>/dev/null || true
+# FUZZ_CORES=1: crashed seeds leave a core file in their tmp/ (for gdb, with
+# kernel.core_pattern "core"); otherwise no cores
+if [ -n "${FUZZ_CORES:-}" ]; then ulimit -c unlimited 2>/dev/null || true; else ulimit -c 0 2>/dev/null || true; fi
 
 [ -n "$out" ] || out=$(mktemp -d /tmp/fuzz-out.XXXXXX)
 mkdir -p "$out"
@@ -174,6 +177,10 @@ report() {
   echo "   -- stderr (last 15 lines):"
   tr '\r' '\n' < "$dir/stderr" | grep -aE 'FUZZ|^  |rror|free|corrupt|ssert|panic|abort|Abort|fault|Uncaught|SIG|stack|\[C\]|\.lua:' \
     | grep -avE '^\*|^  [ 0-9]+[0-9k]|Dload|^ +[0-9]+ +[0-9]' | tail -n 25 | sed 's/^/   | /'
+  local core
+  for core in "$dir"/tmp/core*; do
+    [ -f "$core" ] && echo "   core:   $core"
+  done
   if [ -s "$dir/valgrind.txt" ]; then
     echo "   -- valgrind (first 30 lines):"
     head -n 30 "$dir/valgrind.txt" | sed 's/^/   | /'

@@ -132,6 +132,11 @@ function M.new(cq, multi)
   loop.multi:SetOpt_TimerFunction(poller)
   cq:wrap(function()
     drive(b)
+    -- cqueues still holds the descriptor from the last poll: a controller
+    -- that updates a closed descriptor fails every later step (of every
+    -- loop it hosts), so it forgets it first
+    local ok, fd = pcall(poller.Fd, poller)
+    if ok then pcall(cqueues.cancel, fd) end
     pcall(poller.Close, poller)
   end)
   return loop
