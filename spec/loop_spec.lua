@@ -472,6 +472,23 @@ for _, name in ipairs(backends) do
     end
 
     if name == "cqueues" then
+      it("a loop closed on a shared controller leaves the other loops working", function()
+        -- the closed loop's driver puts its Poller's descriptor away; a
+        -- controller still holding a closed descriptor would fail every
+        -- later step ("unable to update event disposition")
+        local cq = loop.backend.cq
+        local other = require("curl.loop.cqueues").new(cq)
+        local r1
+        other:Add(ok_easy("/size/10"), function(_, r) r1 = r end)
+        other:Run { seconds = 5 }
+        assert.are.equal(curl.CURLE_OK, r1)
+        other:Close()
+        local r2
+        loop:Add(ok_easy("/size/10"), function(_, r) r2 = r end)
+        loop:Run { seconds = 5 }
+        assert.are.equal(curl.CURLE_OK, r2)
+      end)
+
       it("Run from a coroutine of its own controller is a usage error", function()
         local got
         local cq = loop.backend.cq

@@ -74,8 +74,11 @@ function B:step(ms)
   if not ok then error(err, 0) end
 end
 
--- Tasks of the controller besides our driver.
-function B:pending() return self.cq:count() > 1 end
+-- The loops' drivers per controller (several loops may share one).
+local drivers = setmetatable({}, { __mode = "k" })
+
+-- Tasks of the controller besides the loops' drivers.
+function B:pending() return self.cq:count() > (drivers[self.cq] or 0) end
 
 -- cq:step from inside cq is refused by cqueues ("cannot step live cqueue").
 function B:nested()
@@ -130,8 +133,10 @@ function M.new(cq, multi)
   b.loop = loop
   loop.multi:SetOpt_SocketFunction(poller)
   loop.multi:SetOpt_TimerFunction(poller)
+  drivers[cq] = (drivers[cq] or 0) + 1
   cq:wrap(function()
     drive(b)
+    drivers[cq] = drivers[cq] - 1
     -- cqueues still holds the descriptor from the last poll: a controller
     -- that updates a closed descriptor fails every later step (of every
     -- loop it hosts), so it forgets it first
