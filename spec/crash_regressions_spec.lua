@@ -428,6 +428,21 @@ describe("crash regressions", function()
     e:Close(); copy:Close(); f:Close(); sh:Close(); plain:Close()
   end)
 
+  it("Reset after CURLOPT_RESOLVE, then a transfer", function()
+    -- curl_easy_reset kept a copy of the list pointer that the next
+    -- transfer reads, and the binding freed the list (a use after free)
+    local e = curl.Easy { URL = H.url("/size/5"), WriteFunction = function() end }
+    e:SetOpt_Resolve { "-fuzz.test:80", "fuzz.test:80:127.0.0.1" }
+    e:Reset()
+    H.gc()
+    local n = 0
+    e:SetOpt_URL(H.url("/size/5"))
+    e:SetOpt_WriteFunction(function(d) n = n + #d end)
+    e:Perform()
+    assert.are.equal(5, n)
+    e:Close()
+  end)
+
   it("CONNECT_ONLY over TLS, then Recv", function()
     local e = curl.Easy { URL = H.nginx_https .. "/", CAInfo = H.ca, ConnectOnly = 1, TimeoutMs = 5000 }
     e:Perform()

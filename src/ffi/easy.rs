@@ -558,7 +558,7 @@ impl<H: EasyHandler> Easy<H> {
     /// `curl_easy_reset`: options back to their defaults, kept values
     /// dropped, the data pointers set again. Before libcurl 8.5.0 reset
     /// forgets the `CURLOPT_HSTS` file list without freeing it: it is freed
-    /// first.
+    /// first. `CURLOPT_RESOLVE` is unset first (see below).
     pub fn reset(&self) {
         let Ok(h) = self.raw() else {
             return;
@@ -568,6 +568,11 @@ impl<H: EasyHandler> Easy<H> {
             // SAFETY: NULL frees the list.
             let _ = unsafe { self.setopt_ptr(c::CURLOPT_HSTS, ptr::null()) };
         }
+        // curl_easy_reset forgets CURLOPT_RESOLVE but not the copy of the
+        // list pointer the next transfer reads (state.resolve, every libcurl
+        // version so far), and the list is freed below: unset it first.
+        // SAFETY: NULL unsets the option (both pointers).
+        let _ = unsafe { self.setopt_ptr(c::CURLOPT_RESOLVE, ptr::null()) };
         // SAFETY: live handle.
         unsafe { sys::curl_easy_reset(h) };
         self.callbacks_on.set(0);
