@@ -407,6 +407,26 @@ for _, name in ipairs(backends) do
       assert.are.equal(0, loop:Active())
     end)
 
+    it("a yield from an on_done fails there also when the loop runs in a coroutine", function()
+      if name == "cqueues" then return end -- Run steps the controller from outside it
+      local token, got, got2 = {}, nil, nil
+      local co = coroutine.create(function()
+        loop:Add(ok_easy("/size/5"), function() got = { pcall(coroutine.yield, token) } end)
+        loop:Run { seconds = 5 }
+        loop:Add(ok_easy("/delay/3000/1"), function() got2 = { pcall(coroutine.yield, token) } end)
+        loop:Close() -- its on_done runs from Close
+        return "finished"
+      end)
+      local ok, r = coroutine.resume(co)
+      assert.is_true(ok, tostring(r))
+      assert.are.equal("finished", r)
+      for _, g in ipairs { got, got2 } do
+        assert.is_table(g)
+        assert.is_false(g[1])
+        assert.are_not.equal(token, g[2])
+      end
+    end)
+
     it("Cancel ends a transfer whose easy was removed behind the loop's back", function()
       local e, res = ok_easy("/delay/3000/1"), nil
       loop:Add(e, function(_, r) res = r end)

@@ -74,9 +74,36 @@ function Loop.new(backend, multi)
   return self
 end
 
+-- Whether a yield here would suspend a coroutine (Lua 5.1's pcall never
+-- lets one through; LuaJIT's and 5.2+'s do).
+local yieldable = coroutine.isyieldable
+if not yieldable then
+  if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+    yieldable = function() return false end
+  else
+    yieldable = function()
+      local co, main = coroutine.running()
+      return co ~= nil and not main
+    end
+  end
+end
+local gsub = string.gsub
+
+--- pcall(f, a, b, c) for the script's callbacks (on_done, on_error): a
+--- yield inside them fails there, as in libcurl's callbacks, instead of
+--- suspending the coroutine that called into the loop (the call runs under
+--- a C function, string.gsub's replacement, when a yield could get out).
+local function call_back(f, a, b, c)
+  if not yieldable() then return pcall(f, a, b, c) end
+  local ok, e
+  gsub(" ", " ", function() ok, e = pcall(f, a, b, c) end)
+  return ok, e
+end
+Loop._call_back = call_back
+
 function Loop:_error(err)
   if self.on_error then
-    local ok, e2 = pcall(self.on_error, err)
+    local ok, e2 = call_back(self.on_error, err)
     if not ok then self.errors[#self.errors + 1] = e2 end
   else
     self.errors[#self.errors + 1] = err
@@ -91,7 +118,7 @@ local function finish(self, easy, code, err)
   self.active = self.active - 1
   if on_done ~= true then
     self.inside = self.inside + 1
-    local ok, e = pcall(on_done, easy, code, err)
+    local ok, e = call_back(on_done, easy, code, err)
     self.inside = self.inside - 1
     if not ok then self:_error(e) end
   end
@@ -117,7 +144,7 @@ local function end_all(self, code, err)
       local on_done = type(d[3]) == "function" and d[3] or type(d[3]) == "table" and d[3].on_done
       if on_done then
         self.inside = self.inside + 1
-        local ok, e = pcall(on_done, d[2], code, err)
+        local ok, e = call_back(on_done, d[2], code, err)
         self.inside = self.inside - 1
         if not ok then self:_error(e) end
       end
@@ -322,7 +349,7 @@ function Loop:Await(easy, opts)
   for k, v in pairs(opts) do o[k] = v end
   o.on_done = function(e, code, er)
     if user_done then
-      local ok, e2 = pcall(user_done, e, code, er)
+      local ok, e2 = call_back(user_done, e, code, er)
       if not ok then self:_error(e2) end -- the waiting coroutine resumes all the same
     end
     result, err = code, er
