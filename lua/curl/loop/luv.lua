@@ -21,10 +21,11 @@ function B:unwatch() end
 function B:timer() end
 
 -- After a libcurl call: the uv timer follows libcurl's (`ms`, -1: none),
--- the poll handle runs while transfers do.
+-- the poll handle runs while transfers do. With no transfer both stop (a
+-- timer left from a replaced timer function would keep uv.run going).
 function B:sync(running, ms)
   if self.closed then return end
-  if ms < 0 then
+  if ms < 0 or running <= 0 then
     if self.armed then
       self.timer_h:stop()
       self.armed = false
@@ -126,7 +127,18 @@ function M.new(uv, multi)
     -- Dispatch raised (a callback error), or an on_done added a transfer
     -- (which moved libcurl's timer): ask the poller
     if running == nil or b.dirty then ms = poller:Timeout() end
-    b:sync((running or 0) + loop.active, ms)
+    running = (running or 0) + loop.active
+    if running > 0 and ms < 0 then
+      -- transfers run but the Poller has no timer: libcurl's timer function
+      -- was replaced behind the loop's back; ask libcurl (as Run does), or
+      -- uv.run could wait forever on a silent socket
+      local ok, t = pcall(m.Timeout, m)
+      if ok and t >= 0 then
+        poller:SetTimer(t)
+        ms = t
+      end
+    end
+    b:sync(running, ms)
   end
   b.on_ready = act
   b.on_timer = function()
