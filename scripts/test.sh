@@ -114,23 +114,57 @@ check "soak: 100,000 transfers, RSS flat (LuaJIT)" soak_check luajit build/luaji
 check "10,000 concurrent transfers (Poller)" scale_check poller
 check "10,000 concurrent transfers (luv)" scale_check luv
 
-rock_check() { # rock_check LUAVERSION INTERPRETER
-  local tree="$tmp/tree-$2"
-  luarocks --lua-version="$1" --tree="$tree" make rockspec/lua-curl-socket-scm-1.rockspec \
-    LUA="$(command -v "$2")" >"$tmp/rock-$2.log" 2>&1 || { cat "$tmp/rock-$2.log"; return 1; }
-  "$2" -e "package.cpath = '$tree/lib/lua/$1/?.so;' .. package.cpath
-    package.path = '$tree/share/lua/$1/?.lua;' .. package.path
+# The rock as users get it: `make rock` packs the source rock (with the
+# crates), `luarocks install` of it into a fresh tree with no network (a
+# private network namespace where unshare works; cargo --offline anyway),
+# the module and helpers load from the tree, `luarocks remove` leaves
+# nothing but the tree's empty manifest. Then `luarocks make` of the scm
+# rockspec from the checkout, and `luarocks test` on one spec file.
+rock_load() { # rock_load TREE LUAVERSION INTERPRETER
+  "$3" -e "package.cpath = '$1/lib/lua/$2/?.so;' .. package.cpath
+    package.path = '$1/share/lua/$2/?.lua;' .. package.path
     local curl = require 'curl'
     assert(curl._NAME == 'lua-curl-socket', 'wrong module')
-    assert(curl._PATH == '$tree/lib/lua/$1/curl.so', curl._PATH)
+    assert(curl._PATH == '$1/lib/lua/$2/curl.so', curl._PATH)
     local m = curl.Multi(); m:Close()
     local loop = require('curl.loop.poller').new()
-    assert(package.searchpath('curl.loop.poller', package.path):find('$tree', 1, true))
+    assert(package.searchpath('curl.loop.poller', package.path):find('$1', 1, true))
     loop:Close()
-    print('loaded ' .. curl._PATH)"
+    print('loaded ' .. curl._VERSION .. ' from ' .. curl._PATH)"
 }
-check "luarocks make + require (Lua 5.4)" rock_check 5.4 lua5.4
-check "luarocks make + require (LuaJIT)" rock_check 5.1 luajit
+offline=()
+unshare -n true 2>/dev/null && offline=(unshare -n)
+rock_file=
+rock_pack() { rock_file=$(scripts/rock.sh | awk '{print $1}') && [ -f "$rock_file" ]; }
+rock_install() { # rock_install LUAVERSION INTERPRETER
+  local tree="$tmp/rock-$2" log="$tmp/rock-$2.log"
+  [ -n "$rock_file" ] || { echo "no rock packed"; return 1; }
+  CARGO_NET_OFFLINE=true "${offline[@]}" luarocks --lua-version="$1" --tree="$tree" \
+    install "./$rock_file" LUA="$(command -v "$2")" >"$log" 2>&1 || { cat "$log"; return 1; }
+  rock_load "$tree" "$1" "$2" || return 1
+  [ -f "$tree/lib/luarocks/rocks-$1/lua-curl-socket/$(basename "$rock_file" .src.rock | sed 's/^lua-curl-socket-//')/docs/reference.md" ] ||
+    { echo "docs not installed"; return 1; }
+  luarocks --lua-version="$1" --tree="$tree" remove lua-curl-socket >>"$log" 2>&1 || { cat "$log"; return 1; }
+  local left
+  left=$(cd "$tree" && find . -type f ! -path "./lib/luarocks/rocks-$1/manifest")
+  [ -z "$left" ] || { echo "left after luarocks remove:"; echo "$left"; return 1; }
+}
+rock_make() { # rock_make LUAVERSION INTERPRETER
+  local tree="$tmp/make-$2"
+  luarocks --lua-version="$1" --tree="$tree" make rockspec/lua-curl-socket-scm-1.rockspec \
+    LUA="$(command -v "$2")" >"$tmp/make-$2.log" 2>&1 || { cat "$tmp/make-$2.log"; return 1; }
+  rock_load "$tree" "$1" "$2"
+}
+rock_test() { # luarocks test runs the specs through spec/luarocks_test.lua
+  luarocks --lua-version=5.4 test rockspec/lua-curl-socket-scm-1.rockspec -- -o TAP spec/module_spec.lua |
+    tee "$tmp/rock-test.log" | tail -n 3
+  grep -q '^ok ' "$tmp/rock-test.log" && ! grep -q '^not ok' "$tmp/rock-test.log"
+}
+check "make rock (source rock with the crates)" rock_pack
+check "luarocks install of the rock, no network (Lua 5.4)" rock_install 5.4 lua5.4
+check "luarocks install of the rock, no network (LuaJIT)" rock_install 5.1 luajit
+check "luarocks make of the scm rockspec (Lua 5.4)" rock_make 5.4 lua5.4
+check "luarocks test (Lua 5.4)" rock_test
 
 echo
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
