@@ -159,6 +159,26 @@ describe("crash regressions", function()
     share:Close()
   end)
 
+  it("Reset keeps the share, so its HSTS cache cannot be freed under it", function()
+    -- curl_easy_reset keeps the share; the binding let go of it, so the
+    -- HSTS_CTRL guard passed and freed the share's cache (a use after free
+    -- when another user of the share closed, fuzz seed 1216482056)
+    local share = curl.Share { Share = curl.CURL_LOCK_DATA_HSTS }
+    local e = curl.Easy { Share = share }
+    e:Reset()
+    H.gc()
+    if older_than(0x081500) then
+      usage_error(function() e:SetOpt_HSTS_Ctrl(0) end, "8%.21%.0")
+    end
+    usage_error(function() share:Close() end, "in use")
+    local e2 = curl.Easy { Share = share, HSTS_Ctrl = curl.CURLHSTS_ENABLE }
+    e2:Close()
+    e:SetOpt_Share(nil)
+    e:SetOpt_HSTS_Ctrl(0)
+    e:Close()
+    share:Close()
+  end)
+
   it("a curl.URL with an empty path, as CURLOPT_CURLU", function()
     for _, base in ipairs { H.nginx_http .. "/100b", "file:///etc/hostname" } do
       local u = curl.URL(base)

@@ -577,7 +577,13 @@ impl<H: EasyHandler> Easy<H> {
         unsafe { sys::curl_easy_reset(h) };
         self.callbacks_on.set(0);
         self.point_data();
+        // curl_easy_reset keeps the share (documented; the handle still
+        // counts as one of its users and may point at its HSTS cache and
+        // cookies), so the share stays held: letting it go would let the
+        // guards that look at it pass and the share be freed under the
+        // handle (a use after free of its HSTS cache).
         let old = std::mem::take(&mut *self.kept.borrow_mut());
+        self.kept.borrow_mut().share = old.share.clone();
         drop(old);
         *self.starts.borrow_mut() = Starts::default();
     }
