@@ -41,7 +41,13 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
     let cc = env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let mut incs: Vec<PathBuf> = Vec::new();
-    if let Ok(lib) = pkg_config::Config::new()
+    println!("cargo:rerun-if-env-changed=DEP_CURL_INCLUDE");
+    if env::var_os("CARGO_FEATURE_VENDORED").is_some() {
+        // the headers of the libcurl curl-sys builds (feature `vendored`)
+        let inc = env::var_os("DEP_CURL_INCLUDE")
+            .expect("feature vendored: curl-sys did not report its include directory");
+        incs.push(PathBuf::from(inc));
+    } else if let Ok(lib) = pkg_config::Config::new()
         .cargo_metadata(false)
         .env_metadata(false)
         .probe("libcurl")
@@ -176,6 +182,95 @@ fn main() {
     rs.push_str("}\n");
     assert!(count > 500, "only {count} libcurl constants found");
     fs::write(out.join("constants.rs"), rs).expect("write constants.rs");
+
+    if env::var_os("CARGO_FEATURE_VENDORED").is_some() {
+        let h = fs::read_to_string(incs[0].join("curl/curl.h")).expect("read curl.h");
+        fs::write(out.join("easy_options.rs"), easy_option_table(&h))
+            .expect("write easy_options.rs");
+    }
+}
+
+/// The bundled libcurl is built without `curl_easy_option_next` (curl-sys
+/// leaves out easyoptions.c), so its option table comes from its header:
+/// every `CURLOPT(CURLOPT_X, CURLOPTTYPE_T, n)` (and `CURLOPTDEPRECATED`)
+/// with its `CURLOT_*` kind, plus each `#define CURLOPT_A CURLOPT_B` alias
+/// of a real option. (Checked to give exactly libcurl's own table for 7.88
+/// and 8.22.) Rust source: `(name without CURLOPT_, id, CURLOT kind,
+/// alias)`.
+fn easy_option_table(h: &str) -> String {
+    // CURLOPTTYPE_* -> (id base, CURLOT_* kind)
+    fn kind(t: &str) -> Option<(i32, i32)> {
+        Some(match t {
+            "LONG" => (0, 0),
+            "VALUES" => (0, 1),
+            "OFF_T" => (30000, 2),
+            "OBJECTPOINT" => (10000, 3),
+            "STRINGPOINT" => (10000, 4),
+            "SLISTPOINT" => (10000, 5),
+            "CBPOINT" => (10000, 6),
+            "BLOB" => (40000, 7),
+            "FUNCTIONPOINT" => (20000, 8),
+            _ => return None,
+        })
+    }
+    let mut opts: std::collections::BTreeMap<String, (i32, i32, bool)> = Default::default();
+    // the header's text with each macro call's arguments on one line
+    let flat: String = h.replace('\n', " ");
+    for head in ["CURLOPT(CURLOPT_", "CURLOPTDEPRECATED(CURLOPT_"] {
+        let mut rest = flat.as_str();
+        while let Some(i) = rest.find(head) {
+            let before_ok = i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric();
+            rest = &rest[i + head.len()..];
+            if !before_ok {
+                continue;
+            }
+            let args: Vec<&str> = rest.splitn(4, ',').map(str::trim).collect();
+            if args.len() < 3 {
+                continue;
+            }
+            let num = args[2].trim_end_matches(')').trim();
+            let (Some(t), Ok(n)) = (args[1].strip_prefix("CURLOPTTYPE_"), num.parse::<i32>())
+            else {
+                continue;
+            };
+            if let Some((base, k)) = kind(t) {
+                opts.insert(args[0].to_string(), (base + n, k, false));
+            }
+        }
+    }
+    for line in h.lines() {
+        let mut w = line.split_whitespace();
+        if w.next() != Some("#define") {
+            continue;
+        }
+        let (Some(a), Some(b)) = (w.next(), w.next()) else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (a.strip_prefix("CURLOPT_"), b.strip_prefix("CURLOPT_")) else {
+            continue;
+        };
+        if b.starts_with("OBSOLETE") {
+            continue;
+        }
+        if let Some(&(id, k, _)) = opts.get(b) {
+            opts.insert(a.to_string(), (id, k, true));
+        }
+    }
+    opts.retain(|n, _| !n.starts_with("OBSOLETE"));
+    assert!(
+        opts.len() > 250,
+        "only {} easy options in curl.h",
+        opts.len()
+    );
+    let mut rs = String::from(
+        "/// The bundled libcurl's easy options, from its curl.h (build.rs).\n\
+         pub static EASY_OPTIONS: &[(&str, i32, i32, bool)] = &[\n",
+    );
+    for (n, (id, k, alias)) in &opts {
+        let _ = writeln!(rs, "    ({n:?}, {id}, {k}, {alias}),");
+    }
+    rs.push_str("];\n");
+    rs
 }
 
 fn wanted(name: &str) -> bool {

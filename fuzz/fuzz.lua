@@ -22,7 +22,8 @@
 -- Environment: FUZZ_AVOID=all|none|name,name (known crash triggers to steer
 -- clear of, see KNOWN below; default none), FUZZ_TMP (scratch directory;
 -- default: a new one under /tmp), CURL_REPO (default: this file's ../),
--- FUZZ_CPATH (a package.cpath entry for curl.so), FUZZ_NO_LOOPS=1 (skip the
+-- FUZZ_CPATH (a package.cpath entry for curl.so), CURL_BUILD (the builds'
+-- directory, default build/), FUZZ_NO_LOOPS=1 (skip the
 -- curl.loop helpers), FUZZ_VERBOSE_LOG=0 (log top-level operations only).
 
 local SEED = tonumber(arg and arg[1] or "")
@@ -47,7 +48,7 @@ else
   local a, b = _VERSION:match("(%d)%.(%d)")
   FEATURE = "lua" .. a .. b
 end
-package.cpath = (os.getenv("FUZZ_CPATH") or (ROOT .. "/build/" .. FEATURE .. "/?.so")) .. ";" .. package.cpath
+package.cpath = (os.getenv("FUZZ_CPATH") or ((os.getenv("CURL_BUILD") or (ROOT .. "/build")) .. "/" .. FEATURE .. "/?.so")) .. ";" .. package.cpath
 package.path = ROOT .. "/lua/?.lua;" .. package.path
 
 local curl = require "curl"
@@ -156,6 +157,7 @@ local NGINX_HTTP = os.getenv("NGINX_HTTP")
 local NGINX_HTTPS = os.getenv("NGINX_HTTPS")
 local NGINX_CA = os.getenv("NGINX_CA")
 local FIXTURE = os.getenv("CURL_TEST_FIXTURE")
+local WS = os.getenv("CURL_TEST_WS") -- the WebSocket server, when it runs
 if not (NGINX_HTTP and NGINX_HTTPS and NGINX_CA and FIXTURE) then
   io.stderr:write("fuzz.lua needs NGINX_HTTP, NGINX_HTTPS, NGINX_CA and CURL_TEST_FIXTURE (scripts/fuzz.sh sets them)\n")
   os.exit(4)
@@ -221,6 +223,11 @@ local URLS_GOOD = {
   "file://" .. TMP .. "/small.txt", "file://" .. TMP .. "/body.bin", "file://" .. TMP .. "/upload.out",
   "http://localhost:" .. FPORT .. "/size/20", "127.0.0.1:" .. FPORT .. "/size/5",
 }
+if WS then
+  for _, path in ipairs { "/echo", "/fragments/3/70000", "/ping", "/close/4001/bye", "/vanish" } do
+    URLS_GOOD[#URLS_GOOD + 1] = WS .. path
+  end
+end
 local URLS_BAD = {
   FIXTURE .. "/reset", FIXTURE .. "/resetmid/3000", "http://127.0.0.1:" .. GARBAGE .. "/",
   "http://127.0.0.1:" .. SILENT .. "/", "https://127.0.0.1:" .. FPORT .. "/size/1",
@@ -1143,7 +1150,8 @@ local function after(cls, obj, mname, a, r)
 end
 
 local METHODS = {
-  easy = { "SetOpt", "GetInfo", "Perform", "Pause", "Reset", "DupHandle", "Escape", "Unescape", "Upkeep", "Send", "Recv", "Close" },
+  easy = { "SetOpt", "GetInfo", "Perform", "Pause", "Reset", "DupHandle", "Escape", "Unescape", "Upkeep", "Send", "Recv",
+    "WsSend", "WsRecv", "WsMeta", "Close" },
   multi = { "SocketAction", "SetOpt", "InfoRead", "Timeout", "AddHandle", "RemoveHandle", "Perform", "Wait", "Poll", "Wakeup", "Assign", "GetHandles", "Close" },
   share = { "SetOpt", "Close" },
   url = { "Set", "Get", "Dup", "Close" },
@@ -1480,7 +1488,8 @@ local function loop_op()
   local l = any_of("loop")
   if not l then return loop_new() end
   local info = meta[l]
-  local k = R.int(1, 10)
+  local k = R.int(1, 11)
+  if k == 11 and not WS then k = 10 end
   local name = info.name
   if k <= 3 then
     local e = any_of("easy")
@@ -1529,6 +1538,36 @@ local function loop_op()
     end
   elseif k == 9 then
     call_opts(true, name .. ":Active", l.Active, l)
+  elseif k == 11 then
+    if not WS then return end
+    -- a WebSocket in a coroutine: messages, pings, a close, or just left
+    local url = R.chance(0.9) and WS .. R.pick { "/echo", "/ping", "/fragments/3/5000", "/close/4001/bye", "/vanish", "/nope" }
+      or R.pick(URLS_BAD)
+    local opts = R.chance(0.9) and { timeout_ms = R.int(100, 2000) } or any_value()
+    local body = function()
+      local ws = l:WebSocket(url, opts)
+      if not ws then return end
+      for _ = 1, R.int(0, 4) do
+        local op = R.int(1, 5)
+        if op == 1 then ws:Send(R.chance(0.9) and R.pick { "hi", MEDIUM, "" } or any_value(), R.pick { "text", "binary", nil })
+        elseif op == 2 then ws:Receive()
+        elseif op == 3 then ws:Ping(R.pick { nil, "p" })
+        elseif op == 4 then ws:Close(R.chance(0.8) and R.pick { 1000, 4000 } or any_value(), R.pick { nil, "bye" })
+        else collectgarbage("collect") end
+      end
+    end
+    if info.backend == "cqueues" then
+      call_opts(true, name .. ":WebSocket(" .. D(url) .. ") [cq:wrap]", function() l.backend.cq:wrap(body) end)
+    else
+      local co = coroutine.create(body)
+      local r = call_opts(true, name .. ":WebSocket(" .. D(url) .. ") [resume]", coroutine.resume, co)
+      if r[1] and r[2] == false then
+        local ok, why = good_error(r[3], 0, true)
+        if not ok then violation(name .. ":WebSocket raised " .. why) end
+      elseif r[1] and r[3] == YIELD_TOKEN then
+        violation("a callback yielded out of the module (WebSocket coroutine got the token)")
+      end
+    end
   else
     loop_close(l, name .. ":Close")
     drop(l)
@@ -1575,8 +1614,22 @@ local function easy_perform(e)
   return invoke("easy", e, "Perform")
 end
 
+-- WebSocket calls with plausible or garbage arguments
+local WS_FLAGS = { 1, 2, 1 + 4, 2 + 4, 8, 16, 64, 32, 0, 3, 255 }
+local function ws_call(e)
+  local k = R.int(1, 3)
+  if k == 1 then
+    invoke("easy", e, "WsSend", R.chance(0.8) and R.pick { "hello", "", "\0\1\2", MEDIUM, BIG } or any_value(),
+      R.chance(0.8) and R.pick(WS_FLAGS) or any_value(), R.chance(0.9) and 0 or any_value())
+  elseif k == 2 then
+    invoke("easy", e, "WsRecv", R.chance(0.8) and R.pick { 1, 100, 65536 } or any_value())
+  else
+    invoke("easy", e, "WsMeta")
+  end
+end
+
 local function easy_misc(e)
-  local k = R.int(1, 14)
+  local k = R.int(1, WS and 16 or 14)
   if k == 1 then invoke("easy", e, "Pause", R.chance(0.9) and R.pick { 0, 1, 4, 5 } or any_value())
   elseif k == 2 then invoke("easy", e, "Reset")
   elseif k <= 4 then
@@ -1586,6 +1639,14 @@ local function easy_misc(e)
   elseif k == 7 then invoke("easy", e, "Upkeep")
   elseif k == 8 then invoke("easy", e, "Send", R.chance(0.7) and R.pick { "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "", MEDIUM } or any_value())
   elseif k == 9 then invoke("easy", e, "Recv", R.chance(0.7) and R.pick { 1, 100, 65536 } or any_value())
+  elseif k == 15 then ws_call(e)
+  elseif k == 16 then
+    -- a CONNECT_ONLY = 2 WebSocket session: connect, then frames
+    if AVOID.connect_only_multi and meta[e] and meta[e].multi_ever then return end
+    invoke("easy", e, "SetOpt", curl.CURLOPT_CONNECT_ONLY, 2)
+    invoke("easy", e, "SetOpt", curl.CURLOPT_URL, WS .. R.pick { "/echo", "/ping", "/fragments/2/1000", "/vanish", "/close/1000/x" })
+    easy_perform(e)
+    for _ = 1, R.int(1, 4) do ws_call(e) end
   elseif k == 10 then
     -- a CONNECT_ONLY session: connect, then Send/Recv
     if AVOID.connect_only_multi and meta[e] and meta[e].multi_ever then return end

@@ -36,6 +36,7 @@ build = {
       ["curl.loop.poller"] = "lua/curl/loop/poller.lua",
       ["curl.loop.luv"] = "lua/curl/loop/luv.lua",
       ["curl.loop.cqueues"] = "lua/curl/loop/cqueues.lua",
+      ["curl.loop.websocket"] = "lua/curl/loop/websocket.lua",
     },
   },
   -- the docs and examples, under the rock's directory in the tree

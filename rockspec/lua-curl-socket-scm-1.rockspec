@@ -31,6 +31,7 @@ build = {
       ["curl.loop.poller"] = "lua/curl/loop/poller.lua",
       ["curl.loop.luv"] = "lua/curl/loop/luv.lua",
       ["curl.loop.cqueues"] = "lua/curl/loop/cqueues.lua",
+      ["curl.loop.websocket"] = "lua/curl/loop/websocket.lua",
     },
   },
   copy_directories = { "docs", "examples" },

@@ -28,7 +28,8 @@
 #     --out DIR         keep logs of findings there (default: a new /tmp/fuzz-out.*)
 #     --no-netns        do not run in a private network namespace
 #     --keep            keep the logs of seeds without findings too
-# Environment: FUZZ_AVOID=all|none|name,... (passed to fuzz.lua), FUZZ_CORES=1
+# Environment: FUZZ_AVOID=all|none|name,... (passed to fuzz.lua), FUZZ_CORES=1,
+# CURL_BUILD=build/vendored (fuzz the bundled-libcurl build)
 # (keep core files of crashed seeds), and for
 # `make fuzz`: SEED, CALLS, INTERP, VALGRIND=1.
 #
@@ -82,10 +83,15 @@ if [ "$netns" = 1 ] && [ -z "${FUZZ_IN_NETNS:-}" ]; then
 fi
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY ftp_proxy FTP_PROXY
 
+# CURL_BUILD: the directory of per-interpreter builds (build/vendored for
+# the bundled libcurl), default build
+build=${CURL_BUILD:-build}
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
+export CURL_BUILD="$build"
 feature() { case "$1" in luajit) echo luajit ;; lua5.*) echo "lua5${1#lua5.}" ;; *) echo "?" ;; esac; }
 for L in "${interps[@]}"; do
   command -v "$L" >/dev/null || { echo "fuzz.sh: no interpreter $L" >&2; exit 2; }
-  [ -f "build/$(feature "$L")/curl.so" ] || { echo "fuzz.sh: build/$(feature "$L")/curl.so missing (scripts/build.sh $(feature "$L"))" >&2; exit 2; }
+  [ -f "$build/$(feature "$L")/curl.so" ] || { echo "fuzz.sh: $build/$(feature "$L")/curl.so missing (scripts/build.sh $(feature "$L"))" >&2; exit 2; }
 done
 
 ulimit -n 4096 2>/dev/null || true
@@ -99,6 +105,7 @@ srv=$(mktemp -d)
 cleanup() {
   scripts/nginx.sh stop "$srv/nginx" >/dev/null 2>&1
   [ -n "${fixture_pid:-}" ] && kill "$fixture_pid" 2>/dev/null
+  [ -n "${ws_pid:-}" ] && kill "$ws_pid" 2>/dev/null
   rm -rf "$srv"
 }
 trap cleanup EXIT
@@ -109,6 +116,12 @@ for _ in $(seq 100); do grep -q PORT "$srv/fixture.out" 2>/dev/null && break; sl
 port=$(awk '/PORT/ {print $2}' "$srv/fixture.out")
 [ -n "$port" ] || { echo "fuzz.sh: fixture server did not start"; cat "$srv/fixture.out"; exit 2; }
 export CURL_TEST_FIXTURE="http://127.0.0.1:$port"
+# the WebSocket server (python3-websockets), when it can start
+/usr/bin/python3 spec/support/ws_server.py 127.0.0.1 $$ > "$srv/ws.out" 2>&1 &
+ws_pid=$!
+for _ in $(seq 100); do grep -q 'PORT\|NO-' "$srv/ws.out" 2>/dev/null && break; sleep 0.05; done
+wsport=$(awk '/PORT/ {print $2}' "$srv/ws.out")
+[ -n "$wsport" ] && export CURL_TEST_WS="ws://127.0.0.1:$wsport"
 scripts/nginx.sh start "$srv/nginx" >/dev/null || { echo "fuzz.sh: nginx did not start"; exit 2; }
 set -a; . "$srv/nginx/env"; set +a
 export CURL_REPO="$root"
@@ -172,7 +185,9 @@ report() {
   local vgflag=""; [ "$valgrind" = 1 ] && vgflag=" VALGRIND=1"
   echo
   echo "== FINDING: $kind -- $L seed $s, at op $ops of $n"
-  echo "   replay: FUZZ_AVOID=$FUZZ_AVOID make fuzz SEED=$s CALLS=$n INTERP=$L$vgflag"
+  local cb=""
+  [ "$build" = "$root/build" ] || cb="CURL_BUILD=$build "
+  echo "   replay: ${cb}FUZZ_AVOID=$FUZZ_AVOID make fuzz SEED=$s CALLS=$n INTERP=$L$vgflag"
   echo "   logs:   $dir"
   echo "   -- stderr (last 15 lines):"
   tr '\r' '\n' < "$dir/stderr" | grep -aE 'FUZZ|^  |rror|free|corrupt|ssert|panic|abort|Abort|fault|Uncaught|SIG|stack|\[C\]|\.lua:' \

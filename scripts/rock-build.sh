@@ -1,9 +1,12 @@
 #!/bin/sh
-# The rockspecs' build command: scripts/rock-build.sh LUA
+# The rockspecs' build command: scripts/rock-build.sh LUA [VENDORED]
 # Checks what the build needs and says in one line what is missing and how
 # to get it (instead of a cargo or compiler log), then runs `cargo build`
 # with the feature for the interpreter LUA (lua51 lua52 lua53 lua54 luajit)
 # and leaves the module in .rock/curl.so for luarocks to install.
+# VENDORED=1, or CURL_VENDORED=1 in the environment (`CURL_VENDORED=1
+# luarocks install ...`), builds on the bundled libcurl 8.22 (feature
+# `vendored`) instead of the system libcurl.
 # A source rock carries the crates (vendor/, .cargo/config.toml), so the
 # build needs no network; a checkout fetches them from crates.io.
 set -eu
@@ -42,14 +45,25 @@ if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libcurl 2>/dev/n
 elif echo '#include <curl/curl.h>' | "${CC:-cc}" -E - >/dev/null 2>&1; then
   have_curl=1
 fi
-[ -n "$have_curl" ] ||
+[ -n "$have_curl" ] || case "${2:-}${CURL_VENDORED:-}" in *1* | *yes* | *true* | *on*) ;; *) false ;; esac ||
   fail "libcurl's development files were not found (Debian/Ubuntu: apt install libcurl4-openssl-dev pkg-config; Fedora: dnf install libcurl-devel; macOS: brew install curl pkg-config)"
 
 offline=
 [ -d vendor ] && [ -f .cargo/config.toml ] && offline=--offline
 
-target=${CARGO_TARGET_DIR:-target/$feature}
-cargo build --release --locked $offline --features "$feature" --target-dir "$target" ||
-  fail "cargo build failed for $feature (the log is above)"
+vendored=${2:-}
+case "$vendored" in 1 | yes | true | on) ;; *) vendored=${CURL_VENDORED:-} ;; esac
+features=$feature suffix=
+case "$vendored" in
+1 | yes | true | on)
+  features="$feature,vendored" suffix=-vendored
+  command -v pkg-config >/dev/null 2>&1 && pkg-config --exists openssl 2>/dev/null ||
+    fail "the bundled libcurl needs OpenSSL's development files (Debian/Ubuntu: apt install libssl-dev pkg-config; Fedora: dnf install openssl-devel)"
+  ;;
+esac
+
+target=${CARGO_TARGET_DIR:-target/$feature$suffix}
+cargo build --release --locked $offline --features "$features" --target-dir "$target" ||
+  fail "cargo build failed for $features (the log is above)"
 mkdir -p .rock
 cp "$target/release/liblcurlsock.so" .rock/curl.so

@@ -3,10 +3,12 @@
 # clippy, starts the loopback servers, runs the busted specs on Lua 5.1, 5.2,
 # 5.3, 5.4 and LuaJIT, runs them again under valgrind (Lua 5.4), checks that
 # src/ has no import cycles, runs the API fuzzer on fixed seeds (every
-# interpreter, and under valgrind), and checks that the rockspec builds and
-# loads with `luarocks make` (5.4 and LuaJIT).
+# interpreter, and under valgrind), runs the specs, valgrind and fuzz seeds
+# again on the bundled libcurl 8.22 (`vendored`: Lua 5.4 and LuaJIT), and
+# checks the rock (packed, installed with no network, luarocks make/test).
 # Ends with one line "N passed, N failed" (spec cases plus the checks).
-#   SKIP_VALGRIND=1  skip the valgrind pass
+#   SKIP_VALGRIND=1  skip the valgrind passes
+#   SKIP_VENDORED=1  skip the bundled-libcurl build and its runs
 #   INTERPRETERS="lua5.4 luajit"  run the specs on these only
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -89,12 +91,40 @@ fi
 
 check "no import cycles among src/ modules" scripts/imports.py
 
+# The same suite on the libcurl 8.22 that curl-sys carries (cargo feature
+# `vendored`, build/vendored/): Lua 5.4 and LuaJIT, valgrind on 5.4, a few
+# fuzz seeds. SKIP_VENDORED=1 skips it.
+if [ -z "${SKIP_VENDORED:-}" ]; then
+  echo "== build --vendored (lua54 luajit)"
+  if scripts/build.sh --vendored lua54 luajit; then
+    vb="$root/build/vendored"
+    check "cargo clippy -D warnings (lua54, vendored)" \
+      cargo clippy --quiet --release --locked --features lua54,vendored --target-dir target/lua54-vendored -- -D warnings
+    bundled=$(lua5.4 -e "package.cpath = '$vb/lua54/?.so;' .. package.cpath; print(require('curl').VersionInfo().version)")
+    for L in lua5.4 luajit; do
+      CURL_BUILD="$vb" run_busted "$L (bundled libcurl $bundled)" "$L"
+    done
+    if [ -z "${SKIP_VALGRIND:-}" ]; then
+      CURL_BUILD="$vb" check "valgrind over the lua5.4 specs (bundled libcurl)" \
+        valgrind --quiet --keep-debuginfo=yes --suppressions=valgrind.supp --error-exitcode=99 \
+          --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
+          lua5.4 /usr/bin/busted -o TAP
+    fi
+  else
+    failed=$((failed + 1)); failures+=("build --vendored")
+  fi
+fi
+
 # The API fuzzer on fixed seeds (about a minute), and a few under valgrind.
 # FUZZ_SUITE_AVOID: known triggers to steer clear of (none: all are fixed
 # or guarded; see fuzz/README.md).
 fuzz_avoid=${FUZZ_SUITE_AVOID-none}
 fuzz_check() { FUZZ_AVOID="$fuzz_avoid" scripts/fuzz.sh --out "$tmp/fuzz" "$@"; }
 check "fuzz: seeds 1-3, every interpreter" fuzz_check --seeds 1,2,3 --calls 3000 --interp all
+if [ -z "${SKIP_VENDORED:-}" ] && [ -f build/vendored/lua54/curl.so ] && [ -f build/vendored/luajit/curl.so ]; then
+  CURL_BUILD=build/vendored check "fuzz (bundled libcurl): seeds 1-3, Lua 5.4 and LuaJIT" \
+    fuzz_check --seeds 1,2,3 --calls 3000 --interp lua5.4,luajit
+fi
 if [ -z "${SKIP_VALGRIND:-}" ]; then
   check "fuzz under valgrind: seeds 4-5" fuzz_check --seeds 4,5 --calls 500 --interp lua5.4 --valgrind
 fi

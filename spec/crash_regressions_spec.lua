@@ -367,7 +367,9 @@ describe("crash regressions", function()
     else
       assert.is_true(ok, tostring(err))
     end
-    assert.are.equal(1, (counts()))
+    -- fixed libcurl sends the body (and its trailers) again to the 307's target
+    local sends = older_than(0x080700) and 1 or 2
+    assert.are.equal(sends, (counts()))
     e:Close()
     -- in a multi, with the script's own pre-request function kept working
     local multi = curl.Multi()
@@ -376,7 +378,7 @@ describe("crash regressions", function()
     multi:AddHandle(e)
     local done = loop:run()
     local trailers, prereqs = counts()
-    assert.are.equal(1, trailers)
+    assert.are.equal(sends, trailers)
     assert.are.equal(e, done[1].easy)
     if older_than(0x080700) then
       assert.are.equal(curl.CURLE_ABORTED_BY_CALLBACK, done[1].result)

@@ -98,6 +98,29 @@ local function same(cli_args, opts, setup, times)
   return o_body
 end
 
+-- Declares `it(name, fn)`, or a pending case saying why it cannot run.
+local function it_if(why_not, name, fn)
+  if why_not then
+    pending(name .. " [" .. why_not .. "]")
+  else
+    it(name, fn)
+  end
+end
+
+-- The curl tool runs the system libcurl; on another one (the bundled build)
+-- cases whose request differs between libcurl versions are skipped.
+local tool_libcurl
+do
+  local p = io.popen("curl --version 2>/dev/null")
+  tool_libcurl = p and (p:read("*l") or ""):match("libcurl/([%w%.%-]+)")
+  if p then p:close() end
+end
+local function same_libcurl(what)
+  if tool_libcurl == H.libcurl.version then return nil end
+  return ("the curl tool runs libcurl %s, this build %s, and they send different %s")
+    :format(tostring(tool_libcurl), H.libcurl.version, what)
+end
+
 describe("same results as the curl command-line tool", function()
   after_each(H.gc)
 
@@ -106,10 +129,13 @@ describe("same results as the curl command-line tool", function()
     assert.are.equal("done", b)
   end)
 
-  it("gzip and brotli decoding", function()
+  it("gzip decoding", function()
     local b = same({ "--compressed", H.url("/gzip/3000") }, { URL = H.url("/gzip/3000"), AcceptEncoding = "" })
     assert.are.equal(H.pattern(3000), b)
-    b = same({ "--compressed", H.url("/br/3000") }, { URL = H.url("/br/3000"), AcceptEncoding = "" })
+  end)
+
+  it_if(H.needs_feature("BROTLI") or same_libcurl("Accept-Encoding lists"), "brotli decoding", function()
+    local b = same({ "--compressed", H.url("/br/3000") }, { URL = H.url("/br/3000"), AcceptEncoding = "" })
     assert.are.equal(H.pattern(3000), b)
   end)
 
@@ -148,7 +174,7 @@ describe("same results as the curl command-line tool", function()
     assert.truthy(b:find('"body": "a=1&b=two"', 1, true))
   end)
 
-  it("a multipart upload", function()
+  it_if(same_libcurl("multipart bodies"), "a multipart upload", function()
     local path = write_file("upload", "file bytes\n")
     local b = same({ "-F", "field=value", "-F", "upload=@" .. path, H.url("/echo") },
       { URL = H.url("/echo") }, function(e)
@@ -160,7 +186,7 @@ describe("same results as the curl command-line tool", function()
     assert.truthy(b:find("file bytes", 1, true))
   end)
 
-  it("a PUT from a read callback", function()
+  it_if(same_libcurl("Expect: 100-continue headers"), "a PUT from a read callback", function()
     local content = ("put data "):rep(500)
     local path = write_file("put", content)
     local b = same({ "-T", path, H.url("/echo") }, { URL = H.url("/echo"), Upload = true,

@@ -11,7 +11,9 @@ end
 
 H.root = os.getenv("CURL_REPO") or "."
 H.feature = feature()
-H.build_dir = H.root .. "/build/" .. H.feature
+-- CURL_BUILD: the directory of per-interpreter builds (build/vendored for
+-- the bundled libcurl), default <root>/build
+H.build_dir = (os.getenv("CURL_BUILD") or (H.root .. "/build")) .. "/" .. H.feature
 package.cpath = H.build_dir .. "/?.so;" .. package.cpath
 
 -- package.searchpath is missing in Lua 5.1.
@@ -31,6 +33,31 @@ assert(curl._NAME == "lua-curl-socket",
   "require 'curl' did not load this project's module (found " .. tostring(H.so_path) .. ")")
 H.curl = curl
 
+------------------------------------------------------------------ the libcurl in use
+
+-- The suite runs on the system libcurl and on the bundled one (feature
+-- `vendored`): what one lacks is skipped with its reason (`pending`), and
+-- version-gated behaviour is checked on the side that has it.
+H.libcurl = curl.VersionInfo()
+function H.older_than(num) return H.libcurl.version_num < num end
+function H.has_protocol(name)
+  for _, p in ipairs(H.libcurl.protocols) do if p == name then return true end end
+  return false
+end
+function H.has_feature(name) -- a CURL_VERSION_<name> bit
+  local bit = curl["CURL_VERSION_" .. name]
+  return bit ~= nil and math.floor(H.libcurl.features / bit) % 2 == 1
+end
+-- why a case cannot run on this libcurl, or nil
+function H.needs_protocol(name)
+  if H.has_protocol(name) then return nil end
+  return ("libcurl %s was built without %s"):format(H.libcurl.version, name)
+end
+function H.needs_feature(name)
+  if H.has_feature(name) then return nil end
+  return ("libcurl %s was built without %s"):format(H.libcurl.version, name)
+end
+
 ------------------------------------------------------------------ servers
 
 local function sh(cmd)
@@ -41,6 +68,55 @@ local function sh(cmd)
 end
 
 local function sleep(s) os.execute("sleep " .. s) end
+
+-- The Lua process: spec servers exit when it is gone (they poll its pid).
+H.lua_pid = sh("echo $PPID"):gsub("%s+$", "")
+
+local function read_text(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function alive(pid)
+  local r = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+  return r == true or r == 0
+end
+
+-- Starts `cmd` in the background (its output in a temporary file) and
+-- waits, under a deadline, for a "PORT n" line. Returns a table of the
+-- "KEY value" lines it printed, or nil and the reason it gave (a "NO-..."
+-- line, or its output when it exited). The server's pid is added to `pids`.
+function H.start_server(cmd, pids)
+  local out = sh("mktemp"):gsub("%s+$", "")
+  local pid = sh(("%s > %s 2>&1 & echo $!"):format(cmd, out)):gsub("%s+$", "")
+  pids[#pids + 1] = pid
+  local deadline = os.time() + 15
+  while os.time() <= deadline do
+    local text = read_text(out) or ""
+    local why = text:match("NO%-%w+ ([^\n]*)")
+    if why then os.remove(out); return nil, why end
+    if text:match("PORT %d+\n") then
+      os.remove(out)
+      local info = { pid = pid }
+      for k, v in text:gmatch("(%u+) ([^\n]*)\n") do info[k] = v end
+      return info
+    end
+    if not alive(pid) then
+      os.remove(out)
+      return nil, "exited: " .. (text:gsub("%s+$", ""):match("([^\n]*)$"))
+    end
+    sleep(0.05)
+  end
+  os.remove(out)
+  return nil, "no PORT line within 15 s"
+end
+
+function H.stop_servers(pids)
+  for _, pid in ipairs(pids) do os.execute("kill " .. pid .. " 2>/dev/null") end
+end
 
 local cleanup = {}
 local function at_exit(f) cleanup[#cleanup + 1] = f end

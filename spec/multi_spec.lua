@@ -101,14 +101,22 @@ describe("multi socket interface", function()
       if not fired then running = multi:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0) end
     end
     assert.are.equal(0, running)
-    assert.is_true(#seen >= 2)
-    assert.are.equal(e, seen[1].easy)
-    assert.are.equal("my userdata", seen[1].ud)
-    assert.is_nil(seen[1].socketp)
-    assert.is_number(seen[1].s)
+    -- libcurl 8 also watches sockets of its own (the threaded resolver's
+    -- notification pair, for the multi's internal handle): easy is nil there
+    local ours = {}
+    for _, c in ipairs(seen) do
+      assert.are.equal("my userdata", c.ud)
+      assert.is_number(c.s)
+      if c.easy ~= nil then
+        assert.are.equal(e, c.easy)
+        ours[#ours + 1] = c
+      end
+    end
+    assert.is_true(#ours >= 2)
+    assert.is_nil(ours[1].socketp)
     local later_with_token = false
-    for i = 2, #seen do
-      if seen[i].socketp == token then later_with_token = true end
+    for i = 2, #ours do
+      if ours[i].socketp == token then later_with_token = true end
     end
     assert.is_true(later_with_token, "a later callback got the Assign value")
   end)

@@ -37,41 +37,8 @@ local function write_file(path, s)
   f:close()
 end
 
--- The Lua process: the servers exit when it is gone (they poll its pid).
-local LUA_PID = sh("echo $PPID"):gsub("%s+$", "")
-
--- Starts `cmd` in the background (its output in a temporary file) and
--- waits, under a deadline, for a "PORT n" line. Returns a table of the
--- "KEY value" lines it printed, or nil and the reason it gave (a "NO-..."
--- line, or its output when it exited). The server's pid is added to `pids`.
-local function start_server(cmd, pids)
-  local out = sh("mktemp"):gsub("%s+$", "")
-  local pid = sh(("%s > %s 2>&1 & echo $!"):format(cmd, out)):gsub("%s+$", "")
-  pids[#pids + 1] = pid
-  local deadline = os.time() + 15
-  while os.time() <= deadline do
-    local text = read_all(out) or ""
-    local why = text:match("NO%-%w+ ([^\n]*)")
-    if why then os.remove(out); return nil, why end
-    if text:match("PORT %d+\n") then
-      os.remove(out)
-      local info = { pid = pid }
-      for k, v in text:gmatch("(%u+) ([^\n]*)\n") do info[k] = v end
-      return info
-    end
-    if not succeeds("kill -0 " .. pid .. " 2>/dev/null") then
-      os.remove(out)
-      return nil, "exited: " .. (text:gsub("%s+$", ""):match("([^\n]*)$"))
-    end
-    os.execute("sleep 0.05")
-  end
-  os.remove(out)
-  return nil, "no PORT line within 15 s"
-end
-
-local function stop_servers(pids)
-  for _, pid in ipairs(pids) do os.execute("kill " .. pid .. " 2>/dev/null") end
-end
+local LUA_PID = H.lua_pid
+local start_server, stop_servers = H.start_server, H.stop_servers
 
 local function python_with(module)
   for _, py in ipairs { "python3", "/usr/bin/python3" } do
@@ -490,7 +457,14 @@ describe("RTSP interleaved data", function()
   local pids = {}
   local info, reason = start_server(("python3 %s/spec/support/rtsp_server.py 127.0.0.1 %s")
     :format(sq(H.root), LUA_PID), pids)
-  if info then base = "rtsp://127.0.0.1:" .. info.PORT else why = "RTSP server: " .. reason end
+  why = H.needs_protocol("rtsp")
+  if why then
+    info = nil
+  elseif info then
+    base = "rtsp://127.0.0.1:" .. info.PORT
+  else
+    why = "RTSP server: " .. reason
+  end
 
   after_each(H.gc)
   teardown(function() stop_servers(pids) end)

@@ -23,7 +23,7 @@ describe("HTTP/2 server push", function()
       return true
     end, "pushdata")
     local main_body = ""
-    local e = curl.Easy { URL = H.nginx_https .. "/push2.html", CAInfo = H.ca,
+    local e = curl.Easy { URL = H.nginx_https .. "/push.html", CAInfo = H.ca,
       HTTP_Version = curl.CURL_HTTP_VERSION_2TLS, WriteFunction = function(d) main_body = main_body .. d end }
     multi:AddHandle(e)
     loop:run()

@@ -11,6 +11,7 @@
 --   local ok, easy_or_err = loop:Await(easy[, opts])   -- inside a coroutine
 --   loop:Cancel(easy)
 --   loop:Run([{ seconds = n }])                         -- until idle
+--   local ws = loop:WebSocket(url[, opts])              -- inside a coroutine
 --
 -- This file is the loop-independent part; a backend (curl/loop/*.lua)
 -- provides watch/unwatch/timer/step and calls loop:_socket(fd, mask) and
@@ -62,6 +63,7 @@ function Loop.new(backend, multi)
     running = false, -- loop:Run is on the stack
     deferred = {},  -- Add / Cancel asked for while depth > 0
     errors = {},    -- errors from callbacks, raised by Run
+    wake = {},      -- objects whose :_wake() runs after libcurl returns (WebSockets)
     on_error = nil, -- or a function(err): then errors go there instead
   }, Loop)
   local m = self.multi
@@ -198,6 +200,16 @@ function Loop:_drain()
     local d = table.remove(self.deferred, 1)
     local ok, e = pcall(d[1], self, unpack(d, 2, d.n))
     if not ok then self:_error(e) end
+  end
+  -- coroutines waiting on what libcurl's callbacks delivered (WebSockets)
+  if next(self.wake) then
+    local list = {}
+    for w in pairs(self.wake) do list[#list + 1] = w end
+    self.wake = {}
+    for _, w in ipairs(list) do
+      local ok, e = pcall(w._wake, w)
+      if not ok then self:_error(e) end
+    end
   end
 end
 
@@ -365,6 +377,13 @@ function Loop:Await(easy, opts)
   end
   if result == curl.CURLE_OK then return true, easy end
   return false, err
+end
+
+--- loop:WebSocket(url[, opts]) -> ws | nil, err: from a coroutine, a
+--- WebSocket connection on this loop (curl/loop/websocket.lua).
+function Loop:WebSocket(url, opts)
+  check_open(self, "loop:WebSocket")
+  return require("curl.loop.websocket").open(self, url, opts)
 end
 
 --- Transfers running.

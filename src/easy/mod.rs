@@ -13,6 +13,7 @@
 
 mod callbacks;
 mod setopt;
+mod ws;
 
 pub use setopt::long_value;
 
@@ -265,7 +266,7 @@ pub(super) fn uv(ud: &LuaAnyUserData) -> R<LuaTable> {
 
 /// Runs a libcurl call on an easy that may call back: in the context of
 /// the call already running (inside a callback), of its multi, or its own.
-fn run_with_ctx<T>(
+pub(super) fn run_with_ctx<T>(
     lua: &Lua,
     ud: &LuaAnyUserData,
     e: &EasyInner,
@@ -573,6 +574,9 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     })?;
     reg(lua, &m, "Send", "easy:Send", send)?;
     reg(lua, &m, "Recv", "easy:Recv", recv)?;
+    reg(lua, &m, "WsSend", "easy:WsSend", ws::ws_send)?;
+    reg(lua, &m, "WsRecv", "easy:WsRecv", ws::ws_recv)?;
+    reg(lua, &m, "WsMeta", "easy:WsMeta", ws::ws_meta)?;
     reg(lua, &m, "DupHandle", "easy:DupHandle", dup_handle)?;
     raw_t.raw_set("Easy", m)?;
     reg_fn(lua, raw_t, "new_easy", "curl.Easy", |lua, _a| create(lua))?;

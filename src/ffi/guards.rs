@@ -5,9 +5,9 @@
 //! - before 8.7.0, a handle whose trailer callback ran stays in its
 //!   "trailers done" state, and its next chunked upload writes before its
 //!   upload buffer: such a handle cannot start another transfer;
-//! - before 8.1.0, `CONNECT_ONLY` over TLS may negotiate HTTP/2, and a later
-//!   `easy:Recv` crashes in the HTTP/2 code: `CONNECT_ONLY` transfers are
-//!   made with `HTTP_VERSION` 1.1;
+//! - `CONNECT_ONLY` over TLS may negotiate HTTP/2, after which `easy:Recv`
+//!   crashes in the HTTP/2 code (before 8.1.0) or fails (8.22): on every
+//!   version `CONNECT_ONLY` transfers are made with `HTTP_VERSION` 1.1;
 //! - before 8.1.0, checking whether an idle HTTP/2 connection is dead, with
 //!   a new transfer of another protocol as the checker, reads that
 //!   transfer's HTTP state, which it does not have (a crash for `dict://`,
@@ -244,15 +244,14 @@ impl<H: EasyHandler> Easy<H> {
         if !(self.ssl_from_share.get() && self.kept.borrow().share.is_some()) {
             self.own_ssl_cache.set(true);
         }
-        if !older_than(0x080100) {
-            return Ok(());
-        }
-        let scheme = self.scheme();
         let (connect_only, version, follow) = {
             let st = self.starts.borrow();
             (st.connect_only, st.version, st.follow)
         };
-        // CONNECT_ONLY: HTTP/1.1 (libcurl has no use for HTTP/2 there).
+        // CONNECT_ONLY: HTTP/1.1, on every version: Send and Recv carry the
+        // script's own bytes, which an HTTP/2 connection cannot (before
+        // 8.1.0 Recv crashes in the HTTP/2 code, 8.22 fails it with
+        // CURLE_HTTP2).
         let want = if connect_only {
             Some(c::CURL_HTTP_VERSION_1_1 as c_long)
         } else {
@@ -263,6 +262,10 @@ impl<H: EasyHandler> Easy<H> {
             self.set_long_raw(c::CURLOPT_HTTP_VERSION, want.unwrap_or(version))?;
             self.starts.borrow_mut().applied_version = want;
         }
+        if !older_than(0x080100) {
+            return Ok(());
+        }
+        let scheme = self.scheme();
         let h2 = !connect_only && may_h2(&scheme, version);
         let other = matches!(scheme, Scheme::Named(_));
         // Redirects: http and https only, so a transfer stays in its class.

@@ -23,6 +23,7 @@ mod mime;
 mod multi;
 mod share;
 mod url;
+mod ws;
 
 pub use easy::{
     Easy, INFO_DOUBLE, INFO_LONG, INFO_OFF_T, INFO_SLIST, INFO_SOCKET, INFO_STRING, INFO_TYPEMASK,
@@ -35,10 +36,11 @@ pub use mime::{Mime, MimeState, Part, PartHandler, WeakMime};
 pub use multi::{Msg, Multi, MultiHandler, Pushed, WaitFd};
 pub use share::Share;
 pub use url::Url;
+pub use ws::WsFrame;
 
 use curl_sys as sys;
 use std::ffi::CStr;
-use std::os::raw::{c_char, c_int, c_uint};
+use std::os::raw::{c_char, c_int};
 use std::ptr;
 use std::sync::{Once, OnceLock};
 
@@ -238,18 +240,6 @@ pub fn this_libcurl() -> String {
     format!("libcurl {}", static_str(version_data().version))
 }
 
-#[repr(C)]
-struct CurlEasyOption {
-    name: *const c_char,
-    id: sys::CURLoption,
-    kind: c_int,
-    flags: c_uint,
-}
-
-extern "C" {
-    fn curl_easy_option_next(prev: *const CurlEasyOption) -> *const CurlEasyOption;
-}
-
 /// One entry of libcurl's own easy-option metadata.
 pub struct EasyOptMeta {
     pub name: String,
@@ -258,30 +248,65 @@ pub struct EasyOptMeta {
     pub alias: bool,
 }
 
-/// Walks libcurl's static option table (libcurl ≥ 7.73).
-fn for_each_option(mut f: impl FnMut(&CurlEasyOption)) {
-    let mut p: *const CurlEasyOption = ptr::null();
-    loop {
-        // SAFETY: libcurl walks its static option table; NULL starts the
-        // walk, each returned pointer is valid for the life of the process.
-        p = unsafe { curl_easy_option_next(p) };
-        if p.is_null() {
-            break;
+#[cfg(not(feature = "vendored"))]
+mod option_walk {
+    use super::*;
+    use std::os::raw::c_uint;
+
+    #[repr(C)]
+    struct CurlEasyOption {
+        name: *const c_char,
+        id: sys::CURLoption,
+        kind: c_int,
+        flags: c_uint,
+    }
+
+    extern "C" {
+        fn curl_easy_option_next(prev: *const CurlEasyOption) -> *const CurlEasyOption;
+    }
+
+    /// Walks libcurl's static option table (libcurl ≥ 7.73): name, id,
+    /// `CURLOT_*` kind, alias.
+    pub(super) fn for_each_option(mut f: impl FnMut(&str, i32, i32, bool)) {
+        let mut p: *const CurlEasyOption = ptr::null();
+        loop {
+            // SAFETY: libcurl walks its static option table; NULL starts the
+            // walk, each returned pointer is valid for the life of the process.
+            p = unsafe { curl_easy_option_next(p) };
+            if p.is_null() {
+                break;
+            }
+            // SAFETY: non-null pointer into libcurl's static table.
+            let o = unsafe { &*p };
+            f(&static_str(o.name), o.id as i32, o.kind, o.flags & 1 != 0);
         }
-        // SAFETY: non-null pointer into libcurl's static table.
-        f(unsafe { &*p });
     }
 }
 
-/// `curl_easy_option_next` over the whole list.
+#[cfg(feature = "vendored")]
+mod option_walk {
+    include!(concat!(env!("OUT_DIR"), "/easy_options.rs"));
+
+    /// The bundled libcurl is built without `curl_easy_option_next`: its
+    /// table comes from its own header (build.rs), the same entries.
+    pub(super) fn for_each_option(mut f: impl FnMut(&str, i32, i32, bool)) {
+        for &(name, id, kind, alias) in EASY_OPTIONS {
+            f(name, id, kind, alias);
+        }
+    }
+}
+
+use option_walk::for_each_option;
+
+/// libcurl's easy-option table over the whole list.
 pub fn easy_options() -> Vec<EasyOptMeta> {
     let mut v = Vec::new();
-    for_each_option(|o| {
+    for_each_option(|name, id, kind, alias| {
         v.push(EasyOptMeta {
-            name: static_str(o.name),
-            id: o.id as i32,
-            kind: o.kind,
-            alias: o.flags & 1 != 0,
+            name: name.to_string(),
+            id,
+            kind,
+            alias,
         })
     });
     v
@@ -308,10 +333,10 @@ pub fn option_kind(id: i32) -> i32 {
     static KINDS: OnceLock<[[i8; SLOTS]; 5]> = OnceLock::new();
     let t = KINDS.get_or_init(|| {
         let mut t = [[-1i8; SLOTS]; 5];
-        for_each_option(|o| {
-            let (base, n) = ((o.id as i32) / 10000, (o.id as i32) % 10000);
+        for_each_option(|_, id, kind, _| {
+            let (base, n) = (id / 10000, id % 10000);
             if (0..5).contains(&base) && (0..SLOTS as i32).contains(&n) {
-                t[base as usize][n as usize] = o.kind as i8;
+                t[base as usize][n as usize] = kind as i8;
             }
         });
         t

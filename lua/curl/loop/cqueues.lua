@@ -93,6 +93,9 @@ function B:forget()
   self.changed:signal()
 end
 
+-- A cqueues condition for waiting coroutines (loop:WebSocket).
+function B:condition() return condition.new() end
+
 function B:await(loop, easy, opts)
   local co, main = coroutine.running()
   if co == nil or main then
