@@ -337,14 +337,19 @@ describe("WebSockets", function()
         usage_error(function() loop:WebSocket(42) end, "#1 'url'")
         local errs = {}
         in_task(name, loop, function(l)
+          errs.options = { pcall(l.WebSocket, l, base .. "/echo", { options = 5 }) }
+        end)
+        in_task(name, loop, function(l)
           local ws = assert(l:WebSocket(base .. "/echo"))
           errs.send = { pcall(ws.Send, ws, {}) }
           errs.kind = { pcall(ws.Send, ws, "x", "json") }
           errs.close = { pcall(ws.Close, ws, 5) }
+          errs.close_frac = { pcall(ws.Close, ws, 1000.5) }
+          errs.close_nan = { pcall(ws.Close, ws, 0 / 0) }
           ws:Close()
         end)
         loop:Run { seconds = 20 }
-        for _, k in ipairs { "send", "kind", "close" } do
+        for _, k in ipairs { "send", "kind", "close", "close_frac", "close_nan", "options" } do
           assert.is_false(errs[k][1])
           assert.are.equal(curl.Error, getmetatable(errs[k][2]), k)
           assert.are.equal("usage", errs[k][2].kind)

@@ -184,7 +184,7 @@ end
 --- waits for the connection to end (the server answers the close). Returns
 --- true, or nil and a curl.Error.
 function WS:Close(code, reason)
-  if code ~= nil and (type(code) ~= "number" or code < 1000 or code > 4999) then
+  if code ~= nil and (type(code) ~= "number" or code ~= math.floor(code) or code < 1000 or code > 4999) then
     error(usage("ws:Close", "bad argument #1 'code' (expected 1000 to 4999 or nil)"), 2)
   end
   if reason ~= nil and (type(reason) ~= "string" or #reason > 123) then
@@ -223,6 +223,14 @@ function M.open(loop, url, opts)
     error(usage("loop:WebSocket", ("bad argument #2 'opts' (expected table or nil, got %s)"):format(type(opts))), 2)
   end
   opts = opts or {}
+  if opts.options ~= nil and type(opts.options) ~= "table" then
+    error(usage("loop:WebSocket", ("bad argument #2 'opts.options' (expected table or nil, got %s)")
+      :format(type(opts.options))), 2)
+  end
+  if opts.timeout_ms ~= nil and type(opts.timeout_ms) ~= "number" then
+    error(usage("loop:WebSocket", ("bad argument #2 'opts.timeout_ms' (expected number or nil, got %s)")
+      :format(type(opts.timeout_ms))), 2)
+  end
   local co = coroutine_or_error("loop:WebSocket")
   local ws = setmetatable({ loop = loop, queue = {}, parts = {}, state = "connecting" }, WS)
   if loop.backend.condition then ws.cond = loop.backend:condition() end
