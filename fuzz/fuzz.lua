@@ -1484,13 +1484,31 @@ local function on_done_cb(l)
   end)
 end
 
+local fetch_args -- (defined with module_op)
+
+-- loop:Fetch's callback: misbehaves like the other callbacks
+local function fetch_cb()
+  local rate = temperament()
+  return wrapcb("fetch", function(r, err)
+    local odd = misbehave(rate, {})
+    if odd then return odd() end
+    if r == nil and getmetatable(err) ~= curl.Error then violation("loop:Fetch callback got " .. D(err)) end
+  end)
+end
+
 local function loop_op()
   local l = any_of("loop")
   if not l then return loop_new() end
   local info = meta[l]
-  local k = R.int(1, 11)
+  local k = R.int(1, 12)
   if k == 11 and not WS then k = 10 end
   local name = info.name
+  if k == 12 then
+    local url, opts = fetch_args()
+    call_opts(true, name .. ":Fetch(" .. D(url) .. ")", l.Fetch, l, url, opts,
+      R.chance(0.9) and fetch_cb() or any_value())
+    return
+  end
   if k <= 3 then
     local e = any_of("easy")
     if not e then return end
@@ -1974,8 +1992,44 @@ local function garbage_call()
   invoke(cls, self, mname, unpack(args, 1, n))
 end
 
+-- curl.Fetch / loop:Fetch arguments: mostly plausible, bounded in time
+fetch_args = function()
+  local url = R.chance(0.8) and R.pick(URLS_GOOD) or R.pick(URLS_BAD)
+  if R.chance(0.05) then return any_value(), any_value() end
+  local opts = { timeout = R.pick { 0.2, 0.5, 1 } }
+  local keys = { "method", "headers", "query", "body", "json", "form", "follow", "auth", "verify", "ca",
+                 "output", "progress", "options", "connect_timeout", "bogus" }
+  for _ = 1, R.int(0, 4) do
+    local k = R.pick(keys)
+    local v
+    if k == "method" then v = R.pick { "GET", "HEAD", "POST", "PUT", "DELETE", "bad method", 5 }
+    elseif k == "headers" then v = R.pick { { ["X-A"] = "1" }, { "X-B: 2" }, { 1 }, "x" }
+    elseif k == "query" then v = R.pick { { a = 1, b = "x y" }, {}, "q" }
+    elseif k == "body" then v = R.pick { "a=1", "", MEDIUM, 5 }
+    elseif k == "json" then v = R.pick { { a = 1 }, { 1, 2 }, "s" }
+    elseif k == "form" then v = R.pick { { f = "v" }, { up = { file = TMP .. "/small.txt" } }, { up = {} }, 3 }
+    elseif k == "follow" then v = R.pick { true, false, 2, -1, "x" }
+    elseif k == "auth" then v = R.pick { "u:p", { "u", "p", type = "digest" }, { type = "nope" }, 1 }
+    elseif k == "verify" then v = R.pick { false, true, "no" }
+    elseif k == "ca" then v = R.pick { NGINX_CA, TMP .. "/missing", 1 }
+    elseif k == "output" then v = R.pick { TMP .. "/fetch.out", "/nonexistent/x", 1 }
+    elseif k == "progress" then
+      local rate = temperament()
+      v = R.chance(0.9) and wrapcb("fetch progress", function()
+        local odd = misbehave(rate, {})
+        if odd then return odd() end
+        if CB.chance(0.05) then return true end -- abort
+      end) or "f"
+    elseif k == "options" then v = R.pick { { UserAgent = "fz" }, { NoSuchOption = 1 }, { FailOnError = true }, 7 }
+    else v = any_value() end
+    opts[k] = v
+  end
+  if R.chance(0.05) then opts = any_value() end
+  return url, opts
+end
+
 local function module_op()
-  local k = R.int(1, 9)
+  local k = R.int(1, 10)
   if k == 1 then call("curl.Version()", curl.Version)
   elseif k == 2 then call("curl.VersionInfo()", curl.VersionInfo)
   elseif k == 3 then local v = R.chance(0.8) and R.int(-5, 100) or any_value(); call("curl.EasyStrError(" .. D(v) .. ")", curl.EasyStrError, v)
@@ -1988,6 +2042,9 @@ local function module_op()
     local cls = R.pick { "easy", "multi", "share", "url", "mime", "part", "poller", "buffer" }
     local self = any_object() or any_value()
     invoke(cls, self, R.pick(METHODS[cls]), any_value(), any_value())
+  elseif k == 10 then
+    local url, opts = fetch_args()
+    call("curl.Fetch(" .. D(url) .. ")", curl.Fetch, url, opts)
   else
     -- tostring of every kind, closed ones too
     local o = any_object() or (#closed > 0 and R.pick(closed))

@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev liblua5.3-dev
       liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-luv lua-cqueues
       libcurl4-openssl-dev libssl-dev zlib1g-dev pkg-config nginx-light openssl valgrind python3 python3-brotli
-      python3-pyftpdlib python3-websockets openssh-server curl gcc)
+      python3-pyftpdlib python3-websockets lua-dkjson openssh-server curl gcc)
 if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   # Not Debian-like: say what is needed, check what the build itself needs.
   echo "deps: not a Debian-like system (no dpkg/apt-get); install these yourself:" >&2

@@ -29,7 +29,8 @@
 #     --no-netns        do not run in a private network namespace
 #     --keep            keep the logs of seeds without findings too
 # Environment: FUZZ_AVOID=all|none|name,... (passed to fuzz.lua), FUZZ_CORES=1,
-# CURL_BUILD=build/vendored (fuzz the bundled-libcurl build)
+# CURL_BUILD=build/vendored (fuzz the bundled-libcurl build), FUZZ_GDB=1 (each
+# process under gdb: a backtrace in gdb.txt for any fatal signal)
 # (keep core files of crashed seeds), and for
 # `make fuzz`: SEED, CALLS, INTERP, VALGRIND=1.
 #
@@ -151,6 +152,12 @@ run_one() {
   rm -rf "$dir"; mkdir -p "$dir/tmp"
   local cmd=("$L" "$root/fuzz/fuzz.lua" "$s" "$n" "$dir/log")
   if [ "$valgrind" = 1 ]; then cmd=("${vg[@]}" --log-file="$dir/valgrind.txt" "${cmd[@]}"); fi
+  # FUZZ_GDB=1: under gdb, which stops on any fatal signal (SIGPIPE, which
+  # leaves no core, included) and writes the backtrace to $dir/gdb.txt
+  if [ -n "${FUZZ_GDB:-}" ]; then
+    cmd=(gdb -q -batch -ex "set logging file $dir/gdb.txt" -ex "set logging redirect on"
+         -ex "set logging enabled on" -x "$root/fuzz/gdb_signal.py" --args "${cmd[@]}")
+  fi
   ( cd "$dir/tmp" && FUZZ_TMP="$dir/tmp" exec timeout -k 10 "$timeout_s" "${cmd[@]}" </dev/null >/dev/null 2>"$dir/stderr" )
   local rc=$?
   local ops

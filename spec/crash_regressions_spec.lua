@@ -159,6 +159,39 @@ describe("crash regressions", function()
     share:Close()
   end)
 
+  it("Send/Recv after a CONNECT_ONLY transfer that failed use no other connection", function()
+    -- the easy's last connection is then an earlier transfer's, HTTP/2
+    -- here: 7.88 sent on it without a stream (a crash; fuzz seed 96886032)
+    local e = curl.Easy { URL = H.nginx_https .. "/1k", CAInfo = H.ca, WriteFunction = function() end }
+    e:Perform()
+    assert.are.equal("2", ({ [3] = "2" })[e:GetInfo_HTTP_Version()])
+    e:SetOpt_ConnectOnly(1)
+    e:SetOpt_URL("http://127.0.0.1:1/")
+    assert.is_false(pcall(e.Perform, e))
+    for _, m in ipairs { "Send", "Recv" } do
+      local err = usage_error(function() e[m](e, m == "Send" and "x" or 10) end, "CONNECT_ONLY transfer")
+      assert.are.equal("easy:" .. m, err.method)
+    end
+    -- after one that succeeded they work
+    e:SetOpt_URL(H.nginx_http .. "/")
+    e:Perform()
+    assert.are.equal(2, e:Send("GE"))
+    e:Close()
+  end)
+
+  it("a SIGPIPE inside a libcurl call that does not ignore it does not end the process", function()
+    -- easy:Pause hands buffered data to the write callback, which writes to
+    -- a pipe whose reader is gone: SIGPIPE, which killed the process (seen
+    -- as an unexplained SIGPIPE in fuzz runs)
+    local lua = ({ lua51 = "lua5.1", lua52 = "lua5.2", lua53 = "lua5.3", lua54 = "lua5.4" })[H.feature] or "luajit"
+    local p = assert(io.popen(("%s %s/spec/support/sigpipe_child.lua %s %s 2>&1; echo rc=$?")
+      :format(lua, H.root, H.build_dir, H.nginx_http .. "/1k")))
+    local out = p:read("*a")
+    p:close()
+    assert.truthy(out:find("survived\ttrue\ttrue", 1, false), out)
+    assert.truthy(out:find("rc=0", 1, true), out)
+  end)
+
   it("Reset keeps the share, so its HSTS cache cannot be freed under it", function()
     -- curl_easy_reset keeps the share; the binding let go of it, so the
     -- HSTS_CTRL guard passed and freed the share's cache (a use after free

@@ -224,6 +224,23 @@ for _, k in ipairs { "Version", "VersionInfo", "EasyStrError", "MultiStrError", 
   M[k] = checked(f)
 end
 
+------------------------------------------------------------------- Fetch
+
+-- src/fetch.lua, compiled on first use (shared with curl.loop's Fetch).
+local fetch_mod
+function M._fetch()
+  if not fetch_mod then
+    local chunk = assert((loadstring or load)(raw.fetch_source, "=fetch.lua"))
+    fetch_mod = chunk(M)
+  end
+  return fetch_mod
+end
+
+--- curl.Fetch(url[, opts]) -> response (see docs/reference.md, "Fetch")
+function M.Fetch(url, opts)
+  return M._fetch().fetch(url, opts)
+end
+
 -- Normalised option / info names, for tools and docs.
 M.options = { easy = raw.easy_options, multi = raw.multi_options, info = raw.infos,
               share = share_options, easy_types = raw.easy_option_kinds }

@@ -197,6 +197,9 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
         lua.create_function(|lua, f: LuaFunction| checked(lua, f))?,
     )?;
 
+    // curl.Fetch's Lua part, loaded by curl.lua on first use
+    r.raw_set("fetch_source", include_str!("fetch.lua"))?;
+
     let chunk = lua.load(include_str!("curl.lua")).set_name("=curl.lua");
     let f: LuaFunction = chunk.into_function()?;
     f.call(r)

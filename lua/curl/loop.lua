@@ -12,6 +12,8 @@
 --   loop:Cancel(easy)
 --   loop:Run([{ seconds = n }])                         -- until idle
 --   local ws = loop:WebSocket(url[, opts])              -- inside a coroutine
+--   local response = loop:Fetch(url[, opts])            -- inside a coroutine
+--   loop:Fetch(url, opts, function(response, err) ... end)
 --
 -- This file is the loop-independent part; a backend (curl/loop/*.lua)
 -- provides watch/unwatch/timer/step and calls loop:_socket(fd, mask) and
@@ -45,6 +47,15 @@ Loop.usage_error = usage_error
 local function bad_argument(method, n, name, expected, got)
   return usage_error(method, ("bad argument #%d '%s' (expected %s, got %s)"):format(n, name, expected, type(got)))
 end
+
+-- The curl.Error of a transfer that ended with `code`: as Perform's (name,
+-- libcurl's text, the error buffer's detail), from the easy itself.
+local function transfer_error(easy, code)
+  local ok, e = pcall(easy.TransferError, easy, code, "transfer")
+  if ok then return e end
+  return easy_error(code, nil, "transfer") -- the easy was closed behind the loop's back
+end
+Loop.transfer_error = transfer_error
 
 local function lost_error(method)
   return usage_error(method, "the loop's multi was closed behind its back (multi:Close); " ..
@@ -192,7 +203,7 @@ function Loop:_drain()
     if msg == DONE and easy and transfers[easy] then
       ok, msg = pcall(multi_remove, m, easy)
       if not ok then self:_error(msg) end
-      finish(self, easy, result, result ~= OK and easy_error(result, nil, "transfer") or nil)
+      finish(self, easy, result, result ~= OK and transfer_error(easy, result) or nil)
     end
   until remaining == 0
   -- what callbacks asked for while libcurl was busy
@@ -377,6 +388,41 @@ function Loop:Await(easy, opts)
   end
   if result == curl.CURLE_OK then return true, easy end
   return false, err
+end
+
+--- loop:Fetch(url[, opts[, callback]]): curl.Fetch on this loop. With a
+--- callback, starts the request and calls callback(response, err) when it
+--- ends (err: the curl.Error, response nil); without, from a coroutine,
+--- waits and returns the response or raises the same curl.Error as
+--- curl.Fetch.
+function Loop:Fetch(url, opts, callback)
+  check_open(self, "loop:Fetch")
+  if callback ~= nil and type(callback) ~= "function" then
+    error(bad_argument("loop:Fetch", 3, "callback", "function or nil", callback), 2)
+  end
+  if callback == nil and not self.backend.await then
+    local co, main = coroutine.running()
+    if co == nil or main then
+      error(usage_error("loop:Fetch", "must be called from inside a coroutine (or give a callback)"), 2)
+    end
+  end
+  local F = curl._fetch()
+  local easy, st = F.prepare("loop:Fetch", url, opts)
+  if callback then
+    self:Add(easy, function(e, code, err)
+      if code == OK then
+        callback(F.response(e, st), nil)
+      else
+        F.failed(st)
+        callback(nil, err)
+      end
+    end)
+    return
+  end
+  local ok, res = self:Await(easy)
+  if ok then return F.response(easy, st) end
+  F.failed(st)
+  error(res, 2)
 end
 
 --- loop:WebSocket(url[, opts]) -> ws | nil, err: from a coroutine, a

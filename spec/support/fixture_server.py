@@ -11,6 +11,7 @@ then serves until process PID (default: its parent) is gone, or SIGTERM. Endpoin
   /redirect/N        302 to /redirect/N-1; /redirect/0 answers "done"
   /307               307 to /echo (a body must be sent again)
   /setcookie/N/V     sets cookie N=V
+  /multiheader       two Set-Cookie, two X-Multi and a padded X-Spaced header
   /hsts              sets Strict-Transport-Security (meaningful over TLS only)
   /close[/N]         headers announcing N+100 bytes, N bytes, then close
   /reset             closes the connection before any response
@@ -140,6 +141,15 @@ class Handler(BaseHTTPRequestHandler):
                     self.send(401, b"who are you?", "text/plain", extra={"WWW-Authenticate": 'Basic realm="fixture"'})
             elif head == "digest":
                 self.digest(parts[1], parts[2])
+            elif head == "multiheader":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", "2")
+                for h, v in (("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/"),
+                             ("X-Multi", "one"), ("X-Multi", "two"), ("X-Spaced", "  padded  ")):
+                    self.send_header(h, v)
+                self.end_headers()
+                self.wfile.write(b"ok")
             elif head == "setcookie":
                 self.send(200, b"ok", "text/plain", extra={"Set-Cookie": "%s=%s; Path=/" % (parts[1], parts[2])})
             elif head == "307":

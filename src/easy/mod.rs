@@ -464,6 +464,19 @@ fn escaping(lua: &Lua, args: Args, unescape: bool) -> R<LuaString> {
     Ok(lua.create_string(&out)?)
 }
 
+/// `easy:TransferError(code[, method])`: the `curl.Error` a transfer on
+/// this easy that ended with `code` gives (`Perform`'s: the code's name,
+/// libcurl's text and the error buffer's detail); `method` names it
+/// (default `"easy:TransferError"`). For code taken from `InfoRead`.
+fn transfer_error(lua: &Lua, args: Args) -> R<Value> {
+    let (_ud, _e, h) = open(&args)?;
+    let code = args.c_int(1, "code")?;
+    let method = args.opt_text(2, "method")?;
+    let detail = if code == 0 { None } else { h.error_text() };
+    Ok(Fail::Easy(code, detail)
+        .into_value(lua, method.as_deref().unwrap_or("easy:TransferError"))?)
+}
+
 /// `easy:Send(data)`: bytes sent (0 when the socket is not ready:
 /// CURLE_AGAIN). Needs `CONNECT_ONLY`.
 fn send(lua: &Lua, args: Args) -> R<i64> {
@@ -574,6 +587,13 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     })?;
     reg(lua, &m, "Send", "easy:Send", send)?;
     reg(lua, &m, "Recv", "easy:Recv", recv)?;
+    reg(
+        lua,
+        &m,
+        "TransferError",
+        "easy:TransferError",
+        transfer_error,
+    )?;
     reg(lua, &m, "WsSend", "easy:WsSend", ws::ws_send)?;
     reg(lua, &m, "WsRecv", "easy:WsRecv", ws::ws_recv)?;
     reg(lua, &m, "WsMeta", "easy:WsMeta", ws::ws_meta)?;

@@ -143,6 +143,12 @@ pub struct Easy<H: EasyHandler> {
     /// A `CONNECT_ONLY` transfer started on this handle (never reset: the
     /// connection it leaves outlives `curl_easy_reset`).
     pub(super) connect_only_ran: Cell<bool>,
+    /// The last transfer was a `CONNECT_ONLY` one that succeeded: `Send`,
+    /// `Recv` and `WsRecv` have its connection (see `need_connection`).
+    pub(super) co_conn: Cell<bool>,
+    /// The transfer started last has ended (removing it then closes no
+    /// connection: no write, see `Multi::remove`).
+    pub(super) done: Cell<bool>,
     /// libcurl made this handle its own TLS session cache (a transfer
     /// started without a share's), and whether the share set last shared
     /// its sessions when it was set (see `set_share`).
@@ -153,11 +159,11 @@ pub struct Easy<H: EasyHandler> {
     pub(super) errbuf: ErrBuf,
     pub(super) kept: RefCell<Kept>,
     /// Added to a multi (set by `Multi::add` / `remove`).
-    in_multi: Cell<bool>,
+    pub(super) in_multi: Cell<bool>,
     /// Bit `1 << cb` for each callback whose function is ours.
     pub(super) callbacks_on: Cell<u32>,
     /// `perform` is running (a callback may replace options).
-    performing: Cell<bool>,
+    pub(super) performing: Cell<bool>,
     /// For a handle libcurl made for a server push: whether the push was
     /// refused, after which libcurl frees the handle (see `multi::Pushed`).
     fate: Option<Rc<Cell<Fate>>>,
@@ -182,7 +188,7 @@ impl<H: EasyHandler> Drop for Easy<H> {
             // at (the handler box, kept values, the error buffer) is dropped
             // after this body returns. (A refused push was reset and handed
             // back to libcurl, which freed it.)
-            unsafe { sys::curl_easy_cleanup(self.ptr.as_ptr()) };
+            super::maybe_without_sigpipe(|| unsafe { sys::curl_easy_cleanup(self.ptr.as_ptr()) });
         }
         unregister_closer(self.closer);
     }
@@ -227,6 +233,8 @@ impl<H: EasyHandler> Easy<H> {
             }),
             starts: RefCell::new(Starts::default()),
             connect_only_ran: Cell::new(false),
+            co_conn: Cell::new(false),
+            done: Cell::new(true),
             own_ssl_cache: Cell::new(false),
             ssl_from_share: Cell::new(false),
             mix: CacheMix::default(),
@@ -308,6 +316,11 @@ impl<H: EasyHandler> Easy<H> {
             return refused(
                 "it cannot change while the easy is added to a multi; set it before AddHandle",
             );
+        }
+        if opt == c::CURLOPT_NOSIGNAL && v != 0 {
+            // libcurl stops ignoring SIGPIPE for this handle: the binding
+            // blocks it around its calls from now on
+            super::note_nosignal();
         }
         if opt == c::CURLOPT_HSTS_CTRL
             && v & c::CURLHSTS_ENABLE as c_long == 0
@@ -532,8 +545,9 @@ impl<H: EasyHandler> Easy<H> {
         }
         let was = self.performing.replace(true);
         // SAFETY: live handle (libcurl refuses it inside a multi).
-        let rc = unsafe { sys::curl_easy_perform(h) } as CURLcode;
+        let rc = super::maybe_without_sigpipe(|| unsafe { sys::curl_easy_perform(h) }) as CURLcode;
         self.performing.set(was);
+        self.transfer_done(rc);
         if rc == sys::CURLE_ABORTED_BY_CALLBACK as CURLcode && self.handler.resend_refused.take() {
             self.errbuf.set(&format!(
                 "refused to send the body again (redirect, authentication or retry) after its trailers: {} corrupts memory there (fixed in 8.7.0)",
@@ -546,13 +560,13 @@ impl<H: EasyHandler> Easy<H> {
     pub fn pause(&self, mask: c_int) -> Res<()> {
         let h = self.raw()?;
         // SAFETY: live handle.
-        code(unsafe { sys::curl_easy_pause(h, mask) } as CURLcode)
+        code(super::without_sigpipe(|| unsafe { sys::curl_easy_pause(h, mask) }) as CURLcode)
     }
 
     pub fn upkeep(&self) -> Res<()> {
         let h = self.raw()?;
         // SAFETY: live handle.
-        code(unsafe { curl_easy_upkeep(h) } as CURLcode)
+        code(super::maybe_without_sigpipe(|| unsafe { curl_easy_upkeep(h) }) as CURLcode)
     }
 
     /// `curl_easy_reset`: options back to their defaults, kept values
@@ -699,17 +713,42 @@ impl<H: EasyHandler> Easy<H> {
     }
 
     /// Bytes sent; `Fault::Code(CURLE_AGAIN)` when the socket is not ready.
+    /// A transfer on this handle ended with `result` (`Perform`, or the
+    /// multi's `CURLMSG_DONE`).
+    pub fn transfer_done(&self, result: CURLcode) {
+        self.done.set(true);
+        self.co_conn
+            .set(result == 0 && self.starts.borrow().connect_only);
+    }
+
+    /// `curl_easy_send`, `curl_easy_recv` and `curl_ws_recv` use the
+    /// connection libcurl remembers as the handle's last one, which is the
+    /// connection of an earlier, ordinary transfer when a `CONNECT_ONLY`
+    /// transfer failed before connecting (7.88 then sends on an HTTP/2
+    /// connection without a stream: a crash). They need the connection of
+    /// a `CONNECT_ONLY` transfer that succeeded.
+    pub(super) fn need_connection(&self) -> Res<()> {
+        if self.co_conn.get() {
+            return Ok(());
+        }
+        refused(
+            "there is no connection from a CONNECT_ONLY transfer: Send, Recv and WsRecv work after a CONNECT_ONLY transfer on this easy succeeded (Perform returned, or InfoRead reported it done with CURLE_OK)",
+        )
+    }
+
     pub fn send(&self, data: &[u8]) -> Res<usize> {
+        self.need_connection()?;
         let h = self.raw()?;
         let mut n: usize = 0;
         // SAFETY: live handle; (ptr, len) describe `data`.
-        let rc =
-            unsafe { sys::curl_easy_send(h, data.as_ptr() as *const c_void, data.len(), &mut n) }
-                as CURLcode;
+        let rc = super::without_sigpipe(|| unsafe {
+            sys::curl_easy_send(h, data.as_ptr() as *const c_void, data.len(), &mut n)
+        }) as CURLcode;
         code(rc).map(|()| n)
     }
 
     pub fn recv(&self, buf: &mut [u8]) -> Res<usize> {
+        self.need_connection()?;
         let h = self.raw()?;
         let mut n: usize = 0;
         // SAFETY: live handle; libcurl writes at most buf.len() bytes.

@@ -5,6 +5,9 @@
 //! - before 8.7.0, a handle whose trailer callback ran stays in its
 //!   "trailers done" state, and its next chunked upload writes before its
 //!   upload buffer: such a handle cannot start another transfer;
+//! - a file:// transfer's connection is never kept in a connection cache
+//!   (`FORBID_REUSE` while the URL is file://): a transfer that later
+//!   prunes it as dead frees its own protocol state as the file one;
 //! - `CONNECT_ONLY` over TLS may negotiate HTTP/2, after which `easy:Recv`
 //!   crashes in the HTTP/2 code (before 8.1.0) or fails (8.22): on every
 //!   version `CONNECT_ONLY` transfers are made with `HTTP_VERSION` 1.1;
@@ -39,12 +42,15 @@ pub struct CacheMix {
 /// The options the guards look at, as set, and what they applied.
 #[derive(Default, Clone)]
 pub struct Starts {
-    connect_only: bool,
+    pub(super) connect_only: bool,
     follow: bool,
     /// `HTTP_VERSION` as set.
     version: c_long,
     /// The version applied last, if the guard changed it.
     applied_version: Option<c_long>,
+    /// `FORBID_REUSE` as set, and whether the guard turned it on (file://).
+    forbid_reuse: c_long,
+    forbid_applied: bool,
     /// The URL option's scheme, or the one libcurl guesses for a URL
     /// without one (`None` as guessed: `DEFAULT_PROTOCOL` applies first).
     url: Option<(Scheme, bool)>,
@@ -116,6 +122,10 @@ impl Starts {
         match opt {
             c::CURLOPT_CONNECT_ONLY => self.connect_only = v != 0,
             c::CURLOPT_FOLLOWLOCATION => self.follow = v != 0,
+            c::CURLOPT_FORBID_REUSE => {
+                self.forbid_reuse = v;
+                self.forbid_applied = false;
+            }
             c::CURLOPT_HTTP_VERSION => {
                 self.version = v;
                 self.applied_version = None;
@@ -241,6 +251,8 @@ impl<H: EasyHandler> Easy<H> {
         if self.starts.borrow().connect_only {
             self.connect_only_ran.set(true);
         }
+        self.co_conn.set(false); // a new transfer: no CONNECT_ONLY connection yet
+        self.done.set(false);
         if !(self.ssl_from_share.get() && self.kept.borrow().share.is_some()) {
             self.own_ssl_cache.set(true);
         }
@@ -262,10 +274,27 @@ impl<H: EasyHandler> Easy<H> {
             self.set_long_raw(c::CURLOPT_HTTP_VERSION, want.unwrap_or(version))?;
             self.starts.borrow_mut().applied_version = want;
         }
+        // file://: the connection is never kept. libcurl puts a file://
+        // "connection" in the connection cache, and the transfer that later
+        // prunes it as dead frees that transfer's own protocol state as if
+        // it were the file one (7.88: an invalid free; fuzz seed
+        // 1737867550, an smb:// transfer pruning).
+        let scheme = self.scheme();
+        let file = matches!(&scheme, Scheme::Named(n) if n.eq_ignore_ascii_case("file"));
+        let (forbid_applied, forbid_reuse) = {
+            let st = self.starts.borrow();
+            (st.forbid_applied, st.forbid_reuse)
+        };
+        if file && !forbid_applied {
+            self.set_long_raw(c::CURLOPT_FORBID_REUSE, 1)?;
+            self.starts.borrow_mut().forbid_applied = true;
+        } else if !file && forbid_applied {
+            self.set_long_raw(c::CURLOPT_FORBID_REUSE, forbid_reuse)?;
+            self.starts.borrow_mut().forbid_applied = false;
+        }
         if !older_than(0x080100) {
             return Ok(());
         }
-        let scheme = self.scheme();
         let h2 = !connect_only && may_h2(&scheme, version);
         let other = matches!(scheme, Scheme::Named(_));
         // Redirects: http and https only, so a transfer stays in its class.

@@ -349,6 +349,78 @@ pub fn option_kind(id: i32) -> i32 {
     }
 }
 
+/// A script set `CURLOPT_NOSIGNAL` on some handle: libcurl then stops
+/// ignoring SIGPIPE inside its calls, so every call that can write goes
+/// through [`without_sigpipe`].
+static NOSIGNAL_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn note_nosignal() {
+    NOSIGNAL_SEEN.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Restores the thread's signal mask (also when the call unwinds).
+struct MaskGuard {
+    old: libc::sigset_t,
+    set: libc::sigset_t,
+}
+
+impl Drop for MaskGuard {
+    fn drop(&mut self) {
+        // SAFETY: sigset_t values built by sigemptyset/pthread_sigmask; the
+        // calls only read and write them.
+        unsafe {
+            // a SIGPIPE raised while it was blocked: discard it here (it
+            // would terminate the process the moment the mask is restored)
+            if libc::sigismember(&self.old, libc::SIGPIPE) == 0 {
+                let mut pending: libc::sigset_t = std::mem::zeroed();
+                if libc::sigpending(&mut pending) == 0
+                    && libc::sigismember(&pending, libc::SIGPIPE) == 1
+                {
+                    let zero = libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    };
+                    libc::sigtimedwait(&self.set, ptr::null_mut(), &zero);
+                }
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, ptr::null_mut());
+        }
+    }
+}
+
+/// Runs a libcurl call that may write to a connection with SIGPIPE blocked
+/// in this thread, and discards a SIGPIPE it raised. A write to a
+/// connection whose peer is gone raises SIGPIPE unless the writer asks not
+/// to; libcurl asks (or ignores the signal) in its transfer calls, but not
+/// everywhere (removing a transfer half-way closes its connection, and a
+/// protocol library such as OpenLDAP writes its goodbye with a plain
+/// write), and not at all once `CURLOPT_NOSIGNAL` is set. A Lua script has
+/// no way to handle the signal: it would end the host process.
+pub(crate) fn without_sigpipe<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: plain signal-mask calls on local sigset_t values.
+    let guard = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        MaskGuard { old, set }
+    };
+    let r = f();
+    drop(guard);
+    r
+}
+
+/// [`without_sigpipe`] for the calls libcurl protects itself, unless a
+/// script turned that off with `CURLOPT_NOSIGNAL`.
+pub(crate) fn maybe_without_sigpipe<T>(f: impl FnOnce() -> T) -> T {
+    if NOSIGNAL_SEEN.load(std::sync::atomic::Ordering::Relaxed) {
+        without_sigpipe(f)
+    } else {
+        f()
+    }
+}
+
 /// Closes a descriptor (the close-socket callback makes that our job).
 pub fn close_socket(fd: sys::curl_socket_t) {
     // SAFETY: a plain syscall on a number; the caller owns the descriptor.

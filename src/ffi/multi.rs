@@ -166,7 +166,7 @@ impl<M: MultiHandler> Drop for Multi<M> {
         let _ = self.set_push(false);
         // SAFETY: the handle is ours and freed once; the handler box is
         // dropped after this body, when no callback can run any more.
-        unsafe { sys::curl_multi_cleanup(self.ptr.as_ptr()) };
+        super::without_sigpipe(|| unsafe { sys::curl_multi_cleanup(self.ptr.as_ptr()) });
     }
 }
 
@@ -309,7 +309,14 @@ impl<M: MultiHandler> Multi<M> {
             return Err(sys::CURLM_BAD_EASY_HANDLE);
         }
         // SAFETY: both handles are alive.
-        mcode(unsafe { sys::curl_multi_remove_handle(self.ptr.as_ptr(), e.as_ptr()) })?;
+        let remove = || unsafe { sys::curl_multi_remove_handle(self.ptr.as_ptr(), e.as_ptr()) };
+        // removing a transfer that has not ended closes its connection,
+        // which may write (SIGPIPE); one that ended writes nothing
+        mcode(if e.done.get() {
+            remove()
+        } else {
+            super::without_sigpipe(remove)
+        })?;
         e.set_in_multi(false);
         Ok(())
     }
@@ -317,14 +324,18 @@ impl<M: MultiHandler> Multi<M> {
     pub fn socket_action(&self, fd: sys::curl_socket_t, mask: c_int) -> Result<c_int, CURLMcode> {
         let mut running: c_int = 0;
         // SAFETY: live handle; out-pointer to a local.
-        mcode(unsafe { sys::curl_multi_socket_action(self.ptr.as_ptr(), fd, mask, &mut running) })?;
+        mcode(super::maybe_without_sigpipe(|| unsafe {
+            sys::curl_multi_socket_action(self.ptr.as_ptr(), fd, mask, &mut running)
+        }))?;
         Ok(running)
     }
 
     pub fn perform(&self) -> Result<c_int, CURLMcode> {
         let mut running: c_int = 0;
         // SAFETY: live handle; out-pointer to a local.
-        mcode(unsafe { sys::curl_multi_perform(self.ptr.as_ptr(), &mut running) })?;
+        mcode(super::maybe_without_sigpipe(|| unsafe {
+            sys::curl_multi_perform(self.ptr.as_ptr(), &mut running)
+        }))?;
         Ok(running)
     }
 

@@ -21,7 +21,7 @@ impl Drop for Share {
     fn drop(&mut self) {
         // SAFETY: the handle is ours and no easy uses it any more (each one
         // holds the share while it does).
-        unsafe { sys::curl_share_cleanup(self.ptr.as_ptr()) };
+        super::without_sigpipe(|| unsafe { sys::curl_share_cleanup(self.ptr.as_ptr()) });
     }
 }
 

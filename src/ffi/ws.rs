@@ -167,10 +167,14 @@ impl<H: EasyHandler> Easy<H> {
     /// 0: `data` is its first part).
     pub fn ws_send(&self, data: &[u8], fragsize: i64, flags: u32) -> Res<usize> {
         let api = api().map_err(Fault::Refused)?;
+        // callback mode: the transfer runs; CONNECT_ONLY mode: it succeeded
+        if !(self.in_multi.get() || self.performing.get()) {
+            self.need_connection()?;
+        }
         let h = self.raw()?;
         let mut n: usize = 0;
         // SAFETY: live handle; (ptr, len) describe `data`.
-        let rc = unsafe {
+        let rc = super::without_sigpipe(|| unsafe {
             (api.send)(
                 h,
                 data.as_ptr() as *const c_void,
@@ -179,13 +183,14 @@ impl<H: EasyHandler> Easy<H> {
                 fragsize as sys::curl_off_t,
                 flags as c_uint,
             )
-        };
+        });
         code(rc as CURLcode).map(|()| n)
     }
 
     /// `curl_ws_recv` into `buf`: bytes received and the frame's metadata.
     pub fn ws_recv(&self, buf: &mut [u8]) -> Res<(usize, Option<WsFrame>)> {
         let api = api().map_err(Fault::Refused)?;
+        self.need_connection()?;
         let h = self.raw()?;
         let mut n: usize = 0;
         let mut meta: *const RawFrame = std::ptr::null();

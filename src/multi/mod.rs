@@ -137,6 +137,9 @@ impl MultiInner {
         if msg.msg == c::CURLMSG_DONE as c_int {
             if let Some(e) = self.easies.borrow().get(&msg.easy) {
                 e.finished.set(true);
+                if let Some(h) = e.handle() {
+                    h.transfer_done(msg.result);
+                }
             }
         }
         Some(msg)
