@@ -1496,6 +1496,24 @@ local function fetch_cb()
   end)
 end
 
+-- Runs `body` as a task of loop `l` (a cqueues-managed coroutine on
+-- cqueues, else a coroutine resumed here): what it raises at once must be a
+-- good error, and nothing may yield out of the module into it.
+local function in_loop_task(l, info, label, what, body)
+  if info.backend == "cqueues" then
+    call_opts(true, label .. " [cq:wrap]", function() l.backend.cq:wrap(body) end)
+    return
+  end
+  local co = coroutine.create(body)
+  local r = call_opts(true, label .. " [resume]", coroutine.resume, co)
+  if r[1] and r[2] == false then
+    local ok, why = good_error(r[3], 0, true)
+    if not ok then violation(info.name .. ":" .. what .. " raised " .. why) end
+  elseif r[1] and r[3] == YIELD_TOKEN then
+    violation("a callback yielded out of the module (" .. what .. " coroutine got the token)")
+  end
+end
+
 local function loop_op()
   local l = any_of("loop")
   if not l then return loop_new() end
@@ -1542,18 +1560,7 @@ local function loop_op()
       local ok, res = l:Await(e, { timeout_ms = R.int(100, 800) })
       if ok ~= true and ok ~= false then violation("Await returned " .. D(ok)) end
     end
-    if info.backend == "cqueues" then
-      call_opts(true, name .. ":Await(" .. D(e) .. ") [cq:wrap]", function() l.backend.cq:wrap(body) end)
-    else
-      local co = coroutine.create(body)
-      local r = call_opts(true, name .. ":Await(" .. D(e) .. ") [resume]", coroutine.resume, co)
-      if r[1] and r[2] == false then
-        local ok, why = good_error(r[3], 0, true)
-        if not ok then violation(name .. ":Await raised " .. why) end
-      elseif r[1] and r[3] == YIELD_TOKEN then
-        violation("a callback yielded out of the module (Await coroutine got the token)")
-      end
-    end
+    in_loop_task(l, info, name .. ":Await(" .. D(e) .. ")", "Await", body)
   elseif k == 9 then
     call_opts(true, name .. ":Active", l.Active, l)
   elseif k == 11 then
@@ -1574,18 +1581,7 @@ local function loop_op()
         else collectgarbage("collect") end
       end
     end
-    if info.backend == "cqueues" then
-      call_opts(true, name .. ":WebSocket(" .. D(url) .. ") [cq:wrap]", function() l.backend.cq:wrap(body) end)
-    else
-      local co = coroutine.create(body)
-      local r = call_opts(true, name .. ":WebSocket(" .. D(url) .. ") [resume]", coroutine.resume, co)
-      if r[1] and r[2] == false then
-        local ok, why = good_error(r[3], 0, true)
-        if not ok then violation(name .. ":WebSocket raised " .. why) end
-      elseif r[1] and r[3] == YIELD_TOKEN then
-        violation("a callback yielded out of the module (WebSocket coroutine got the token)")
-      end
-    end
+    in_loop_task(l, info, name .. ":WebSocket(" .. D(url) .. ")", "WebSocket", body)
   else
     loop_close(l, name .. ":Close")
     drop(l)

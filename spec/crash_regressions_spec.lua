@@ -6,16 +6,7 @@
 local H = require "helper"
 local curl = H.curl
 
-local function usage_error(f, pattern)
-  local ok, err = pcall(f)
-  assert.is_false(ok, "expected an error")
-  assert.are.equal(curl.Error, getmetatable(err), "a curl.Error: " .. tostring(err))
-  assert.are.equal("usage", err.kind)
-  if pattern then
-    assert.truthy(err.message:find(pattern), err.message)
-  end
-  return err
-end
+local usage_error = H.usage_error
 
 local older_than = function(num) return curl.VersionInfo().version_num < num end
 

@@ -98,14 +98,7 @@ local function same(cli_args, opts, setup, times)
   return o_body
 end
 
--- Declares `it(name, fn)`, or a pending case saying why it cannot run.
-local function it_if(why_not, name, fn)
-  if why_not then
-    pending(name .. " [" .. why_not .. "]")
-  else
-    it(name, fn)
-  end
-end
+local it_if = H.it_if(it, pending)
 
 -- The curl tool runs the system libcurl; on another one (the bundled build)
 -- cases whose request differs between libcurl versions are skipped.

@@ -11,14 +11,7 @@ local function echo(opts, path)
   return r:Json(), r
 end
 
-local function usage_error(f, pattern)
-  local ok, err = pcall(f)
-  assert.is_false(ok, "expected an error")
-  assert.are.equal(curl.Error, getmetatable(err), tostring(err))
-  assert.are.equal("usage", err.kind)
-  if pattern then assert.truthy(err.message:find(pattern), err.message) end
-  return err
-end
+local usage_error = H.usage_error
 
 local function tmpname()
   local p = os.tmpname()
@@ -254,19 +247,7 @@ end)
 
 -------------------------------------------------------------- loop:Fetch
 
-local backends = { "poller" }
-if pcall(require, "luv") then backends[#backends + 1] = "luv" end
-if pcall(require, "cqueues") then backends[#backends + 1] = "cqueues" end
-
-local function in_task(name, loop, f)
-  if name == "cqueues" then
-    loop.backend.cq:wrap(function() f(loop) end)
-  else
-    local co = coroutine.create(f)
-    local ok, err = coroutine.resume(co, loop)
-    assert(ok, err)
-  end
-end
+local in_task = H.in_task
 
 -- the same failure, sync and async: name, code, kind and message (digits
 -- aside: timings), with libcurl's detail
@@ -281,7 +262,7 @@ local function shape(err)
   return { kind = err.kind, code = err.code, name = err.name, message = (err.message:gsub("%d+", "N")) }
 end
 
-for _, name in ipairs(backends) do
+for _, name in ipairs(H.loop_backends) do
   describe("loop:Fetch (" .. name .. ")", function()
     local new = require("curl.loop." .. name).new
     local loop

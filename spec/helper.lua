@@ -58,6 +58,48 @@ function H.needs_feature(name)
   return ("libcurl %s was built without %s"):format(H.libcurl.version, name)
 end
 
+-- it_if(why_not, name, fn): `it(name, fn)`, or a pending case saying why it
+-- cannot run. busted's `it` and `pending` live in each spec file's
+-- environment, so a spec makes its own: `local it_if = H.it_if(it, pending)`.
+function H.it_if(it_, pending_)
+  return function(why_not, name, fn)
+    if why_not then
+      pending_(name .. " [" .. why_not .. "]")
+    else
+      it_(name, fn)
+    end
+  end
+end
+
+-- Calls f, which must raise a usage curl.Error (whose message matches
+-- `pattern`, if given); returns the error.
+function H.usage_error(f, pattern)
+  local la = require "luassert"
+  local ok, err = pcall(f)
+  la.is_false(ok, "expected an error")
+  la.are.equal(curl.Error, getmetatable(err), "a curl.Error: " .. tostring(err))
+  la.are.equal("usage", err.kind)
+  if pattern then la.truthy(err.message:find(pattern), err.message) end
+  return err
+end
+
+-- The curl.loop backends this interpreter has: the Poller, luv, cqueues.
+H.loop_backends = { "poller" }
+if pcall(require, "luv") then H.loop_backends[#H.loop_backends + 1] = "luv" end
+if pcall(require, "cqueues") then H.loop_backends[#H.loop_backends + 1] = "cqueues" end
+
+-- Runs `f(loop)` as a coroutine the backend can suspend (a cqueues-managed
+-- one for cqueues); the loop's Run then drives it.
+function H.in_task(name, loop, f)
+  if name == "cqueues" then
+    loop.backend.cq:wrap(function() f(loop) end)
+  else
+    local co = coroutine.create(f)
+    local ok, err = coroutine.resume(co, loop)
+    assert(ok, err)
+  end
+end
+
 ------------------------------------------------------------------ servers
 
 local function sh(cmd)
@@ -79,6 +121,7 @@ local function read_text(path)
   f:close()
   return s
 end
+H.read_text = read_text
 
 local function alive(pid)
   local r = os.execute("kill -0 " .. pid .. " 2>/dev/null")

@@ -3,21 +3,8 @@
 local H = require "helper"
 local curl = H.curl
 
-local backends = { "poller" }
-if pcall(require, "luv") then backends[#backends + 1] = "luv" end
-if pcall(require, "cqueues") then backends[#backends + 1] = "cqueues" end
-
--- Runs `f(loop)` as a coroutine the backend can suspend (a cqueues-managed
--- one for cqueues), then drives the loop until idle.
-local function in_task(name, loop, f)
-  if name == "cqueues" then
-    loop.backend.cq:wrap(function() f(loop) end)
-  else
-    local co = coroutine.create(f)
-    local ok, err = coroutine.resume(co, loop)
-    assert(ok, err)
-  end
-end
+local backends = H.loop_backends
+local in_task = H.in_task
 
 for _, name in ipairs(backends) do
   describe("curl.loop." .. name, function()

@@ -23,13 +23,7 @@ end
 
 local function sq(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_all = H.read_text
 
 local function write_file(path, s)
   local f = assert(io.open(path, "wb"))
@@ -47,14 +41,7 @@ local function python_with(module)
   return nil
 end
 
--- Declares `it(name, fn)`, or a pending case saying why it cannot run.
-local function it_if(why_not, name, fn)
-  if why_not then
-    pending(name .. " [" .. why_not .. "]")
-  else
-    it(name, fn)
-  end
-end
+local it_if = H.it_if(it, pending)
 
 -- Runs `easy` in a multi driven by SocketAction; returns its CURLcode.
 local function run_in_multi(easy)

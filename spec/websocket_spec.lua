@@ -13,19 +13,9 @@ local function has(flags, bit) return math.floor(flags / bit) % 2 == 1 end
 
 local has_ws = H.has_protocol("ws")
 
-local function usage_error(f, pattern)
-  local ok, err = pcall(f)
-  assert.is_false(ok, "expected an error")
-  assert.are.equal(curl.Error, getmetatable(err), tostring(err))
-  assert.are.equal("usage", err.kind)
-  if pattern then assert.truthy(err.message:find(pattern), err.message) end
-  return err
-end
+local usage_error = H.usage_error
 
--- Declares `it(name, fn)`, or a pending case saying why it cannot run.
-local function it_if(why_not, name, fn)
-  if why_not then pending(name .. " [" .. why_not .. "]") else it(name, fn) end
-end
+local it_if = H.it_if(it, pending)
 
 -- bytes (i*7 + j) % 256 of the server's fragment i
 local function fragment(i, size)
@@ -217,21 +207,9 @@ describe("WebSockets", function()
 
   -------------------------------------------------------------- loop helper
 
-  local backends = { "poller" }
-  if pcall(require, "luv") then backends[#backends + 1] = "luv" end
-  if pcall(require, "cqueues") then backends[#backends + 1] = "cqueues" end
+  local in_task = H.in_task
 
-  local function in_task(name, loop, f)
-    if name == "cqueues" then
-      loop.backend.cq:wrap(function() f(loop) end)
-    else
-      local co = coroutine.create(f)
-      local ok, err = coroutine.resume(co, loop)
-      assert(ok, err)
-    end
-  end
-
-  for _, name in ipairs(backends) do
+  for _, name in ipairs(H.loop_backends) do
     describe("loop:WebSocket (" .. name .. ")", function()
       local new = require("curl.loop." .. name).new
       local loop
