@@ -2037,7 +2037,12 @@ local function module_op()
     -- a method called on the wrong class
     local cls = R.pick { "easy", "multi", "share", "url", "mime", "part", "poller", "buffer" }
     local self = any_object() or any_value()
-    invoke(cls, self, R.pick(METHODS[cls]), any_value(), any_value())
+    local mname = R.pick(METHODS[cls])
+    local a, b = any_value(), any_value()
+    -- never a wait that nothing ends (Wait(-1) blocks by contract)
+    if mname == "Wait" or mname == "Poll" then a = R.int(0, 20) end
+    if mname == "Dispatch" then b = R.int(0, 20) end
+    invoke(cls, self, mname, a, b)
   elseif k == 10 then
     local url, opts = fetch_args()
     call("curl.Fetch(" .. D(url) .. ")", curl.Fetch, url, opts)
