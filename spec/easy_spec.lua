@@ -220,3 +220,65 @@ describe("curl.Buffer", function()
     for i = 1, 10 do assert.are.equal(H.pattern(i * 1000), bufs[i]:Take()) end
   end)
 end)
+
+describe("no silent failures", function()
+  after_each(H.gc)
+
+  it("takes a header map for HTTPHEADER and PROXYHEADER, refuses maps for other lists", function()
+    local got = {}
+    local e = curl.Easy { URL = H.url("/echo"), WriteFunction = function(d) got[#got + 1] = d end,
+      HttpHeader = { ["X-A"] = "1", ["X-B"] = { "p", "q" }, ["User-Agent"] = false, ["X-N"] = 5 } }
+    e:Perform()
+    local body = table.concat(got)
+    assert.truthy(body:find('"x-a": "1"', 1, true), body)
+    assert.truthy(body:find('"x-b": "', 1, true), body) -- (the fixture keeps one of the two)
+    assert.truthy(body:find('"x-n": "5"', 1, true), body)
+    assert.is_nil(body:find('"user-agent"', 1, true), body)
+    e:SetOpt_ProxyHeader { ["X-P"] = "1" }
+    H.usage_error(function() e:SetOpt_HttpHeader { "X-L: 1", extra = "2" } end, "key \"extra\"")
+    H.usage_error(function() e:SetOpt_HttpHeader { [true] = "x" } end, "keys are names")
+    H.usage_error(function() e:SetOpt_HttpHeader { a = print } end, "header \"a\" is a function")
+    H.usage_error(function() e:SetOpt_Mail_Rcpt { to = "a@b" } end, "expected a list of strings")
+    e:Close()
+  end)
+
+  it("a bare easy never reads stdin (a POST whose PostFields was unset, an upload)", function()
+    -- in a child process with a stdin that must not reach the server
+    local lua = ({ lua51 = "lua5.1", lua52 = "lua5.2", lua53 = "lua5.3", lua54 = "lua5.4" })[H.feature] or "luajit"
+    local script = os.tmpname()
+    local f = assert(io.open(script, "wb"))
+    f:write(("package.cpath = %q .. package.cpath\n"):format(H.build_dir .. "/?.so;"))
+    f:write(([[
+local curl = require "curl"
+local out = {}
+local w = function(d) out[#out + 1] = d end
+local e = curl.Easy { URL = %q, PostFields = "a=1", WriteFunction = w, TimeoutMs = 5000 }
+e:Perform()
+e:SetOpt_PostFields(nil)
+e:Perform()
+local u = curl.Easy { URL = %q, Upload = true, WriteFunction = w, TimeoutMs = 5000 }
+u:Perform()
+io.write(table.concat(out))
+]]):format(H.url("/echo"), H.url("/echo")))
+    f:close()
+    local p = assert(io.popen(("echo STDIN-SECRET | %s %s 2>&1"):format(lua, script)))
+    local out = p:read("*a")
+    p:close()
+    os.remove(script)
+    assert.truthy(out:find('"method": "PUT"', 1, true), out)
+    assert.is_nil(out:find("STDIN-SECRET", 1, true), out)
+  end)
+
+  it("AddHandle of an added easy says what to do", function()
+    local m, m2 = curl.Multi(), curl.Multi()
+    local e = curl.Easy { URL = "http://127.0.0.1:1/" }
+    m:AddHandle(e)
+    local ok, err = pcall(m.AddHandle, m, e)
+    assert.is_false(ok)
+    assert.are.equal("CURLM_ADDED_ALREADY", err.name)
+    assert.truthy(err.message:find("RemoveHandle", 1, true), err.message)
+    ok, err = pcall(m2.AddHandle, m2, e)
+    assert.truthy(err.message:find("another multi", 1, true), err.message)
+    m:Close(); m2:Close(); e:Close()
+  end)
+end)

@@ -145,12 +145,46 @@ pub fn long_value(opt: &str, v: &Value) -> R<i64> {
     }
 }
 
-fn string_list(opt: &str, v: &Value) -> R<Vec<CString>> {
+fn string_list(opt: &str, v: &Value, headers: bool) -> R<Vec<CString>> {
     let Value::Table(t) = v else {
         return bad_value(opt, "array of strings or nil", v);
     };
+    let n = t.raw_len();
+    // keys other than 1..n: a map, which ipairs would silently skip
+    let mut other: Option<Value> = None;
+    for pair in t.clone().pairs::<Value, Value>() {
+        let (k, _) = pair?;
+        let listed = match k {
+            Value::Integer(i) => i >= 1 && (i as usize) <= n,
+            // Lua 5.1 / LuaJIT keys are doubles
+            Value::Number(f) => f.fract() == 0.0 && f >= 1.0 && f <= n as f64,
+            _ => false,
+        };
+        if !listed {
+            other = Some(k);
+            break;
+        }
+    }
+    if let Some(k) = other {
+        if headers && n == 0 {
+            return header_map(opt, t);
+        }
+        return usage(format!(
+            "bad argument #2 'value' for {opt}: expected a list of strings, got a table with the key {} ({}){}",
+            match &k {
+                Value::String(s) => format!("{:?}", s.to_string_lossy()),
+                _ => type_name(&k),
+            },
+            type_name(&k),
+            if headers {
+                "; headers may also be a map of names to values, with no list items"
+            } else {
+                ""
+            }
+        ));
+    }
     let mut out = Vec::new();
-    for i in 1..=t.raw_len() {
+    for i in 1..=n {
         let item: Value = t.raw_get(i)?;
         let Some(b) = lua_bytes(&item) else {
             return usage(format!(
@@ -162,6 +196,64 @@ fn string_list(opt: &str, v: &Value) -> R<Vec<CString>> {
             CString::new(b)
                 .map_err(|_| Fail::Usage(format!("{opt}: item {i} contains a NUL byte")))?,
         );
+    }
+    Ok(out)
+}
+
+/// A header map (`{ ["X-A"] = "1", ["X-B"] = { "p", "q" }, Accept = false }`)
+/// as `Name: value` lines, sorted by name: a list value repeats the header,
+/// `false` removes one libcurl would send (`Name:`).
+fn header_map(opt: &str, t: &LuaTable) -> R<Vec<CString>> {
+    let mut items: Vec<(Vec<u8>, Value)> = Vec::new();
+    for pair in t.clone().pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        let Value::String(name) = &k else {
+            return usage(format!(
+                "bad argument #2 'value' for {opt}: a header map's keys are names, got a {}",
+                type_name(&k)
+            ));
+        };
+        items.push((name.as_bytes().to_vec(), v));
+    }
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::new();
+    let line = |name: &[u8], value: Option<&[u8]>| -> R<CString> {
+        let mut l = name.to_vec();
+        match value {
+            Some(v) => {
+                l.extend_from_slice(b": ");
+                l.extend_from_slice(v);
+            }
+            None => l.push(b':'),
+        }
+        CString::new(l).map_err(|_| Fail::Usage(format!("{opt}: a header contains a NUL byte")))
+    };
+    for (name, v) in items {
+        let shown = String::from_utf8_lossy(&name).into_owned();
+        match &v {
+            Value::Boolean(false) => out.push(line(&name, None)?),
+            Value::Table(list) => {
+                for x in list.clone().sequence_values::<Value>() {
+                    let x = x?;
+                    let Some(b) = lua_bytes(&x) else {
+                        return usage(format!(
+                            "bad argument #2 'value' for {opt}: header {shown:?} has a {} in its list (expected strings)",
+                            type_name(&x)
+                        ));
+                    };
+                    out.push(line(&name, Some(&b))?);
+                }
+            }
+            _ => {
+                let Some(b) = lua_bytes(&v) else {
+                    return usage(format!(
+                        "bad argument #2 'value' for {opt}: header {shown:?} is a {} (expected a string, a list of strings or false)",
+                        type_name(&v)
+                    ));
+                };
+                out.push(line(&name, Some(&b))?);
+            }
+        }
     }
     Ok(out)
 }
@@ -199,7 +291,8 @@ fn set_by_kind(h: &EasyHandle, id: i64, kind: i32, opt: &str, v: &Value) -> R<()
         ot::SLIST => match v {
             Value::Nil => h.set_slist(id, None).map_err(f),
             _ => {
-                let items = string_list(opt, v)?;
+                let headers = id == c::CURLOPT_HTTPHEADER || id == c::CURLOPT_PROXYHEADER;
+                let items = string_list(opt, v, headers)?;
                 h.set_slist(id, Some(items)).map_err(f)
             }
         },

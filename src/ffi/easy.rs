@@ -453,9 +453,11 @@ impl<H: EasyHandler> Easy<H> {
             v.push(0); // a terminator: no size can make libcurl read past it
             v
         });
-        if let Some(b) = &bytes {
-            self.set_off_t(c::CURLOPT_POSTFIELDSIZE_LARGE, b.len() as i64 - 1)?;
-        }
+        // the size goes with the bytes: unset, it is libcurl's -1 again (a
+        // size left from the old body would make libcurl wait for bytes the
+        // empty read function never gives)
+        let size = bytes.as_ref().map_or(-1, |b| b.len() as i64 - 1);
+        self.set_off_t(c::CURLOPT_POSTFIELDSIZE_LARGE, size)?;
         let p = bytes
             .as_ref()
             .map_or(ptr::null(), |b| b.as_ptr() as *const c_void);

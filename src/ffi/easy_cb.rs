@@ -790,9 +790,8 @@ extern "C" fn hsts_write_cb<H: EasyHandler>(
 }
 
 extern "C" {
-    // glibc's standard streams: libcurl's defaults for WRITEDATA / READDATA.
+    // glibc's standard output: libcurl's default WRITEDATA.
     static stdout: *mut libc::FILE;
-    static stdin: *mut libc::FILE;
 }
 
 impl<H: EasyHandler> Easy<H> {
@@ -800,6 +799,9 @@ impl<H: EasyHandler> Easy<H> {
     /// what this handle owns (also after `Reset` and in a copy, whose data
     /// pointers libcurl copied from the original).
     pub(super) fn point_data(&self) {
+        if !self.callback_on(Cb::Read) {
+            let _ = self.no_stdin();
+        }
         let h = &*self.handler as *const HandlerBox<H> as *const c_void;
         // SAFETY: the error buffer and the handler box live as long as the
         // handle; the close-socket data is a token, not a pointer.
@@ -819,10 +821,29 @@ impl<H: EasyHandler> Easy<H> {
         }
     }
 
+    /// The read function when the script set none: an empty body.
+    /// libcurl's default reads the process's stdin, which a Lua host never
+    /// means to send (a POST whose POSTFIELDS was unset, an upload without
+    /// a read function).
+    fn no_stdin(&self) -> Res<()> {
+        // SAFETY: `empty_read` has the read callback's type and ignores its
+        // data, which is NULL.
+        unsafe {
+            self.setopt_ptr(c::CURLOPT_READFUNCTION, empty_read as *const c_void)?;
+            self.setopt_ptr(c::CURLOPT_READDATA, ptr::null())
+        }
+    }
+
     /// Turns callback `cb` on (its trampoline, with this handle's handler)
-    /// or off (libcurl's default; for the stream callbacks that includes
-    /// the default `FILE*`: stdout for write, stdin for read).
+    /// or off (libcurl's default; for write that includes the default
+    /// `FILE*`, stdout; for read, an empty body instead of stdin).
     pub fn set_callback(&self, cb: Cb, on: bool) -> Res<()> {
+        if cb == Cb::Read && !on {
+            self.no_stdin()?;
+            self.callbacks_on
+                .set(self.callbacks_on.get() & !(1u32 << cb as u32));
+            return Ok(());
+        }
         let f = if on {
             cb.trampoline::<H>()
         } else {
@@ -837,8 +858,6 @@ impl<H: EasyHandler> Easy<H> {
                 match cb {
                     // SAFETY: reading glibc's process-wide stream pointers.
                     Cb::Write => unsafe { stdout as *const c_void },
-                    // SAFETY: as above.
-                    Cb::Read => unsafe { stdin as *const c_void },
                     _ => ptr::null(),
                 }
             };
@@ -875,6 +894,12 @@ impl<H: EasyHandler> Easy<H> {
     pub(super) fn callback_on(&self, cb: Cb) -> bool {
         self.callbacks_on.get() & (1 << cb as u32) != 0
     }
+}
+
+/// The read function of a handle whose script set none: the end of the
+/// body at once (see `no_stdin`).
+extern "C" fn empty_read(_buf: *mut c_char, _size: usize, _n: usize, _data: *mut c_void) -> usize {
+    0
 }
 
 /// Registers a close-socket token for `handler` (see `closers`).

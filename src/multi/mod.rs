@@ -463,9 +463,9 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
     }
     if e.multi.borrow().is_some() {
         let detail = if inner.owns(&e) {
-            "the easy is already added to this multi"
+            "the easy is already added to this multi (to run it again, multi:RemoveHandle(easy) first, once its transfer is done)"
         } else {
-            "the easy is already added to another multi"
+            "the easy is already added to another multi (remove it there with RemoveHandle first)"
         };
         return Err(Fail::Multi(CURLM_ADDED_ALREADY, Some(detail.into())));
     }
