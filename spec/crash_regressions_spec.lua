@@ -174,9 +174,8 @@ describe("crash regressions", function()
     -- easy:Pause hands buffered data to the write callback, which writes to
     -- a pipe whose reader is gone: SIGPIPE, which killed the process (seen
     -- as an unexplained SIGPIPE in fuzz runs)
-    local lua = ({ lua51 = "lua5.1", lua52 = "lua5.2", lua53 = "lua5.3", lua54 = "lua5.4" })[H.feature] or "luajit"
     local p = assert(io.popen(("%s %s/spec/support/sigpipe_child.lua %s %s 2>&1; echo rc=$?")
-      :format(lua, H.root, H.build_dir, H.nginx_http .. "/1k")))
+      :format(H.lua, H.root, H.build_dir, H.nginx_http .. "/1k")))
     local out = p:read("*a")
     p:close()
     assert.truthy(out:find("survived\ttrue\ttrue", 1, false), out)

@@ -299,6 +299,27 @@ function H.pattern(n)
   return (base:rep(math.floor(n / #base) + 1)):sub(1, n)
 end
 
+-- The command of the interpreter running the specs (for child processes).
+H.lua = ({ lua51 = "lua5.1", lua52 = "lua5.2", lua53 = "lua5.3", lua54 = "lua5.4" })[H.feature] or "luajit"
+
+-- Runs `code` in a child interpreter with this build first on its cpath and
+-- `stdin` as its standard input; returns what it wrote to stdout and to
+-- stderr.
+function H.run_lua(code, stdin)
+  local script, input, out, err = os.tmpname(), os.tmpname(), os.tmpname(), os.tmpname()
+  local function put(path, text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+  end
+  put(script, ("package.cpath = %q .. package.cpath\n"):format(H.build_dir .. "/?.so;") .. code)
+  put(input, stdin or "")
+  os.execute(("%s %s < %s > %s 2> %s"):format(H.lua, script, input, out, err))
+  local stdout, stderr = read_text(out) or "", read_text(err) or ""
+  for _, p in ipairs { script, input, out, err } do os.remove(p) end
+  return stdout, stderr
+end
+
 -- An easy that collects its body into t[1].
 function H.collecting_easy(url, extra)
   local chunks = {}

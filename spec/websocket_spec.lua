@@ -24,11 +24,7 @@ local function fragment(i, size)
   return table.concat(t)
 end
 
-local function pattern(n)
-  local t, s = {}, "0123456789abcdefghijklmnopqrstuvwxyz"
-  for i = 1, math.ceil(n / #s) do t[i] = s end
-  return table.concat(t):sub(1, n)
-end
+local pattern = H.pattern
 
 describe("WebSockets without libcurl support", function()
   it_if(has_ws and "this libcurl has WebSockets", "WsSend, WsRecv and WsMeta say which libcurl has them", function()
