@@ -10,8 +10,8 @@
 --     turns it into CURLE_HTTP_RETURNED_ERROR).
 local curl = ...
 
-local type, pairs, ipairs, tostring, setmetatable, error, pcall, require =
-      type, pairs, ipairs, tostring, setmetatable, error, pcall, require
+local type, pairs, ipairs, next, tostring, setmetatable, error, pcall, require =
+      type, pairs, ipairs, next, tostring, setmetatable, error, pcall, require
 local concat, sort, insert = table.concat, table.sort, table.insert
 local format, lower, gsub, match = string.format, string.lower, string.gsub, string.match
 local floor = math.floor
@@ -77,9 +77,10 @@ local function query_string(q)
   return concat(parts, "&")
 end
 
--- headers: a list of "Name: value" lines, or a map name -> value (a list
--- value repeats the header); sorted for a stable order
-local function header_list(method, h)
+-- headers: a list of "Name: value" lines, checked and copied, or a map of
+-- names to values, copied as is: easy:SetOpt_HttpHeader turns a map into
+-- lines (and checks it) itself.
+local function header_value(method, h)
   local out = {}
   if #h > 0 then
     for i, line in ipairs(h) do
@@ -90,24 +91,7 @@ local function header_list(method, h)
     end
     return out
   end
-  local names = {}
-  for k in pairs(h) do
-    if type(k) ~= "string" then
-      error(usage(method, "bad option 'headers' (expected a list of lines or a map of names to values)"), 4)
-    end
-    names[#names + 1] = k
-  end
-  sort(names)
-  for _, k in ipairs(names) do
-    local v = h[k]
-    if type(v) == "table" then
-      for _, x in ipairs(v) do out[#out + 1] = k .. ": " .. tostring(x) end
-    elseif v == false then
-      out[#out + 1] = k .. ":" -- libcurl: remove a header it would send
-    else
-      out[#out + 1] = k .. ": " .. tostring(v)
-    end
-  end
+  for k, v in pairs(h) do out[k] = v end
   return out
 end
 
@@ -213,7 +197,7 @@ function M.prepare(method_name, url, opts)
     local headers = {}
     if opts.headers ~= nil then
       if type(opts.headers) ~= "table" then error(bad(method_name, "headers", "table", opts.headers), 0) end
-      headers = header_list(method_name, opts.headers)
+      headers = header_value(method_name, opts.headers)
     end
     local nbody = (opts.body ~= nil and 1 or 0) + (opts.json ~= nil and 1 or 0) + (opts.form ~= nil and 1 or 0)
     if nbody > 1 then error(usage(method_name, "give one of the options body, json and form"), 0) end
@@ -227,7 +211,11 @@ function M.prepare(method_name, url, opts)
         error(usage(method_name, "option 'json': cannot encode: " .. tostring(s)), 0)
       end
       easy:SetOpt_PostFields(s)
-      headers[#headers + 1] = "Content-Type: application/json"
+      if #headers == 0 and next(headers) ~= nil then
+        headers["Content-Type"] = "application/json"
+      else
+        headers[#headers + 1] = "Content-Type: application/json"
+      end
     elseif opts.form ~= nil then
       if type(opts.form) ~= "table" then error(bad(method_name, "form", "table", opts.form), 0) end
       local mime = curl.Mime(easy)
@@ -262,7 +250,7 @@ function M.prepare(method_name, url, opts)
     elseif method and not (method == "POST" and nbody > 0) then
       easy:SetOpt_CustomRequest(method)
     end
-    if #headers > 0 then easy:SetOpt_HttpHeader(headers) end
+    if next(headers) ~= nil then easy:SetOpt_HttpHeader(headers) end
     -- redirects: followed by default, at most 10
     local follow = opts.follow
     if follow == nil or follow == true then follow = 10 end
