@@ -1430,7 +1430,8 @@ local function loop_new()
   if kind ~= "poller" and AVOID.loop_multi_closed then m = nil end -- it may be closed already
   local r
   if kind == "poller" then
-    r = call("curl.loop.poller.new(" .. D(m) .. ")", function() return require("curl.loop.poller").new(m) end)
+    local lo = R.chance(0.3) and { max_active = R.chance(0.95) and R.int(1, 4) or any_value() } or nil
+    r = call("curl.loop.poller.new(" .. D(m) .. ", " .. D(lo) .. ")", function() return require("curl.loop.poller").new(m, lo) end)
   elseif kind == "luv" then
     r = call("curl.loop.luv.new(" .. D(m) .. ")", function() return require("curl.loop.luv").new(uv, m) end)
   else
@@ -1518,9 +1519,35 @@ local function loop_op()
   local l = any_of("loop")
   if not l then return loop_new() end
   local info = meta[l]
-  local k = R.int(1, 12)
+  local k = R.int(1, 14)
   if k == 11 and not WS then k = 10 end
   local name = info.name
+  if k == 13 then
+    -- limits and timers
+    local j = R.int(1, 4)
+    if j == 1 then
+      local n = R.chance(0.9) and R.pick { 1, 2, 5, nil } or any_value()
+      call_opts(true, name .. ":SetMaxActive(" .. D(n) .. ")", l.SetMaxActive, l, n)
+    elseif j == 2 then
+      call_opts(true, name .. ":Queued", l.Queued, l)
+    elseif j == 3 then
+      local ms = R.chance(0.9) and R.int(0, 200) or any_value()
+      local rate = temperament()
+      local fn = R.chance(0.95) and wrapcb("after", function()
+        local odd = misbehave(rate, {})
+        if odd then return odd() end
+      end) or any_value()
+      local r = call_opts(true, name .. ":After(" .. D(ms) .. ")", l.After, l, ms, fn)
+      if r[1] and type(r[2]) == "table" and R.chance(0.3) then
+        call_opts(true, "timer:Cancel", r[2].Cancel, r[2])
+      end
+    else
+      local ms = R.chance(0.9) and R.int(0, 100) or any_value()
+      in_loop_task(l, info, name .. ":Sleep(" .. D(ms) .. ")", "Sleep", function() l:Sleep(ms) end)
+    end
+    return
+  end
+  if k == 14 then k = 12 end
   if k == 12 then
     local url, opts = fetch_args()
     call_opts(true, name .. ":Fetch(" .. D(url) .. ")", l.Fetch, l, url, opts,
@@ -1823,7 +1850,7 @@ local function url_op()
   local u = any_of("url")
   if not u or R.chance(0.1) then
     local a = R.chance(0.8) and R.pick(URLS_GOOD) or R.pick { nil, "", "http://a b/", "http://" .. LONG_LABEL .. "/", "nope" }
-    local flags = R.chance(0.2) and R.pick { 0, curl.CURLU_DEFAULT_SCHEME or 4, curl.CURLU_NON_SUPPORT_SCHEME or 8, "x", -1 } or nil
+    local flags = R.chance(0.2) and R.pick { 0, curl.constants.CURLU_DEFAULT_SCHEME or 4, curl.constants.CURLU_NON_SUPPORT_SCHEME or 8, "x", -1 } or nil
     if R.chance(0.05) then a = any_value(); if type(a) == "string" then a = "" end end
     local r = call("curl.URL(" .. D(a) .. ", " .. D(flags) .. ")", curl.URL, a, flags)
     if r[1] then track(r[2], "url"); add("url", r[2]) end
@@ -1994,7 +2021,8 @@ fetch_args = function()
   if R.chance(0.05) then return any_value(), any_value() end
   local opts = { timeout = R.pick { 0.2, 0.5, 1 } }
   local keys = { "method", "headers", "query", "body", "json", "form", "follow", "auth", "verify", "ca",
-                 "output", "progress", "options", "connect_timeout", "bogus" }
+                 "output", "progress", "options", "connect_timeout", "bogus", "retries", "retry_delay",
+                 "retry_max_delay" }
   for _ = 1, R.int(0, 4) do
     local k = R.pick(keys)
     local v
@@ -2017,6 +2045,11 @@ fetch_args = function()
         if CB.chance(0.05) then return true end -- abort
       end) or "f"
     elseif k == "options" then v = R.pick { { UserAgent = "fz" }, { NoSuchOption = 1 }, { FailOnError = true }, 7 }
+    elseif k == "retries" then
+      v = R.pick { 1, 2, -1, "x" }
+      opts.retry_delay = R.pick { 0.01, 0.05 } -- bounded in time
+    elseif k == "retry_delay" then v = R.pick { 0, 0.02, -1, 0 / 0, "x" }
+    elseif k == "retry_max_delay" then v = R.pick { 0.01, 0.1, -1, {} }
     else v = any_value() end
     opts[k] = v
   end

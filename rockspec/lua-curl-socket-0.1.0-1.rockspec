@@ -37,6 +37,15 @@ build = {
       ["curl.loop.luv"] = "lua/curl/loop/luv.lua",
       ["curl.loop.cqueues"] = "lua/curl/loop/cqueues.lua",
       ["curl.loop.websocket"] = "lua/curl/loop/websocket.lua",
+      -- LuaLS definitions (docs/editor.md), in share/lua/5.x/curl/types/:
+      -- point lua-language-server's workspace.library there
+      ["curl.types.curl"] = "types/curl.lua",
+      ["curl.types.curl_options"] = "types/curl_options.lua",
+      ["curl.types.curl.loop"] = "types/curl/loop.lua",
+      ["curl.types.curl.loop.poller"] = "types/curl/loop/poller.lua",
+      ["curl.types.curl.loop.luv"] = "types/curl/loop/luv.lua",
+      ["curl.types.curl.loop.cqueues"] = "types/curl/loop/cqueues.lua",
+      ["curl.types.curl.loop.websocket"] = "types/curl/loop/websocket.lua",
     },
   },
   -- the docs and examples, under the rock's directory in the tree

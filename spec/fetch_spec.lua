@@ -125,6 +125,11 @@ describe("curl.Fetch", function()
     assert.are.equal(200, curl.Fetch(H.url("/basic/u/p"), { auth = "u:p" }).status)
     assert.are.equal(401, curl.Fetch(H.url("/basic/u/p"), { auth = "u:wrong" }).status)
     assert.are.equal(200, curl.Fetch(H.url("/digest/u/p"), { auth = { "u", "p", type = "digest" } }).status)
+    if has_json then
+      local sent = curl.Fetch(H.url("/echo"), { auth = { bearer = "t0k3n" } }):Json()
+      assert.are.equal("Bearer t0k3n", sent.headers.authorization)
+    end
+    usage_error(function() curl.Fetch(H.url("/echo"), { auth = { bearer = 5 } }) end, "auth.bearer")
   end)
 
   it("TLS: ca, verify = false, HTTP/2", function()
@@ -318,3 +323,23 @@ for _, name in ipairs(H.loop_backends) do
     end)
   end)
 end
+
+describe("examples/fetch.lua", function()
+  it("fetches one URL, and several at once with failures reported", function()
+    local env = ("LUA_CPATH=%q LUA_PATH=%q"):format(H.build_dir .. "/?.so;;", H.root .. "/lua/?.lua;;")
+    local function run(args)
+      local p = assert(io.popen(("%s %s %s/examples/fetch.lua %s 2>&1"):format(env, H.lua, H.root, args)))
+      local out = p:read("*a")
+      p:close()
+      return out
+    end
+    local out = run("-i " .. H.url("/size/20"))
+    assert.truthy(out:find(H.url("/size/20") .. " 200 (HTTP/1.1, 20 bytes", 1, true), out)
+    assert.truthy(out:find("content-length: 20", 1, true), out)
+    assert.truthy(out:find(H.pattern(20), 1, true), out)
+    out = run(H.url("/size/5") .. " " .. H.url("/status/404") .. " http://127.0.0.1:1/")
+    assert.truthy(out:find(" 200 (", 1, true), out)
+    assert.truthy(out:find(" 404 (", 1, true), out)
+    assert.truthy(out:find("CURLE_COULDNT_CONNECT", 1, true), out)
+  end)
+end)

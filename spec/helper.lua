@@ -45,7 +45,7 @@ function H.has_protocol(name)
   return false
 end
 function H.has_feature(name) -- a CURL_VERSION_<name> bit
-  local bit = curl["CURL_VERSION_" .. name]
+  local bit = curl.constants["CURL_VERSION_" .. name]
   return bit ~= nil and math.floor(H.libcurl.features / bit) % 2 == 1
 end
 -- why a case cannot run on this libcurl, or nil

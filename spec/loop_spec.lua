@@ -119,16 +119,24 @@ for _, name in ipairs(backends) do
     it("raises callback errors from Run as the same value, transfers go on", function()
       local boom = { "boom" }
       local res = {}
-      loop:Add(curl.Easy { URL = H.url("/size/10"), WriteFunction = function() error(boom) end },
-        function(_, r) res.bad = r end)
+      loop:Add(curl.Easy { URL = H.url("/size/10"), WriteFunction = function() error(boom) end })
       loop:Add(curl.Easy { URL = H.url("/size/10"), WriteFunction = function() end },
         function(_, r) res.good = r end)
       local ok, err = pcall(loop.Run, loop, { seconds = 10 })
       assert.is_false(ok)
       assert.are.equal(boom, err)
       loop:Run { seconds = 10 }
-      assert.are.equal(curl.CURLE_WRITE_ERROR, res.bad)
       assert.are.equal(curl.CURLE_OK, res.good)
+    end)
+
+    it("gives a callback error to the transfer's on_done as err.cause instead", function()
+      local boom = { "boom" }
+      local res = {}
+      loop:Add(curl.Easy { URL = H.url("/size/10"), WriteFunction = function() error(boom) end },
+        function(_, r, err) res.bad, res.cause = r, err.cause end)
+      loop:Run { seconds = 10 }
+      assert.are.equal(curl.CURLE_WRITE_ERROR, res.bad)
+      assert.are.equal(boom, res.cause)
     end)
 
     it("sends callback errors to on_error when set", function()

@@ -6,8 +6,8 @@
 local H = require "helper"
 local curl = H.curl
 
-local TEXT, BINARY, CONT = curl.CURLWS_TEXT or 1, curl.CURLWS_BINARY or 2, curl.CURLWS_CONT or 4
-local CLOSE, PING = curl.CURLWS_CLOSE or 8, curl.CURLWS_PING or 16
+local TEXT, BINARY, CONT = curl.constants.CURLWS_TEXT or 1, curl.constants.CURLWS_BINARY or 2, curl.constants.CURLWS_CONT or 4
+local CLOSE, PING = curl.constants.CURLWS_CLOSE or 8, curl.constants.CURLWS_PING or 16
 
 local function has(flags, bit) return math.floor(flags / bit) % 2 == 1 end
 

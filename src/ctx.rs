@@ -117,6 +117,12 @@ impl<'a> Ctx<'a> {
     /// Calls `f(args...)` in protected mode. On error the error value is
     /// parked unchanged and `None` is returned.
     pub fn call(&self, f: LuaFunction, args: MultiValue) -> Option<MultiValue> {
+        self.call_err(f, args).ok()
+    }
+
+    /// `call`, giving back on error the value the function raised (`None`
+    /// for an error of mlua's own), parked as well.
+    pub fn call_err(&self, f: LuaFunction, args: MultiValue) -> Result<MultiValue, Option<Value>> {
         if self.pcall.borrow().is_none() {
             let p = self.lua.app_data_ref::<Shared>().map(|s| s.pcall.clone());
             *self.pcall.borrow_mut() = p;
@@ -124,21 +130,22 @@ impl<'a> Ctx<'a> {
         let cached = self.pcall.borrow().clone();
         let Some(pcall) = cached else {
             self.park(Fail::Usage("curl module state missing".into()));
-            return None;
+            return Err(None);
         };
         let mut a = args;
         a.push_front(Value::Function(f));
         match pcall.call::<MultiValue>(a) {
             Ok(mut r) => match r.pop_front() {
-                Some(Value::Boolean(true)) => Some(r),
+                Some(Value::Boolean(true)) => Ok(r),
                 _ => {
-                    self.park(Fail::Raise(r.pop_front().unwrap_or(Value::Nil)));
-                    None
+                    let v = r.pop_front().unwrap_or(Value::Nil);
+                    self.park(Fail::Raise(v.clone()));
+                    Err(Some(v))
                 }
             },
             Err(e) => {
                 self.park(Fail::Lua(e));
-                None
+                Err(None)
             }
         }
     }

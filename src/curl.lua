@@ -24,6 +24,13 @@ for name, id in pairs(raw.easy_option_constants) do
   if M[name] == nil then M[name] = id end
 end
 
+-- Every constant, in a plain table: `curl.constants.CURLOPT_X` is nil
+-- where this libcurl lacks it (feature tests), where `curl.CURLOPT_X`
+-- raises a usage error (a misspelt name would otherwise be a silent nil).
+local constants = {}
+for k, v in pairs(M) do constants[k] = v end
+M.constants = constants
+
 M._NAME = "lua-curl-socket"
 M._VERSION = "0.1.0"
 M._PATH = raw.module_path
@@ -63,6 +70,42 @@ local function too_new(prefix, name)
   end
 end
 
+-- Edit distance between two strings (did-you-mean suggestions).
+local function distance(a, b)
+  local prev, cur = {}, {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    cur[0] = i
+    local ca = a:byte(i)
+    for j = 1, #b do
+      local cost = ca == b:byte(j) and 0 or 1
+      local d = prev[j - 1] + cost
+      if prev[j] + 1 < d then d = prev[j] + 1 end
+      if cur[j - 1] + 1 < d then d = cur[j - 1] + 1 end
+      cur[j] = d
+    end
+    prev, cur = cur, prev
+  end
+  return prev[#b]
+end
+
+-- The closest of `candidates` (a list) to `name` after `norm` (a function
+-- applied to both), or nil when none is close: at most a third of the
+-- name's length edited.
+local function closest(name, candidates, norm)
+  local n = norm and norm(name) or name
+  local best, bestd = nil, math.max(1, math.floor(#n / 3))
+  for _, c in ipairs(candidates) do
+    local cn = norm and norm(c) or c
+    if math.abs(#cn - #n) <= bestd then
+      local d = distance(n, cn)
+      if d < bestd or (d == bestd and best == nil) then best, bestd = c, d end
+    end
+  end
+  return best
+end
+M._closest = closest
+
 local function check(ok, ...)
   if ok then return ... end
   error((...), 0)
@@ -72,6 +115,23 @@ local checked = raw.checked
 
 local function normalize(s)
   return lower((gsub(s, "_", "")))
+end
+
+-- " (did you mean CURLOPT_FOLLOWLOCATION?)" for a misspelt option or info
+-- name (`name` without its prefix, any case, underscores optional), or "".
+local by_prefix = {}
+local function did_you_mean(prefix, name)
+  local list = by_prefix[prefix]
+  if not list then
+    list = {}
+    for k, v in pairs(raw.constants) do
+      if type(v) == "number" and k:sub(1, #prefix) == prefix then list[#list + 1] = k:sub(#prefix + 1) end
+    end
+    table.sort(list)
+    by_prefix[prefix] = list
+  end
+  local near = closest(name, list, normalize)
+  return near and format(" (did you mean %s%s?)", prefix, near) or ""
 end
 
 -------------------------------------------------------------------- classes
@@ -99,7 +159,8 @@ local function class(name, short, rawmethods, optmap, infomap, optprefix)
         t[key] = m
         return m
       end
-      local msg = too_new(optprefix or "", opt) or format("unknown option '%s'", opt)
+      local msg = too_new(optprefix or "", opt)
+                  or format("unknown option '%s'%s", opt, optprefix and did_you_mean(optprefix, opt) or "")
       return function()
         error(usage(short .. ":" .. key, msg), 0)
       end
@@ -108,12 +169,13 @@ local function class(name, short, rawmethods, optmap, infomap, optprefix)
     if info then
       local id = infomap[normalize(info)]
       if id then
-        local getinfo = rawmethods.GetInfo
-        local m = function(self) return check(getinfo(self, id)) end
+        -- a C closure: numeric infos straight from libcurl, the rest
+        -- through the checked method
+        local m = raw.fast_getinfo(t.GetInfo, id)
         t[key] = m
         return m
       end
-      local msg = too_new("CURLINFO_", info) or format("unknown info '%s'", info)
+      local msg = too_new("CURLINFO_", info) or format("unknown info '%s'%s", info, did_you_mean("CURLINFO_", info))
       return function()
         error(usage(short .. ":" .. key, msg), 0)
       end
@@ -168,8 +230,10 @@ local function apply(h, opts, optmap, method, prefix)
       id = optmap[normalize((gsub(k, "^CURL%u*OPT_", "")))]
     end
     if not id then
-      local msg = type(k) == "string" and too_new(prefix, (gsub(k, "^CURL%u*OPT_", "")))
-      error(usage(method, msg or format("unknown option '%s' in the options table", tostring(k))), 0)
+      local bare = type(k) == "string" and gsub(k, "^CURL%u*OPT_", "")
+      local msg = bare and too_new(prefix, bare)
+      error(usage(method, msg or format("unknown option '%s' in the options table%s", tostring(k),
+                                        bare and did_you_mean(prefix, bare) or "")), 0)
     end
     if prefix == "CURLSHOPT_" and type(v) == "table" then
       for _, item in ipairs(v) do h:SetOpt(id, item) end
@@ -224,6 +288,9 @@ for _, k in ipairs { "Version", "VersionInfo", "EasyStrError", "MultiStrError", 
   M[k] = checked(f)
 end
 
+-- For the loop helpers: whether an easy's body goes anywhere but stdout.
+M._writes = checked(raw.writes)
+
 ------------------------------------------------------------------- Fetch
 
 -- src/fetch.lua, compiled on first use (shared with curl.loop's Fetch).
@@ -240,6 +307,28 @@ end
 function M.Fetch(url, opts)
   return M._fetch().fetch(url, opts)
 end
+
+-- curl.CURLxxx names that do not exist: a usage error with a did-you-mean
+-- (or the libcurl version that has it); curl.constants for feature tests.
+local constant_names
+setmetatable(M, {
+  __index = function(_, key)
+    if type(key) ~= "string" or not key:match("^CURL") then return nil end
+    local prefix = key:match("^(CURL%u*_)") or "CURL"
+    local msg = too_new(prefix, key:sub(#prefix + 1))
+    if not msg then
+      if not constant_names then
+        constant_names = {}
+        for k in pairs(constants) do constant_names[#constant_names + 1] = k end
+        table.sort(constant_names)
+      end
+      local near = closest(key, constant_names)
+      msg = format("unknown constant '%s'%s; for a feature test use curl.constants.%s (nil when missing)",
+                   key, near and format(" (did you mean %s?)", near) or "", key)
+    end
+    error(usage("curl." .. key, msg), 2)
+  end,
+})
 
 -- Normalised option / info names, for tools and docs.
 M.options = { easy = raw.easy_options, multi = raw.multi_options, info = raw.infos,

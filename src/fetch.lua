@@ -99,6 +99,7 @@ local KNOWN = {
   method = true, headers = true, query = true, body = true, json = true, form = true,
   timeout = true, connect_timeout = true, follow = true, auth = true, verify = true, ca = true,
   proxy = true, output = true, progress = true, options = true,
+  retries = true, retry_delay = true, retry_max_delay = true,
 }
 
 local AUTH = {
@@ -106,8 +107,14 @@ local AUTH = {
   anysafe = "CURLAUTH_ANYSAFE", bearer = "CURLAUTH_BEARER", ntlm = "CURLAUTH_NTLM",
 }
 
-local function seconds_ms(method, name, v)
-  if type(v) ~= "number" or v ~= v or v < 0 then error(bad(method, name, "seconds (a number >= 0)", v), 4) end
+local KNOWN_LIST = {}
+for k in pairs(KNOWN) do KNOWN_LIST[#KNOWN_LIST + 1] = k end
+sort(KNOWN_LIST)
+
+local function seconds_ms(method, name, v, level)
+  if type(v) ~= "number" or v ~= v or v < 0 or v == math.huge then
+    error(bad(method, name, "seconds (a number >= 0)", v), level or 4)
+  end
   return floor(v * 1000 + 0.5)
 end
 
@@ -123,10 +130,21 @@ function M.prepare(method_name, url, opts)
   end
   for k in pairs(opts) do
     if not KNOWN[k] then
-      error(usage(method_name, format("unknown option '%s' (libcurl options go in opts.options)", tostring(k))), 3)
+      local near = type(k) == "string" and curl._closest(k, KNOWN_LIST)
+      error(usage(method_name, format("unknown option '%s'%s (libcurl options go in opts.options)", tostring(k),
+                                      near and format(" (did you mean %s?)", near) or "")), 3)
     end
   end
-  local st = { headers = {}, cookies = nil, status = nil, chunks = {}, n = 0 }
+  local st = { headers = {}, cookies = nil, status = nil, chunks = {}, n = 0, attempt = 0 }
+  -- retries: how many, the first delay, the longest (milliseconds)
+  local retries = opts.retries
+  if retries ~= nil and (type(retries) ~= "number" or retries ~= retries or retries < 0 or retries > 1000) then
+    error(bad(method_name, "retries", "a number of retries from 0 to 1000", retries), 3)
+  end
+  st.retries = floor(retries or 0)
+  st.delay = opts.retry_delay ~= nil and seconds_ms(method_name, "retry_delay", opts.retry_delay, 3) or 1000
+  st.max_delay = opts.retry_max_delay ~= nil and seconds_ms(method_name, "retry_max_delay", opts.retry_max_delay, 3)
+                 or 30000
   local easy = curl.Easy()
   local ok, err = pcall(function()
     -- URL and query
@@ -147,14 +165,18 @@ function M.prepare(method_name, url, opts)
         local f, e = io.open(out, "wb")
         if not f then error(usage(method_name, format("option 'output': cannot open %s: %s", out, tostring(e))), 0) end
         file, close_file = f, true
+        st.path = out
       elseif (type(out) == "userdata" or type(out) == "table") and out.write then
         file = out
+        -- where a retry starts over, when the file can seek
+        local okp, pos = pcall(function() return out:seek() end)
+        if okp and type(pos) == "number" then st.start = pos end
       else
         error(bad(method_name, "output", "a path or a file", out), 0)
       end
       st.file, st.close_file = file, close_file
       easy:SetOpt_WriteFunction(function(d)
-        local w, e = file:write(d)
+        local w, e = st.file:write(d)
         if not w then st.write_error = e; return false end
         st.n = st.n + #d
       end)
@@ -268,6 +290,11 @@ function M.prepare(method_name, url, opts)
     if auth ~= nil then
       if type(auth) == "string" then
         easy:SetOpt_UserPwd(auth)
+      elseif type(auth) == "table" and auth.bearer ~= nil and auth.user == nil and auth[1] == nil then
+        -- { bearer = token }
+        if type(auth.bearer) ~= "string" then error(bad(method_name, "auth.bearer", "string", auth.bearer), 0) end
+        easy:SetOpt_XOAuth2_Bearer(auth.bearer)
+        easy:SetOpt_HTTPAuth(curl.CURLAUTH_BEARER)
       elseif type(auth) == "table" then
         local user, pass = auth.user or auth[1], auth.password or auth[2]
         if type(user) ~= "string" then error(bad(method_name, "auth.user", "string", user), 0) end
@@ -374,10 +401,94 @@ function M.failed(st)
   if st.close_file then pcall(st.file.close, st.file) end
 end
 
+------------------------------------------------------------------- retries
+
+-- Transport errors worth another try (the connection, not the request):
+-- could not resolve or connect, timed out, TLS handshake, HTTP/2 stream or
+-- framing, sent nothing back, send/receive failures, a short body.
+local TRANSIENT = {}
+for _, name in ipairs { "CURLE_COULDNT_RESOLVE_HOST", "CURLE_COULDNT_CONNECT", "CURLE_OPERATION_TIMEDOUT",
+                        "CURLE_SSL_CONNECT_ERROR", "CURLE_HTTP2", "CURLE_HTTP2_STREAM", "CURLE_GOT_NOTHING",
+                        "CURLE_SEND_ERROR", "CURLE_RECV_ERROR", "CURLE_PARTIAL_FILE" } do
+  local code = curl.constants[name]
+  if code then TRANSIENT[code] = true end
+end
+local RETRY_STATUS = { [408] = true, [429] = true }
+
+-- Retry-After: delay-seconds or an HTTP-date, in milliseconds (or nil).
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
+                 Nov = 11, Dec = 12 }
+local function retry_after_ms(v)
+  if type(v) ~= "string" then return nil end
+  local secs = match(v, "^%s*(%d+)%s*$")
+  if secs then return tonumber(secs) * 1000 end
+  local d, mon, y, h, mi, sec = match(v, "(%d+) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT")
+  if not d or not MONTHS[mon] then return nil end
+  -- days since the epoch of a UTC date (no time zone from os.time)
+  local yy, mm = tonumber(y), MONTHS[mon]
+  if mm <= 2 then yy, mm = yy - 1, mm + 12 end
+  local days = 365 * yy + floor(yy / 4) - floor(yy / 100) + floor(yy / 400) + floor((153 * (mm - 3) + 2) / 5)
+               + tonumber(d) - 719469
+  local at = ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60 + tonumber(sec)
+  return math.max(0, (at - os.time()) * 1000)
+end
+
+-- After an attempt that ended with `code` (and, for CURLE_OK, the response
+-- status): the milliseconds to wait before the next try, or nil when it
+-- is not to be retried (no retries left, a permanent error, a status that
+-- is an answer, or a Retry-After longer than retry_max_delay).
+function M.retry_delay(easy, st, code)
+  if st.attempt >= st.retries then return nil end
+  local wait = st.delay * 2 ^ st.attempt
+  if code == 0 then
+    local status = st.status or easy:GetInfo_ResponseCode()
+    if not (RETRY_STATUS[status] or (status >= 500 and status <= 599)) then return nil end
+    local after = retry_after_ms(st.headers["retry-after"])
+    if after then
+      if after > st.max_delay then return nil end
+      if after > wait then wait = after end
+    end
+  elseif not TRANSIENT[code] then
+    return nil
+  end
+  if wait > st.max_delay then wait = st.max_delay end
+  st.attempt = st.attempt + 1
+  return floor(wait)
+end
+
+-- Makes `st` ready for another try; false when the output cannot start
+-- over (a file object that cannot seek, with data written).
+function M.restart(st)
+  st.status, st.headers, st.cookies, st.chunks, st.write_error = nil, {}, nil, {}, nil
+  if st.path then
+    pcall(st.file.close, st.file)
+    local f, e = io.open(st.path, "wb")
+    if not f then st.write_error = e; return false end
+    st.file = f
+  elseif st.file and st.n > 0 then
+    if not st.start or not pcall(st.file.seek, st.file, "set", st.start) then return false end
+  end
+  st.n = 0
+  return true
+end
+
+local function sleep(ms)
+  local p = curl.Poller()
+  for _ in p:Wait(ms) do end -- luacheck: ignore
+  p:Close()
+end
+
 --- curl.Fetch(url[, opts]) -> response
 function M.fetch(url, opts)
   local easy, st = M.prepare("curl.Fetch", url, opts)
-  local ok, err = pcall(easy.Perform, easy)
+  local ok, err
+  while true do
+    ok, err = pcall(easy.Perform, easy)
+    local code = ok and 0 or (type(err) == "table" and rawget(err, "kind") == "easy" and err.code)
+    local wait = code and M.retry_delay(easy, st, code)
+    if not wait or not M.restart(st) then break end
+    sleep(wait)
+  end
   if not ok then
     M.failed(st)
     if st.write_error and type(err) == "table" then

@@ -123,6 +123,13 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     poller::register(lua, &r)?;
     easy::register(lua, &r)?;
     multi::register(lua, &r)?;
+    // GetInfo's fast path: on the raw method, and for each GetInfo_X
+    let fast: LuaTable = r.raw_get("fast")?;
+    fast.raw_set(
+        "raw:curl.Easy.GetInfo",
+        lua.create_function(|lua, full: LuaFunction| easy::fast_getinfo(lua, (full, None)))?,
+    )?;
+    r.raw_set("fast_getinfo", lua.create_function(easy::fast_getinfo)?)?;
     reg_fn(lua, &r, "Version", "curl.Version", |_l, _a| {
         Ok(ffi::version())
     })?;
@@ -148,6 +155,7 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
         "curl.ShareStrError",
         |_l, a: Args| Ok(ffi::share_strerror(a.c_int(1, "code")?)),
     )?;
+    reg_fn(lua, &r, "writes", "curl._writes", easy::writes)?;
     reg_fn(lua, &r, "EasyError", "curl.EasyError", |l, a: Args| {
         error::made_error(l, &a, false)
     })?;

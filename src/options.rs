@@ -115,6 +115,8 @@ const MULTI_OVERRIDES: &[(i64, Special)] = &[
 /// `SetOpt` does with it.
 pub struct Opt {
     pub name: String,
+    /// The C name (`CURLOPT_URL`), for messages without formatting per call.
+    pub full: String,
     pub kind: i32,
     pub special: Special,
 }
@@ -185,6 +187,31 @@ fn multi_kind(id: i32) -> i32 {
     }
 }
 
+/// Whether `id` is a `CURLINFO_*` of this build whose value is a number
+/// (long, double, `off_t`): `GetInfo`'s fast path serves those.
+pub fn numeric_info(id: i64) -> bool {
+    static IDS: std::sync::OnceLock<Vec<i64>> = std::sync::OnceLock::new();
+    let ids = IDS.get_or_init(|| {
+        let mut v: Vec<i64> = CONSTANTS
+            .iter()
+            .filter(|(name, _, _)| name.starts_with("CURLINFO_"))
+            .map(|&(_, value, _)| value)
+            .filter(|&value| {
+                let v = value as i32;
+                let ty = v & INFO_TYPEMASK;
+                v as i64 == value
+                    && v & INFO_MASK != 0
+                    && (ty == INFO_LONG || ty == INFO_DOUBLE || ty == INFO_OFF_T)
+                    && v & !(INFO_TYPEMASK | INFO_MASK) == 0
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    });
+    ids.binary_search(&id).is_ok()
+}
+
 fn build() -> Tables {
     let mut easy = HashMap::new();
     let mut easy_names = Vec::new();
@@ -195,6 +222,7 @@ fn build() -> Tables {
             easy.insert(
                 o.id,
                 Opt {
+                    full: format!("CURLOPT_{}", o.name),
                     name: o.name,
                     kind: o.kind,
                     special,
@@ -214,6 +242,7 @@ fn build() -> Tables {
                 multi_names.push((normalize(rest), id));
                 multi.entry(id).or_insert_with(|| Opt {
                     name: rest.to_string(),
+                    full: name.to_string(),
                     kind: multi_kind(id),
                     special: MULTI_OVERRIDES
                         .iter()

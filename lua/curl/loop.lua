@@ -11,6 +11,8 @@
 --   local ok, easy_or_err = loop:Await(easy[, opts])   -- inside a coroutine
 --   loop:Cancel(easy)
 --   loop:Run([{ seconds = n }])                         -- until idle
+--   loop:After(ms, fn); loop:Sleep(ms)                  -- timers
+--   loop.max_active = n / loop:SetMaxActive(n)          -- a queue beyond n
 --   local ws = loop:WebSocket(url[, opts])              -- inside a coroutine
 --   local response = loop:Fetch(url[, opts])            -- inside a coroutine
 --   loop:Fetch(url, opts, function(response, err) ... end)
@@ -62,8 +64,30 @@ local function lost_error(method)
                              "its transfers ended, close the loop with loop:Close()")
 end
 
---- Loop.new(backend[, multi]): usually called by a backend's `new`.
-function Loop.new(backend, multi)
+-- An object whose finalizer calls f (a proxy on 5.1 and LuaJIT, whose
+-- tables have no __gc).
+local function gc_probe(f)
+  local newproxy = rawget(_G, "newproxy")
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = f
+    return p
+  end
+  return setmetatable({}, { __gc = f })
+end
+
+--- Loop.new(backend[, multi[, opts]]): usually called by a backend's `new`.
+--- opts.max_active: at most that many transfers at once, the rest queued.
+function Loop.new(backend, multi, opts)
+  if type(multi) == "table" and opts == nil then multi, opts = nil, multi end
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error(bad_argument("loop.new", 2, "opts", "table or nil", opts), 3)
+  end
+  local max = opts.max_active
+  if max ~= nil and (type(max) ~= "number" or max ~= max or max < 1) then
+    error(usage_error("loop.new", "bad option 'max_active' (expected a number >= 1 or nil)"), 3)
+  end
   local self = setmetatable({
     backend = backend,
     multi = type(multi) == "userdata" and multi or curl.Multi(), -- (ignores require's 2nd value)
@@ -76,7 +100,24 @@ function Loop.new(backend, multi)
     errors = {},    -- errors from callbacks, raised by Run
     wake = {},      -- objects whose :_wake() runs after libcurl returns (WebSockets)
     on_error = nil, -- or a function(err): then errors go there instead
+    max_active = max, -- nil: no limit
+    queue = {},     -- { easy, opts } waiting for a place under max_active
+    queued = {},    -- easy -> its queue entry
+    timers = {},    -- timer -> true, until it fires or is cancelled
+    ntimers = 0,
+    due = {},       -- timers the loop fires itself (backends without `after`), by time
   }, Loop)
+  -- Transfers added to a loop that never ran, when it is collected (or
+  -- the program ends): one line on stderr, as the only sign of a
+  -- forgotten loop:Run(). loop.warn = false turns it off.
+  self._probe = gc_probe(function()
+    if self.warn ~= false and not self.driven and not self.closed and (self.active > 0 or self.queue[1]) then
+      pcall(function()
+        io.stderr:write(("curl.loop: %d transfer(s) were added but the loop never ran " ..
+                         "(call loop:Run(), or run its event loop)\n"):format(self.active + #self.queue))
+      end)
+    end
+  end)
   local m = self.multi
   -- the methods of every transfer, looked up once
   self._info_read, self._remove, self._add = m.InfoRead, m.RemoveHandle, m.AddHandle
@@ -130,6 +171,11 @@ local function finish(self, easy, code, err)
   self.transfers[easy] = nil
   self.active = self.active - 1
   if on_done ~= true then
+    -- the callback error that ended the transfer reaches on_done as
+    -- err.cause: Run does not raise it as well
+    if self.held_set and type(err) == "table" and rawequal(rawget(err, "cause"), self.held) then
+      self.held_set, self.held = false, nil
+    end
     self.inside = self.inside + 1
     local ok, e = call_back(on_done, easy, code, err)
     self.inside = self.inside - 1
@@ -153,20 +199,42 @@ local function end_all(self, code, err)
   self.deferred = {}
   for _, d in ipairs(deferred) do
     if d[1] == Loop.Close then close = true end
-    if d[1] == Loop.Add and not self.transfers[d[2]] then
-      local on_done = type(d[3]) == "function" and d[3] or type(d[3]) == "table" and d[3].on_done
-      if on_done then
-        self.inside = self.inside + 1
-        local ok, e = call_back(on_done, d[2], code, err)
-        self.inside = self.inside - 1
-        if not ok then self:_error(e) end
-      end
-    end
+    if d[1] == Loop.Add and not self.transfers[d[2]] then self:_unqueued({ d[2], d[3] }, code, err) end
   end
   local list = {}
   for easy in pairs(self.transfers) do list[#list + 1] = easy end
   for _, easy in ipairs(list) do finish(self, easy, code, err) end
+  local queue = self.queue
+  self.queue, self.queued = {}, {}
+  for _, q in ipairs(queue) do self:_unqueued(q, code, err) end
   return close
+end
+
+-- A transfer that ends before it started (queued, or an Add deferred from a
+-- callback), `q = { easy, on_done | opts }`: its on_done gets `code, err`.
+function Loop:_unqueued(q, code, err)
+  local on_done = type(q[2]) == "function" and q[2] or type(q[2]) == "table" and q[2].on_done
+  if on_done then
+    self.inside = self.inside + 1
+    local ok, e = call_back(on_done, q[1], code, err)
+    self.inside = self.inside - 1
+    if not ok then self:_error(e) end
+  end
+end
+
+-- Starts queued transfers while there is room under max_active.
+function Loop:_start_queued()
+  local queue = self.queue
+  while queue[1] and not self.closed and not self.lost and self.depth == 0
+        and (not self.max_active or self.active < self.max_active) do
+    local q = table.remove(queue, 1)
+    self.queued[q[1]] = nil
+    local ok, e = pcall(self._start, self, q[1], q[2])
+    if not ok then
+      local code = type(e) == "table" and type(rawget(e, "code")) == "number" and e.code or -1
+      self:_unqueued(q, code, e)
+    end
+  end
 end
 
 -- The multi was closed behind the loop's back: libcurl forgot the
@@ -212,6 +280,8 @@ function Loop:_drain()
     local ok, e = pcall(d[1], self, unpack(d, 2, d.n))
     if not ok then self:_error(e) end
   end
+  -- room under max_active for queued transfers
+  if self.queue[1] then self:_start_queued() end
   -- coroutines waiting on what libcurl's callbacks delivered (WebSockets)
   if next(self.wake) then
     local list = {}
@@ -229,6 +299,7 @@ end
 --- loop:_error (raised by Run, or given to loop.on_error).
 function Loop:_act(f, a, b, c)
   if self.closed or self.lost then return end
+  self.driven = true
   self.inside = self.inside + 1
   self.depth = self.depth + 1
   local ok, err = pcall(f, a, b, c)
@@ -239,11 +310,18 @@ function Loop:_act(f, a, b, c)
       self:_error(self:_lose("loop:Run"))
       return
     end
-    self:_error(err)
+    -- a callback's error: after the drain, unless it reached an on_done
+    -- as the cause of its transfer's error
+    self.held_set, self.held = true, err
   end
-  ok, err = pcall(self._drain, self)
+  local ok2, err2 = pcall(self._drain, self)
   self.inside = self.inside - 1
-  if not ok then self:_error(err) end
+  if self.held_set then
+    local held = self.held
+    self.held_set, self.held = false, nil
+    self:_error(held)
+  end
+  if not ok2 then self:_error(err2) end
 end
 
 --- Called by the backend when `fd` is ready (`mask`: CURL_CSELECT_*).
@@ -316,23 +394,40 @@ function Loop:Add(easy, opts)
     self.deferred[#self.deferred + 1] = { Loop.Add, easy, opts, n = 3 }
     return
   end
-  if self.transfers[easy] then
+  if self.transfers[easy] or self.queued[easy] then
     error(usage_error("loop:Add", "the easy is already running in this loop"), 2)
   end
+  if self.max_active and (self.active >= self.max_active or self.queue[1]) then
+    local q = { easy, opts }
+    self.queue[#self.queue + 1] = q
+    self.queued[easy] = q
+    return
+  end
+  self:_start(easy, opts, 3)
+end
+
+local function discard() end
+
+-- Starts the transfer (Add's second half; also for a queued one).
+function Loop:_start(easy, opts, level)
   local on_done = opts
   if type(opts) == "table" then
     on_done = opts.on_done
     if opts.timeout_ms then easy:SetOpt_TimeoutMS(opts.timeout_ms) end
   end
+  -- a body with nowhere to go is dropped, not written to stdout
+  local ok, writes = pcall(curl._writes, easy)
+  if ok and not writes then easy:SetOpt_WriteFunction(discard) end
   self.transfers[easy] = on_done or true
   self.active = self.active + 1
-  local ok, err = pcall(self._add, self.multi, easy)
+  local err
+  ok, err = pcall(self._add, self.multi, easy)
   if not ok then
     if not self:_added(easy) then
       self.transfers[easy] = nil
       self.active = self.active - 1
       if multi_closed(self.multi) then err = self:_lose("loop:Add") end
-      error(err, 2)
+      error(err, level or 2)
     end
     self:_error(err) -- a timer callback error: the easy was added all the same
   end
@@ -344,6 +439,16 @@ end
 function Loop:Cancel(easy)
   if self.depth > 0 then
     self.deferred[#self.deferred + 1] = { Loop.Cancel, easy, n = 2 }
+    return
+  end
+  local q = self.queued[easy]
+  if q then
+    self.queued[easy] = nil
+    for i, x in ipairs(self.queue) do
+      if x == q then table.remove(self.queue, i) break end
+    end
+    self:_unqueued(q, curl.CURLE_ABORTED_BY_CALLBACK,
+                   easy_error(curl.CURLE_ABORTED_BY_CALLBACK, "cancelled", "loop:Cancel"))
     return
   end
   if not self.transfers[easy] then return end
@@ -408,18 +513,38 @@ function Loop:Fetch(url, opts, callback)
   end
   local F = curl._fetch()
   local easy, st = F.prepare("loop:Fetch", url, opts)
+  -- the code of a finished attempt for the retry rules (nil: not a
+  -- transfer's own error, never retried)
+  local function code_of(code, err)
+    if code == OK then return 0 end
+    if type(err) == "table" and rawget(err, "kind") == "easy" then return code end
+  end
   if callback then
-    self:Add(easy, function(e, code, err)
+    local function on_done(e, code, err)
+      local c = code_of(code, err)
+      local wait = c and F.retry_delay(e, st, c)
+      if wait and not self.closing and not self.closed and F.restart(st) then
+        self:After(wait, function() self:Add(easy, on_done) end)
+        return
+      end
       if code == OK then
         callback(F.response(e, st), nil)
       else
         F.failed(st)
         callback(nil, err)
       end
-    end)
+    end
+    self:Add(easy, on_done)
     return
   end
-  local ok, res = self:Await(easy)
+  local ok, res
+  while true do
+    ok, res = self:Await(easy)
+    local c = code_of(ok and OK or (type(res) == "table" and res.code), not ok and res or nil)
+    local wait = c and F.retry_delay(easy, st, c)
+    if not wait or not F.restart(st) then break end
+    self:Sleep(wait)
+  end
   if ok then return F.response(easy, st) end
   F.failed(st)
   error(res, 2)
@@ -434,6 +559,115 @@ end
 
 --- Transfers running.
 function Loop:Active() return self.active end
+
+--- Transfers queued by max_active, not started yet.
+function Loop:Queued() return #self.queue end
+
+--- loop:SetMaxActive(n | nil): at most n transfers at once (nil: no
+--- limit); raising it starts queued transfers at once, lowering it lets
+--- the running ones finish.
+function Loop:SetMaxActive(n)
+  if n ~= nil and (type(n) ~= "number" or n ~= n or n < 1) then
+    error(bad_argument("loop:SetMaxActive", 1, "n", "a number >= 1 or nil", n), 2)
+  end
+  self.max_active = n
+  if self.depth == 0 then self:_start_queued() end
+end
+
+---------------------------------------------------------------- timers
+
+local Timer = {}
+Timer.__index = Timer
+Timer.__name = "curl.loop.Timer"
+
+--- timer:Cancel(): the function will not run (no effect once it ran).
+function Timer:Cancel()
+  local loop = self.loop
+  if not loop.timers[self] then return end
+  loop.timers[self] = nil
+  loop.ntimers = loop.ntimers - 1
+  if self.cancel then
+    local ok, e = pcall(self.cancel)
+    if not ok then loop:_error(e) end
+  end
+end
+
+-- Runs a timer's function (once; not after Cancel or Close).
+function Loop:_fire(t)
+  if not self.timers[t] then return end
+  self.timers[t] = nil
+  self.ntimers = self.ntimers - 1
+  self.inside = self.inside + 1
+  local ok, e = call_back(t.fn)
+  self.inside = self.inside - 1
+  if not ok then self:_error(e) end
+end
+
+local function check_ms(method, ms)
+  if type(ms) ~= "number" or ms ~= ms or ms < 0 or ms == math.huge then
+    error(bad_argument(method, 1, "ms", "milliseconds (a number >= 0)", ms), 3)
+  end
+  return math.floor(ms + 0.5)
+end
+
+--- loop:After(ms, fn) -> timer: runs fn() once, `ms` milliseconds from now,
+--- from the loop (an error it raises comes out of Run, or goes to
+--- loop.on_error). Run waits for pending timers as for transfers;
+--- timer:Cancel() drops one.
+function Loop:After(ms, fn)
+  ms = check_ms("loop:After", ms)
+  if type(fn) ~= "function" then error(bad_argument("loop:After", 2, "fn", "function", fn), 2) end
+  check_open(self, "loop:After")
+  local t = setmetatable({ loop = self, fn = fn }, Timer)
+  self.timers[t] = true
+  self.ntimers = self.ntimers + 1
+  if self.backend.after then
+    t.cancel = self.backend:after(ms, function() self:_fire(t) end)
+  else
+    t.at = self.backend:now() + ms
+    local due = self.due
+    local i = #due
+    while i > 0 and due[i].at > t.at do i = i - 1 end
+    table.insert(due, i + 1, t)
+  end
+  return t
+end
+
+-- Backends without `after`: ms until the next timer the loop fires itself
+-- (nil: none), and firing the ones that are due.
+function Loop:_next_due()
+  local due = self.due
+  while due[1] and not self.timers[due[1]] do table.remove(due, 1) end
+  if not due[1] then return nil end
+  local ms = due[1].at - self.backend:now()
+  return ms > 0 and math.ceil(ms) or 0
+end
+
+function Loop:_fire_due()
+  local due, now = self.due, self.backend:now()
+  while due[1] and due[1].at <= now and not self.closed do
+    self:_fire(table.remove(due, 1))
+  end
+end
+
+--- loop:Sleep(ms): from a coroutine, waits `ms` milliseconds while the
+--- loop runs other transfers and timers.
+function Loop:Sleep(ms)
+  ms = check_ms("loop:Sleep", ms)
+  check_open(self, "loop:Sleep")
+  if self.backend.sleep then return self.backend:sleep(ms) end
+  local co, main = coroutine.running()
+  if co == nil or main then
+    error(usage_error("loop:Sleep", "must be called from inside a coroutine"), 2)
+  end
+  local woke = false
+  self:After(ms, function()
+    woke = true
+    local ok, e = coroutine.resume(co)
+    if not ok then self:_error(e) end
+  end)
+  repeat coroutine.yield() until woke
+end
 
 --- Raises the first error callbacks produced, if any (and forgets it).
 function Loop:_raise()
@@ -467,8 +701,13 @@ local function run(self, opts)
   local clock = backend.now and function() return backend:now() / 1000 end or os.time
   local deadline = opts.seconds and (clock() + opts.seconds)
   self:_raise()
-  while self.active > 0 or (backend.pending and backend:pending()) do
-    backend:step(check_turn(self, 200))
+  while self.active > 0 or self.queue[1] or self.ntimers > 0 or (backend.pending and backend:pending()) do
+    if self.queue[1] then self:_start_queued() end
+    local ms = check_turn(self, 200)
+    local next_timer = self.due[1] and self:_next_due()
+    if next_timer and next_timer < ms then ms = next_timer end
+    backend:step(ms)
+    if self.due[1] then self:_fire_due() end
     self:_raise()
     if deadline and clock() > deadline then
       error(easy_error(curl.CURLE_OPERATION_TIMEDOUT,
@@ -500,7 +739,7 @@ function Loop:Run(opts)
     error(usage_error("loop:Run", why .. "; Run cannot nest: return to the loop instead " ..
                                   "(or wait with loop:Await in a coroutine)"), 2)
   end
-  self.running = true
+  self.running, self.driven = true, true
   local ok, err = pcall(run, self, opts)
   self.running = false
   if not ok then error(err, 0) end
@@ -515,6 +754,9 @@ function Loop:Close()
   end
   if self.closed or self.closing then return end
   self.closing = true -- from here Add and Await raise a usage error
+  local timers = {}
+  for t in pairs(self.timers) do timers[#timers + 1] = t end
+  for _, t in ipairs(timers) do t:Cancel() end
   local cancelled = easy_error(curl.CURLE_ABORTED_BY_CALLBACK, "cancelled", "loop:Cancel")
   local list = {}
   for easy in pairs(self.transfers) do list[#list + 1] = easy end

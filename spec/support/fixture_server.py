@@ -16,6 +16,9 @@ then serves until process PID (default: its parent) is gone, or SIGTERM. Endpoin
   /close[/N]         headers announcing N+100 bytes, N bytes, then close
   /reset             closes the connection before any response
   /echo              JSON {method, path, query, headers, body} of the request
+  /flaky/K/N/WHAT[/S] the first N requests for key K fail, later ones answer
+                     200 "ok K <tries>": WHAT is a status code (with
+                     Retry-After: S when given) or "reset" (connection reset)
   /slow/N/MS         N bytes in 8 parts, MS ms apart
   /gzip/N, /br/N     N bytes, Content-Encoding gzip / br (when asked for)
   /basic/U/P         needs HTTP Basic auth as U:P
@@ -51,6 +54,10 @@ def pattern(n):
     base = b"0123456789abcdefghijklmnopqrstuvwxyz\n"
     reps = n // len(base) + 1
     return (base * reps)[:n]
+
+
+FLAKY = {}
+FLAKY_LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -174,6 +181,20 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                 self.connection.close()
+            elif head == "flaky":
+                key, n, what = parts[1], int(parts[2]), parts[3]
+                with FLAKY_LOCK:
+                    FLAKY[key] = FLAKY.get(key, 0) + 1
+                    tries = FLAKY[key]
+                if tries > n:
+                    self.send(200, b"ok %s %d" % (key.encode(), tries), "text/plain")
+                elif what == "reset":
+                    self.close_connection = True
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.connection.close()
+                else:
+                    extra = {"Retry-After": parts[4]} if len(parts) > 4 else None
+                    self.send(int(what), b"try %d" % tries, "text/plain", extra)
             elif head == "faults":
                 self.send(200, ("garbage=%d silent=%d refused=%d" % FAULT_PORTS).encode(), "text/plain")
             elif head == "reset":

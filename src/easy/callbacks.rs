@@ -7,7 +7,7 @@
 //! Each callback's Lua function lives in the easy's user-value table under
 //! its `CURLOPT_*FUNCTION` id, its userdata under the matching `*DATA` id.
 
-use super::EasyInner;
+use super::{EasyInner, CAUSE_KEY};
 use crate::buffer;
 use crate::ctx::{first, take_pending, Ctx, UV_HANDLES};
 use crate::error::Fail;
@@ -67,9 +67,22 @@ fn invoke(
         return Call::Failed;
     }
     args.push_back(t.raw_get::<Value>(cb.data_opt()).unwrap_or(Value::Nil));
-    match ctx.call(f, args) {
-        Some(r) => Call::Done(r),
-        None => Call::Failed,
+    match ctx.call_err(f, args) {
+        Ok(r) => Call::Done(r),
+        Err(raised) => {
+            if let Some(v) = raised {
+                keep_cause(e, &t, v);
+            }
+            Call::Failed
+        }
+    }
+}
+
+/// Keeps the value a callback of `e` raised in its user value table, for
+/// `easy:TransferError`'s `cause` (the first one of a transfer).
+fn keep_cause(e: &EasyInner, t: &LuaTable, v: Value) {
+    if !e.has_cause.get() && t.raw_set(CAUSE_KEY, v).is_ok() {
+        e.has_cause.set(true);
     }
 }
 
@@ -160,6 +173,12 @@ fn on_data(e: &EasyInner, ctx: &Ctx, data: &[u8], stream: Stream) -> usize {
     let v = match called {
         Called::Returned(v) => v,
         Called::Raised(v) => {
+            if let Some(t) = ctx
+                .easy_ud(e.addr())
+                .and_then(|ud| ud.user_value::<LuaTable>().ok())
+            {
+                keep_cause(e, &t, v.clone());
+            }
             ctx.park(Fail::Raise(v));
             return 0;
         }

@@ -21,7 +21,7 @@ use crate::ctx::{Ctx, CtxSlot};
 use crate::error::{fault, reg, reg_fn, usage, Fail, R};
 use crate::ffi::{self, Fault, Pushed};
 use crate::luaapi::class::lua_class;
-use crate::luaapi::raw::{register_object, unregister_object};
+use crate::luaapi::raw::{num_path, register_object, unregister_object, Num, NumPath};
 use crate::luaapi::Args;
 use crate::options::{c, tables, INFO_DOUBLE, INFO_LONG, INFO_OFF_T, INFO_SLIST, INFO_SOCKET};
 use crate::options::{INFO_STRING, INFO_TYPEMASK};
@@ -36,6 +36,9 @@ pub type EasyHandle = ffi::Easy<EasyInner>;
 /// User-value key of the multi an easy is added to (option ids, the other
 /// keys, are all positive).
 pub const UV_MULTI: i64 = -1;
+/// The easy's user value key of what one of its callbacks raised during the
+/// current transfer (`easy:TransferError`'s `cause`).
+pub const CAUSE_KEY: &str = "cause";
 
 /// What an easy needs from the multi it is added to.
 pub trait Owner {
@@ -81,6 +84,9 @@ pub struct EasyInner {
     pub finished: Cell<bool>,
     /// The address of this easy's Lua block (see `register_object`).
     block: Cell<usize>,
+    /// A callback raised during the transfer: its value is under
+    /// `CAUSE_KEY` in the user value table.
+    pub has_cause: Cell<bool>,
 }
 
 pub struct Easy(Rc<EasyInner>);
@@ -106,6 +112,18 @@ lua_class!(Easy, "curl.Easy", "the easy handle", Rc<EasyInner>,
     open(inner) => inner.handle.borrow().is_some());
 
 impl EasyInner {
+    /// Takes what a callback raised during the last transfer (see
+    /// `has_cause`); `ud` is this easy's userdata.
+    pub fn take_cause(&self, ud: &LuaAnyUserData) -> Option<Value> {
+        if !self.has_cause.replace(false) {
+            return None;
+        }
+        let t = ud.user_value::<LuaTable>().ok()?;
+        let v = t.raw_get::<Value>(CAUSE_KEY).ok();
+        let _ = t.raw_set(CAUSE_KEY, Value::Nil);
+        v
+    }
+
     /// The libcurl handle, unless closed.
     pub fn handle(&self) -> Option<Rc<EasyHandle>> {
         self.handle.borrow().clone()
@@ -219,6 +237,7 @@ fn new_state(
             pending_read: RefCell::new(Vec::new()),
             lua_cbs: Cell::new(0),
             finished: Cell::new(false),
+            has_cause: Cell::new(false),
             block: Cell::new(0),
         }
     });
@@ -302,8 +321,11 @@ fn perform(lua: &Lua, args: Args) -> R<()> {
     }
     h.flush();
     e.pending_read.borrow_mut().clear();
+    e.take_cause(ud);
     let (r, err) = run_with_ctx(lua, ud, &e, || h.perform())?;
     h.flush();
+    // Perform raises the callback's error itself
+    e.take_cause(ud);
     if let Some(err) = err {
         return Err(err);
     }
@@ -321,8 +343,8 @@ fn get_info(lua: &Lua, args: Args) -> R<Value> {
     let Some(name) = t.info.get(&id) else {
         return usage(format!("bad argument #1 'info' (unknown CURLINFO {id})"));
     };
-    let what = format!("CURLINFO_{name}");
-    let fail = fault(&what);
+    // the name only on the error paths (no formatting per call)
+    let fail = |f: Fault| fault(&format!("CURLINFO_{name}"))(f);
     let id64 = id as i64;
     if id64 == c::CURLINFO_PRIVATE {
         return Ok(uv(ud)?.raw_get(c::CURLOPT_PRIVATE)?);
@@ -361,10 +383,42 @@ fn get_info(lua: &Lua, args: Args) -> R<Value> {
         }
         _ => {
             return usage(format!(
-                "{what} hands out a TLS library pointer, which Lua cannot use"
+                "CURLINFO_{name} hands out a TLS library pointer, which Lua cannot use"
             ))
         }
     })
+}
+
+/// `GetInfo`'s fast path: a numeric info of an open easy (no argument
+/// conversion, no protected call); anything else, or a libcurl error, goes
+/// to the full method.
+struct NumInfo;
+
+impl NumPath for NumInfo {
+    type A = EasyInner;
+
+    fn run(e: &EasyInner, id: i64) -> Option<Num> {
+        if !crate::options::numeric_info(id) {
+            return None;
+        }
+        let h = e.handle()?;
+        let id = id as i32;
+        match id & INFO_TYPEMASK {
+            INFO_LONG => h.info_long(id).ok().map(Num::Int),
+            INFO_OFF_T => h.info_off_t(id).ok().map(Num::Int),
+            INFO_DOUBLE => h.info_double(id).ok().map(Num::Float),
+            _ => None,
+        }
+    }
+}
+
+/// `raw.fast_getinfo(fallback[, id])`: `GetInfo`'s fast path in front of
+/// `fallback` (see `luaapi::raw::num_path`).
+pub fn fast_getinfo(
+    lua: &Lua,
+    (fallback, id): (LuaFunction, Option<i64>),
+) -> LuaResult<LuaFunction> {
+    num_path::<NumInfo>(lua, fallback, id)
 }
 
 /// Clears the Lua values an easy holds (callbacks, userdata, objects).
@@ -464,17 +518,35 @@ fn escaping(lua: &Lua, args: Args, unescape: bool) -> R<LuaString> {
     Ok(lua.create_string(&out)?)
 }
 
+/// `raw.writes(easy)` (`curl._writes`, for the loop helpers): whether
+/// the body of a transfer on `easy` goes somewhere other than stdout (a
+/// write function, or `WRITEDATA`, is set).
+pub fn writes(_lua: &Lua, args: Args) -> R<bool> {
+    let (ud, _e) = args.arg::<Easy>(1, "easy")?;
+    let t = uv(ud)?;
+    let f = t.raw_get::<Value>(c::CURLOPT_WRITEFUNCTION)?;
+    let d = t.raw_get::<Value>(c::CURLOPT_WRITEDATA)?;
+    Ok(!f.is_nil() || !d.is_nil())
+}
+
 /// `easy:TransferError(code[, method])`: the `curl.Error` a transfer on
 /// this easy that ended with `code` gives (`Perform`'s: the code's name,
 /// libcurl's text and the error buffer's detail); `method` names it
 /// (default `"easy:TransferError"`). For code taken from `InfoRead`.
 fn transfer_error(lua: &Lua, args: Args) -> R<Value> {
-    let (_ud, _e, h) = open(&args)?;
+    let (ud, e, h) = open(&args)?;
     let code = args.c_int(1, "code")?;
     let method = args.opt_text(2, "method")?;
     let detail = if code == 0 { None } else { h.error_text() };
-    Ok(Fail::Easy(code, detail)
-        .into_value(lua, method.as_deref().unwrap_or("easy:TransferError"))?)
+    let cause = e.take_cause(ud);
+    let v = Fail::Easy(code, detail)
+        .into_value(lua, method.as_deref().unwrap_or("easy:TransferError"))?;
+    if let (Value::Table(t), Some(c)) = (&v, cause) {
+        if code != 0 {
+            t.raw_set("cause", c)?;
+        }
+    }
+    Ok(v)
 }
 
 /// `easy:Send(data)`: bytes sent (0 when the socket is not ready:

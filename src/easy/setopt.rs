@@ -43,8 +43,7 @@ fn set_value(
     v: Value,
     userdata: Option<Value>,
 ) -> R<()> {
-    let name = format!("CURLOPT_{}", meta.name);
-    let opt = name.as_str();
+    let opt = meta.full.as_str();
     match meta.special {
         Special::Refused(why) => usage(format!("{opt} {why}")),
         Special::Callback(cb) => set_callback(ud, e, h, cb, opt, v, userdata),
@@ -137,10 +136,31 @@ fn bad_value<T>(opt: &str, expected: &str, got: &Value) -> R<T> {
     ))
 }
 
-/// Converts a long option's value: integer, or boolean (1 / 0).
+/// Options in whole seconds that have a milliseconds twin (`<name>_MS`).
+const HAS_MS: [&str; 3] = [
+    "CURLOPT_TIMEOUT",
+    "CURLOPT_CONNECTTIMEOUT",
+    "CURLOPT_SERVER_RESPONSE_TIMEOUT",
+];
+
+/// Converts a long option's value: integer, or boolean (1 / 0). A fraction
+/// is refused, naming the `_MS` twin of a seconds option.
 pub fn long_value(opt: &str, v: &Value) -> R<i64> {
     match v {
         Value::Boolean(b) => Ok(*b as i64),
+        Value::Number(f) if f.is_finite() && to_int(v).is_none() => {
+            let hint = if HAS_MS.contains(&opt) {
+                format!(
+                    "; {opt} takes whole seconds: use {opt}_MS, in milliseconds ({})",
+                    (f * 1000.0).round()
+                )
+            } else {
+                String::new()
+            };
+            usage(format!(
+                "bad argument #2 'value' for {opt} (expected integer or boolean, got the fraction {f}{hint})"
+            ))
+        }
         _ => to_int(v).map_or_else(|| bad_value(opt, "integer or boolean", v), Ok),
     }
 }

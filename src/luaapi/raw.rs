@@ -639,6 +639,88 @@ pub fn info_path<P: InfoPath>(lua: &Lua, full: LuaFunction) -> LuaResult<LuaFunc
     }
 }
 
+/// A number a `NumPath` read.
+pub enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+/// A fast path for a getter `method(a, id)` that returns a number
+/// (`GetInfo` of a numeric info); `None` leaves the call to the full method.
+pub trait NumPath: 'static {
+    type A: 'static;
+    fn run(a: &Self::A, id: i64) -> Option<Num>;
+}
+
+/// The C function of a `NumPath`. Upvalues: the fallback, and the id or
+/// nil. With an id (`GetInfo_X`): `(a)` returns the number, the fallback
+/// is the checked method, called as `fallback(a, id)`. Without (the raw
+/// `GetInfo`): `(a, id)` returns `true, number`, the fallback is the raw
+/// method, called with the same arguments.
+unsafe extern "C-unwind" fn num_call<P: NumPath>(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua (20 free stack slots, at most 4
+    // used), made by `num_path`; the object is this call's argument (its
+    // userdata holds it alive for the call). Nothing here raises before the
+    // fallback call, and the frame holds no destructors.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        let bound = ffi::lua_type(l, ffi::lua_upvalueindex(2)) == ffi::LUA_TNUMBER;
+        let (want, id_idx) = if bound {
+            (1, ffi::lua_upvalueindex(2))
+        } else {
+            (2, 2)
+        };
+        if n == want && ffi::lua_type(l, id_idx) == ffi::LUA_TNUMBER {
+            let f = ffi::lua_tonumber(l, id_idx);
+            if f.fract() == 0.0 && f.abs() < 2147483648.0 {
+                if let Some(a) = object_at::<P::A>(l, 1) {
+                    if let Some(v) = P::run(&*a, f as i64) {
+                        if !bound {
+                            ffi::lua_pushboolean(l, 1);
+                        }
+                        match v {
+                            Num::Int(i) => ffi::lua_pushinteger(l, i as ffi::lua_Integer),
+                            Num::Float(x) => ffi::lua_pushnumber(l, x),
+                        }
+                        return if bound { 1 } else { 2 };
+                    }
+                }
+            }
+        }
+        ffi::lua_settop(l, n);
+        if bound {
+            // `fallback(a, id, ...)`: `a` is nil when no argument was given
+            let n = n.max(1);
+            ffi::lua_settop(l, n);
+            ffi::luaL_checkstack(l, 2, std::ptr::null());
+            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+            ffi::lua_insert(l, 1);
+            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+            ffi::lua_insert(l, 3);
+            ffi::lua_call(l, n + 1, ffi::LUA_MULTRET);
+            return ffi::lua_gettop(l);
+        }
+        call_full(l)
+    }
+}
+
+/// The getter `fallback` with path `P` in front of it; `id`: bound to one
+/// id (see `num_call`).
+pub fn num_path<P: NumPath>(
+    lua: &Lua,
+    fallback: LuaFunction,
+    id: Option<i64>,
+) -> LuaResult<LuaFunction> {
+    // SAFETY: inside exec_raw's protected call with the fallback and the id
+    // (or nil) at 1 and 2.
+    unsafe {
+        lua.exec_raw((fallback, id), move |l| {
+            ffi::lua_settop(l, 2);
+            ffi::lua_pushcclosure(l, num_call::<P>, 2);
+        })
+    }
+}
+
 /// `link` for a raw fast path, with the multi at 1 and the easy at 2 of
 /// the running C call. May raise (out of memory) like any table store.
 ///

@@ -42,7 +42,7 @@ impl MultiInner {
 /// The easy can join or leave without any Lua running: no Lua callback
 /// besides write/header/read, and no call running on it.
 fn easy_quiet(e: &EasyInner) -> bool {
-    !e.slot.is_set() && e.lua_cbs.get() == 0
+    !e.slot.is_set() && e.lua_cbs.get() == 0 && !e.has_cause.get()
 }
 
 struct InfoRead;

@@ -271,7 +271,7 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
             "bad argument #1 'option' (unknown multi option {id})"
         ));
     };
-    let opt = format!("CURLMOPT_{}", meta.name);
+    let opt = meta.full.as_str();
     let v = args.get(2);
     let bad = |expected: &str| -> R<()> {
         usage(format!(
@@ -356,7 +356,7 @@ fn set_opt(lua: &Lua, args: Args) -> R<()> {
             h.set_strings(id64, items).map_err(multi_fail)
         }
         _ if id < 10000 => {
-            let n = easy::long_value(&opt, &v)?;
+            let n = easy::long_value(opt, &v)?;
             h.set_long(id64, n as std::os::raw::c_long)
                 .map_err(multi_fail)
         }
@@ -469,6 +469,8 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
         };
         return Err(Fail::Multi(CURLM_ADDED_ALREADY, Some(detail.into())));
     }
+    // a new transfer: nothing raised in it yet
+    e.take_cause(eud);
     // Link first: the timer callback fires inside curl_multi_add_handle and
     // must already map the handle back to its object.
     link_both(lua, ud, &inner, eud, &e)?;

@@ -5,7 +5,7 @@
 -- waits on it and calls poller:Dispatch(multi, 0), which makes the
 -- SocketAction calls in Rust. Await uses a cqueues condition, so it works
 -- inside cqueues-managed coroutines.
---   local loop = require("curl.loop.cqueues").new(cq[, multi])
+--   local loop = require("curl.loop.cqueues").new(cq[, multi][, opts])
 -- Drive it with loop:Run() (steps the controller until idle) or with your own
 -- cq:loop(); with your own loop, set loop.on_error to receive callback errors.
 --
@@ -93,6 +93,34 @@ function B:forget()
   self.changed:signal()
 end
 
+-- loop:After: a task of the controller that sleeps, or wakes early to
+-- end when cancelled.
+function B:after(ms, fire)
+  local cancelled, wake = false, condition.new()
+  self.cq:wrap(function()
+    cqueues.poll(wake, ms / 1000)
+    if not cancelled then
+      local ok, err
+      -- no yield out of fire (it runs the script's function)
+      string.gsub(" ", " ", function() ok, err = pcall(fire) end)
+      if not ok then self.loop:_error(err) end
+    end
+  end)
+  return function()
+    cancelled = true
+    wake:signal()
+  end
+end
+
+-- loop:Sleep in a coroutine of the controller: cqueues' own sleep.
+function B:sleep(ms)
+  local co, main = coroutine.running()
+  if co == nil or main or cqueues.running() ~= self.cq then
+    error(Loop.usage_error("loop:Sleep", "must be called from inside a coroutine of the cqueues controller"), 3)
+  end
+  cqueues.sleep(ms / 1000)
+end
+
 -- A cqueues condition for waiting coroutines (loop:WebSocket).
 function B:condition() return condition.new() end
 
@@ -128,11 +156,11 @@ end
 
 local M = {}
 
-function M.new(cq, multi)
+function M.new(cq, multi, opts)
   cq = cq or cqueues.new()
   local poller = curl.Poller()
   local b = setmetatable({ cq = cq, poller = poller, changed = condition.new() }, B)
-  local loop = Loop.new(b, multi)
+  local loop = Loop.new(b, multi, opts)
   b.loop = loop
   loop.multi:SetOpt_SocketFunction(poller)
   loop.multi:SetOpt_TimerFunction(poller)

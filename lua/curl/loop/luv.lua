@@ -6,7 +6,7 @@
 -- libcurl's timeouts. When either fires, poller:Dispatch(multi, 0) makes the
 -- SocketAction calls in Rust. Both handles are stopped while no transfer
 -- runs, so the application's uv.run() returns when the transfers are done.
---   local loop = require("curl.loop.luv").new(uv[, multi])
+--   local loop = require("curl.loop.luv").new(uv[, multi][, opts])
 -- Drive it with loop:Run() (until idle) or with your own uv.run(); with your
 -- own uv.run, set loop.on_error to receive callback errors.
 local curl = require "curl"
@@ -62,6 +62,21 @@ end
 
 function B:now() return self.uv.hrtime() / 1e6 end
 
+-- loop:After: a uv timer of its own (it keeps uv.run going until it fires).
+function B:after(ms, fire)
+  local t = self.uv.new_timer()
+  t:start(ms, 0, function()
+    t:close()
+    pcall(fire) -- never raises; the pcall keeps luv safe all the same
+  end)
+  return function()
+    if not t:is_closing() then
+      t:stop()
+      t:close()
+    end
+  end
+end
+
 -- uv.run inside a uv callback is not supported by libuv.
 function B:nested()
   if self.uv.loop_mode and self.uv.loop_mode() then
@@ -99,14 +114,14 @@ end
 
 local M = {}
 
-function M.new(uv, multi)
+function M.new(uv, multi, opts)
   uv = uv or require "luv"
   local poller = curl.Poller()
   local b = setmetatable({
     uv = uv, poller = poller, armed = false, polling = false,
     poll_h = uv.new_poll(poller:Fd()), timer_h = uv.new_timer(), guard_h = uv.new_timer(),
   }, B)
-  local loop = Loop.new(b, multi)
+  local loop = Loop.new(b, multi, opts)
   b.loop = loop
   local m = loop.multi
   m:SetOpt_SocketFunction(poller)

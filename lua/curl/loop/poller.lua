@@ -1,6 +1,6 @@
 -- curl.loop.poller: curl.loop on the built-in epoll curl.Poller, for scripts
 -- that have no event loop of their own.
---   local loop = require("curl.loop.poller").new([multi])
+--   local loop = require("curl.loop.poller").new([multi][, opts])
 local curl = require "curl"
 local Loop = require "curl.loop"
 
@@ -28,9 +28,9 @@ function B:close() self.poller:Close() end
 
 local M = {}
 
-function M.new(multi)
+function M.new(multi, opts)
   local b = setmetatable({ poller = curl.Poller() }, B)
-  local loop = Loop.new(b, multi)
+  local loop = Loop.new(b, multi, opts)
   b.loop = loop
   loop.multi:SetOpt_SocketFunction(b.poller)
   loop.multi:SetOpt_TimerFunction(b.poller)

@@ -16,8 +16,8 @@
 local curl = require "curl"
 
 -- libcurl's CURLWS_* bits (websockets.h), also where the headers lack them
-local TEXT, BINARY, CONT = curl.CURLWS_TEXT or 1, curl.CURLWS_BINARY or 2, curl.CURLWS_CONT or 4
-local CLOSE, PING, PONG = curl.CURLWS_CLOSE or 8, curl.CURLWS_PING or 16, curl.CURLWS_PONG or 64
+local TEXT, BINARY, CONT = curl.constants.CURLWS_TEXT or 1, curl.constants.CURLWS_BINARY or 2, curl.constants.CURLWS_CONT or 4
+local CLOSE, PING, PONG = curl.constants.CURLWS_CLOSE or 8, curl.constants.CURLWS_PING or 16, curl.constants.CURLWS_PONG or 64
 
 local function has(flags, bit) return math.floor(flags / bit) % 2 == 1 end
 
