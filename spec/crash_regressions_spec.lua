@@ -495,6 +495,48 @@ describe("crash regressions", function()
     e:Close()
   end)
 
+  it("the request body cannot change while its transfer runs (libcurl before 8.7.0)", function()
+    -- fuzz seed lua5.3 1592112580: a chunked POST from a read function,
+    -- answered with a 307, given a 70,000-byte POSTFIELDS before it
+    -- follows: 7.88 copies the new body into its 64 KiB upload buffer
+    local multi = curl.Multi()
+    local sent, headers = 0, 0
+    local e = curl.Easy {
+      URL = H.url("/307"), Post = true, FollowLocation = true, TimeoutMs = 5000,
+      ReadFunction = function(n) if sent < 300000 then sent = sent + n; return ("r"):rep(n) end return "" end,
+      SeekFunction = function() sent = 0; return 0 end,
+      HeaderFunction = function() headers = headers + 1 end,
+      WriteFunction = function() end,
+    }
+    multi:AddHandle(e)
+    local tried, result = false, nil
+    for _ = 1, 5000 do
+      local running = multi:Perform()
+      if headers > 0 and not tried then
+        tried = true
+        local ok, err = pcall(e.SetOpt_PostFields, e, ("x"):rep(70000))
+        local ok2, err2 = pcall(e.SetOpt_PostFieldSize_Large, e, 10)
+        if older_than(0x080700) then
+          assert.is_false(ok)
+          assert.truthy(err.message:find("8.7.0", 1, true), err.message)
+          assert.is_false(ok2)
+          assert.are.equal("usage", err2.kind)
+        end
+      end
+      local msg, res = multi:InfoRead()
+      if msg == curl.CURLMSG_DONE then result = res break end
+      if running == 0 then break end
+      multi:Poll(20)
+    end
+    assert.is_true(tried)
+    assert.are.equal(curl.CURLE_OK, result)
+    -- once it ended (InfoRead said so) the body may change again
+    e:SetOpt_PostFields("a=1")
+    multi:RemoveHandle(e)
+    e:Close()
+    multi:Close()
+  end)
+
   it("HTTP/2 and other protocols do not share a connection cache (libcurl before 8.1.0)", function()
     if not older_than(0x080100) then return end
     local multi = curl.Multi()

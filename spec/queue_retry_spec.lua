@@ -205,6 +205,19 @@ for _, name in ipairs(H.loop_backends) do
       loop:Close()
     end)
 
+    it("leaves an easy as it was when Add refuses it", function()
+      local loop = new_loop(name)
+      local other = curl.Multi()
+      local e = curl.Easy { URL = H.url("/size/5") }
+      other:AddHandle(e)
+      local ok, err = pcall(loop.Add, loop, e, function() end)
+      assert.is_false(ok)
+      assert.are.equal("CURLM_ADDED_ALREADY", err.name)
+      assert.is_false(curl._writes(e)) -- no write function left behind
+      other:Close()
+      loop:Close()
+    end)
+
     it("drops the body of an easy without a write function instead of writing stdout", function()
       local out, errout = H.run_lua(([[
         package.path = %q

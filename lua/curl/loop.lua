@@ -417,7 +417,8 @@ function Loop:_start(easy, opts, level)
   end
   -- a body with nowhere to go is dropped, not written to stdout
   local ok, writes = pcall(curl._writes, easy)
-  if ok and not writes then easy:SetOpt_WriteFunction(discard) end
+  local dropping = ok and not writes
+  if dropping then easy:SetOpt_WriteFunction(discard) end
   self.transfers[easy] = on_done or true
   self.active = self.active + 1
   local err
@@ -426,6 +427,7 @@ function Loop:_start(easy, opts, level)
     if not self:_added(easy) then
       self.transfers[easy] = nil
       self.active = self.active - 1
+      if dropping then pcall(easy.SetOpt_WriteFunction, easy, nil) end -- a refused Add changes nothing
       if multi_closed(self.multi) then err = self:_lose("loop:Add") end
       error(err, level or 2)
     end

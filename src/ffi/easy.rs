@@ -312,6 +312,9 @@ impl<H: EasyHandler> Easy<H> {
         if !matches!(option_kind(opt as i32), ot::LONG | ot::VALUES) {
             return refused(format!("option {opt} does not take a long"));
         }
+        if opt == c::CURLOPT_POSTFIELDSIZE {
+            self.body_may_change()?;
+        }
         if opt == c::CURLOPT_CONNECT_ONLY && self.in_multi.get() {
             return refused(
                 "it cannot change while the easy is added to a multi; set it before AddHandle",
@@ -370,6 +373,9 @@ impl<H: EasyHandler> Easy<H> {
     pub fn set_off_t(&self, opt: i64, v: i64) -> Res<()> {
         if option_kind(opt as i32) != ot::OFF_T {
             return refused(format!("option {opt} does not take an off_t"));
+        }
+        if opt == c::CURLOPT_POSTFIELDSIZE_LARGE {
+            self.body_may_change()?;
         }
         let h = self.raw()?;
         // SAFETY: live handle; an off_t option receives a curl_off_t.
@@ -447,6 +453,7 @@ impl<H: EasyHandler> Easy<H> {
     /// `POSTFIELDS` (libcurl does not copy it): the handle keeps the bytes
     /// and gives libcurl their length, so any bytes work; `None` clears.
     pub fn set_postfields(&self, body: Option<&[u8]>) -> Res<()> {
+        self.body_may_change()?;
         let bytes = body.map(|b| {
             let mut v = Vec::with_capacity(b.len() + 1);
             v.extend_from_slice(b);
@@ -466,6 +473,24 @@ impl<H: EasyHandler> Easy<H> {
         (unsafe { self.setopt_ptr(c::CURLOPT_POSTFIELDS, p) })?;
         let old = std::mem::replace(&mut self.kept.borrow_mut().postfields, bytes);
         self.retire(old);
+        Ok(())
+    }
+
+    /// Guard: before 8.7.0 the request body (`POSTFIELDS` and its size)
+    /// cannot change while the handle's transfer runs. 7.88 takes the new
+    /// body into the state of the upload in progress: a chunked POST from a
+    /// read function that then follows a 307 copies the new 70,000-byte
+    /// body into its 64 KiB upload buffer (heap overflow; fuzz seed lua5.3
+    /// 1592112580, `free(): invalid size` later). 8.7.0 rewrote the upload
+    /// code; 8.22 is checked unaffected.
+    fn body_may_change(&self) -> Res<()> {
+        let running = self.performing.get() || (self.in_multi.get() && !self.done.get());
+        if running && older_than(0x080700) {
+            return refused(format!(
+                "the request body (POSTFIELDS, POSTFIELDSIZE) cannot change while the easy's transfer runs: {} overflows its upload buffer when the transfer then follows a redirect (fixed in 8.7.0); set it before AddHandle or Perform, or RemoveHandle first",
+                this_libcurl()
+            ));
+        }
         Ok(())
     }
 
