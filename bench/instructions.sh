@@ -5,10 +5,12 @@
 # start-up. Reports the total and the share of this module, libcurl, libc
 # and the Lua VM per transfer.
 #   bench/instructions.sh [DRIVER...]   (default: c poller poller-lua luv)
-#   BUILD=build/lua54 N1=500 N2=5000 C=100 bench/instructions.sh poller
-# Drivers: c, poller, poller-lua, luv, luv-fd (luv on the Poller's one
-# descriptor), loop-luv (the curl.loop.luv helper), luv-same
-# (../shared/bench/luv_same_shape.lua when present), poller-jit, luv-jit.
+#   BUILD=build/lua54 N1=500 N2=5000 C=100 URLPATH=/100b bench/instructions.sh poller
+# Drivers: c, poller, poller-gen (generational GC), poller-buffer, poller-lua,
+# luv, luv-fd (luv on the Poller's one descriptor), loop-luv (the
+# curl.loop.luv helper), luv-same (../shared/bench/luv_same_shape.lua when
+# present), poller-jit, luv-jit, pycurl. NGINX_ENV=file: use that running
+# nginx (bench/run.sh's) instead of starting one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build/lua54}
@@ -16,10 +18,15 @@ n1=${N1:-500}; n2=${N2:-5000}; conc=${C:-100}
 drivers=("$@"); [ ${#drivers[@]} -gt 0 ] || drivers=(c poller poller-lua luv)
 ulimit -n 65536 2>/dev/null || true
 tmp=$(mktemp -d)
-trap 'scripts/nginx.sh stop "$tmp/nginx" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-scripts/nginx.sh start "$tmp/nginx" >/dev/null
-. "$tmp/nginx/env"
-url="$NGINX_HTTP/100b"
+if [ -n "${NGINX_ENV:-}" ]; then
+  trap 'rm -rf "$tmp"' EXIT
+  . "$NGINX_ENV"
+else
+  trap 'scripts/nginx.sh stop "$tmp/nginx" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+  scripts/nginx.sh start "$tmp/nginx" >/dev/null
+  . "$tmp/nginx/env"
+fi
+url="$NGINX_HTTP${URLPATH:-/100b}"
 cc -O2 -g -o "$tmp/baseline" bench/c/baseline.c -lcurl
 
 cmd_for() { # driver n -> command line
@@ -27,6 +34,9 @@ cmd_for() { # driver n -> command line
   case $1 in
     c) echo "$tmp/baseline $url $2 $conc" ;;
     poller) echo "lua5.4 bench/drivers/poller.lua $url $2 $conc $build" ;;
+    poller-gen) echo "lua5.4 bench/drivers/poller.lua $url $2 $conc $build generational" ;;
+    poller-buffer) echo "lua5.4 bench/drivers/poller_buffer.lua $url $2 $conc $build" ;;
+    pycurl) echo "/usr/bin/python3 bench/drivers/pycurl_driver.py $url $2 $conc" ;;
     poller-lua) echo "lua5.4 bench/drivers/poller_lua.lua $url $2 $conc $build" ;;
     luv) echo "lua5.4 bench/drivers/luv.lua $url $2 $conc $build" ;;
     luv-fd) echo "lua5.4 bench/drivers/luv_fd.lua $url $2 $conc $build" ;;
