@@ -97,8 +97,16 @@ done
 
 ulimit -n 4096 2>/dev/null || true
 # FUZZ_CORES=1: crashed seeds leave a core file in their tmp/ (for gdb, with
-# kernel.core_pattern "core"); otherwise no cores
-if [ -n "${FUZZ_CORES:-}" ]; then ulimit -c unlimited 2>/dev/null || true; else ulimit -c 0 2>/dev/null || true; fi
+# kernel.core_pattern "core"), and so do hung ones: the timeout ends them
+# with SIGABRT instead of SIGTERM, so the core shows where they hung
+# (still reported as a hang); otherwise no cores
+stop_signal=TERM
+if [ -n "${FUZZ_CORES:-}" ]; then
+  ulimit -c unlimited 2>/dev/null || true
+  stop_signal=ABRT
+else
+  ulimit -c 0 2>/dev/null || true
+fi
 
 [ -n "$out" ] || out=$(mktemp -d /tmp/fuzz-out.XXXXXX)
 mkdir -p "$out"
@@ -158,7 +166,7 @@ run_one() {
     cmd=(gdb -q -batch -ex "set logging file $dir/gdb.txt" -ex "set logging redirect on"
          -ex "set logging enabled on" -x "$root/fuzz/gdb_signal.py" --args "${cmd[@]}")
   fi
-  ( cd "$dir/tmp" && FUZZ_TMP="$dir/tmp" exec timeout -k 10 "$timeout_s" "${cmd[@]}" </dev/null >/dev/null 2>"$dir/stderr" )
+  ( cd "$dir/tmp" && FUZZ_TMP="$dir/tmp" exec timeout -s "$stop_signal" -k 10 "$timeout_s" "${cmd[@]}" </dev/null >/dev/null 2>"$dir/stderr" )
   local rc=$?
   local ops
   ops=$(sed -n 's/.*FUZZ DONE .* ops=\([0-9]*\).*/\1/p' "$dir/stderr" | tail -n1)
