@@ -289,7 +289,7 @@ for _, k in ipairs { "Version", "VersionInfo", "EasyStrError", "MultiStrError", 
 end
 
 -- For the loop helpers: whether an easy's body goes anywhere but stdout.
-M._writes = checked(raw.writes)
+M._writes = raw.fast_writes(checked(raw.writes))
 
 ------------------------------------------------------------------- Fetch
 

@@ -130,6 +130,7 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
         lua.create_function(|lua, full: LuaFunction| easy::fast_getinfo(lua, (full, None)))?,
     )?;
     r.raw_set("fast_getinfo", lua.create_function(easy::fast_getinfo)?)?;
+    r.raw_set("fast_writes", lua.create_function(easy::fast_writes)?)?;
     reg_fn(lua, &r, "Version", "curl.Version", |_l, _a| {
         Ok(ffi::version())
     })?;

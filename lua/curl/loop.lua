@@ -418,7 +418,8 @@ function Loop:_start(easy, opts, level)
   -- a body with nowhere to go is dropped, not written to stdout
   local ok, writes = pcall(curl._writes, easy)
   local dropping = ok and not writes
-  if dropping then easy:SetOpt_WriteFunction(discard) end
+  -- (a closed easy refuses it: AddHandle then says why)
+  if dropping then dropping = pcall(easy.SetOpt_WriteFunction, easy, discard) end
   self.transfers[easy] = on_done or true
   self.active = self.active + 1
   local err

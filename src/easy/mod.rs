@@ -529,6 +529,16 @@ pub fn writes(_lua: &Lua, args: Args) -> R<bool> {
     Ok(!f.is_nil() || !d.is_nil())
 }
 
+/// `raw.fast_writes(full)`: `writes` as a C function (`curl._writes` runs
+/// on every `loop:Add`).
+pub fn fast_writes(lua: &Lua, full: LuaFunction) -> LuaResult<LuaFunction> {
+    crate::luaapi::raw::uv_any_path::<EasyInner>(
+        lua,
+        full,
+        [c::CURLOPT_WRITEFUNCTION, c::CURLOPT_WRITEDATA],
+    )
+}
+
 /// `easy:TransferError(code[, method])`: the `curl.Error` a transfer on
 /// this easy that ended with `code` gives (`Perform`'s: the code's name,
 /// libcurl's text and the error buffer's detail); `method` names it

@@ -721,6 +721,45 @@ pub fn num_path<P: NumPath>(
     }
 }
 
+/// The C function of `uv_any_path` (upvalues: the full function, two
+/// user-value keys).
+unsafe extern "C-unwind" fn uv_any_call<T: 'static>(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua (20 free stack slots, at most 4
+    // used), made by `uv_any_path`; reads only, nothing raises before the
+    // fallback call, and the frame holds no destructors.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        if n == 1 && object_at::<T>(l, 1).is_some() && push_uv(l, 1) {
+            let k1 = ffi::lua_tointeger(l, ffi::lua_upvalueindex(2));
+            let k2 = ffi::lua_tointeger(l, ffi::lua_upvalueindex(3));
+            let any = ffi::lua_rawgeti(l, -1, k1) != ffi::LUA_TNIL
+                || ffi::lua_rawgeti(l, -2, k2) != ffi::LUA_TNIL;
+            ffi::lua_settop(l, n);
+            ffi::lua_pushboolean(l, any as c_int);
+            return 1;
+        }
+        ffi::lua_settop(l, n);
+        call_full(l)
+    }
+}
+
+/// `full(obj)` with a fast path in front: whether the `T` object's
+/// user-value table has a value under `keys[0]` or `keys[1]`.
+pub fn uv_any_path<T: 'static>(
+    lua: &Lua,
+    full: LuaFunction,
+    keys: [i64; 2],
+) -> LuaResult<LuaFunction> {
+    // SAFETY: inside exec_raw's protected call with the full function and
+    // the keys at 1..3.
+    unsafe {
+        lua.exec_raw((full, keys[0], keys[1]), move |l| {
+            ffi::lua_settop(l, 3);
+            ffi::lua_pushcclosure(l, uv_any_call::<T>, 3);
+        })
+    }
+}
+
 /// `link` for a raw fast path, with the multi at 1 and the easy at 2 of
 /// the running C call. May raise (out of memory) like any table store.
 ///
