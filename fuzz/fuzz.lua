@@ -132,12 +132,13 @@ local KNOWN = {
   connect_only_leak = "(r) CONNECT_ONLY: Perform, Send, Perform again: libcurl leaks the first connection (valgrind)",
   ssl_share_leak = "(s) CURLOPT_SHARE with CURL_LOCK_DATA_SSL_SESSION on an easy that has run a transfer: its session cache leaks (valgrind)",
   body_midtransfer = "(t) POSTFIELDS set while the easy's transfer runs (a chunked POST from a read function that follows a 307): heap overflow of state.ulbuf, 'free(): invalid size' later",
+  connect_only_head = "(u) CONNECT_ONLY 2 with CUSTOMREQUEST 'HEAD' (libcurl 8.22): Perform never returns, its TIMEOUT ignored",
 }
 local KNOWN_ORDER = { "escape_empty", "filedata_subparts", "subparts_root", "closesocket_reuse",
   "stream_depends_dup", "hsts_dup", "share_hsts_ctrl", "curlu_empty_path", "connect_only_multi",
   "h2_socketaction", "hsts_ctrl_file", "loop_multi_closed", "loop_bad_opts", "trailer_reuse",
   "connect_only_h2", "loop_close_add", "cqueues_nested_run", "connect_only_leak", "ssl_share_leak",
-  "body_midtransfer" }
+  "body_midtransfer", "connect_only_head" }
 local AVOID = {}
 do
   local spec = os.getenv("FUZZ_AVOID") or "none"
@@ -1018,6 +1019,9 @@ local function easy_setopt_blocked(info, name, v)
   end
   if name == "CURLOPT_TRAILERFUNCTION" and AVOID.trailer_reuse and v ~= nil then
     return "trailer_reuse"
+  end
+  if name == "CURLOPT_CUSTOMREQUEST" and AVOID.connect_only_head and type(v) == "string" and v:upper() == "HEAD" then
+    return "connect_only_head"
   end
   if (name == "CURLOPT_POSTFIELDS" or name == "CURLOPT_COPYPOSTFIELDS" or name == "CURLOPT_POSTFIELDSIZE"
       or name == "CURLOPT_POSTFIELDSIZE_LARGE") and AVOID.body_midtransfer and info.multi then

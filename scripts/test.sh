@@ -121,9 +121,10 @@ fi
 fuzz_avoid=${FUZZ_SUITE_AVOID-none}
 fuzz_check() { FUZZ_AVOID="$fuzz_avoid" scripts/fuzz.sh --out "$tmp/fuzz" "$@"; }
 check "fuzz: seeds 1-3, every interpreter" fuzz_check --seeds 1,2,3 --calls 3000 --interp all
-# (The bundled build is fuzzed by `CURL_BUILD=build/vendored make fuzz`, not
-# here: a hang inside a WebSocket Perform on libcurl 8.22 is still open,
-# see fuzz/README.md.)
+if [ -n "${vb:-}" ] && [ -f "$vb/lua54/curl.so" ]; then
+  CURL_BUILD="$vb" check "fuzz: seeds 6-7, Lua 5.4 and LuaJIT (bundled libcurl)" \
+    fuzz_check --seeds 6,7 --calls 3000 --interp lua5.4,luajit
+fi
 if [ -z "${SKIP_VALGRIND:-}" ]; then
   check "fuzz under valgrind: seeds 4-5" fuzz_check --seeds 4,5 --calls 500 --interp lua5.4 --valgrind
 fi

@@ -495,6 +495,25 @@ describe("crash regressions", function()
     e:Close()
   end)
 
+  it("CONNECT_ONLY 2 with CUSTOMREQUEST HEAD cannot make Perform wait forever (libcurl 8)", function()
+    -- fuzz seed lua5.4 1805720116 on the bundled 8.22: Perform never
+    -- returned, its TIMEOUT_MS ignored (7.88 times out)
+    local e = curl.Easy { URL = H.url("/size/9"), ConnectOnly = 2, CustomRequest = "HEAD", TimeoutMs = 400,
+                          WriteFunction = function() end }
+    if older_than(0x080000) then
+      local ok, err = pcall(e.Perform, e)
+      assert.is_true(ok or err.kind == "easy", tostring(err))
+    else
+      usage_error(function() e:Perform() end, "never ends the transfer")
+      local multi = curl.Multi()
+      usage_error(function() multi:AddHandle(e) end, "never ends the transfer")
+      multi:Close()
+      e:SetOpt_CustomRequest(nil)
+      e:Perform() -- CONNECT_ONLY 2 alone is fine
+    end
+    e:Close()
+  end)
+
   it("the request body cannot change while its transfer runs (libcurl before 8.7.0)", function()
     -- fuzz seed lua5.3 1592112580: a chunked POST from a read function,
     -- answered with a 307, given a 70,000-byte POSTFIELDS before it

@@ -22,7 +22,10 @@
 //!   `CONNECT_ONLY` transfer leaks it when it starts another transfer: it
 //!   cannot start one while it holds it (and, checked in `set_share`, a
 //!   handle that made its own TLS session cache leaks it when a share of
-//!   TLS sessions is set: refused).
+//!   TLS sessions is set: refused);
+//! - from 8.0 (8.22 checked; 7.88 unaffected), `CONNECT_ONLY` 2 with
+//!   `CUSTOMREQUEST` "HEAD": libcurl sends the request, then never ends the
+//!   transfer, its `TIMEOUT` ignored (`Perform` never returns): refused.
 
 use super::consts::c;
 use super::easy::Easy;
@@ -43,6 +46,9 @@ pub struct CacheMix {
 #[derive(Default, Clone)]
 pub struct Starts {
     pub(super) connect_only: bool,
+    /// `CONNECT_ONLY` 2 (WebSocket) as set, and `CUSTOMREQUEST` is "HEAD".
+    connect_only_ws: bool,
+    custom_head: bool,
     follow: bool,
     /// `HTTP_VERSION` as set.
     version: c_long,
@@ -120,7 +126,10 @@ impl Starts {
     /// Notes a long option the guards look at.
     pub(super) fn long_set(&mut self, opt: i64, v: c_long) {
         match opt {
-            c::CURLOPT_CONNECT_ONLY => self.connect_only = v != 0,
+            c::CURLOPT_CONNECT_ONLY => {
+                self.connect_only = v != 0;
+                self.connect_only_ws = v == 2;
+            }
             c::CURLOPT_FOLLOWLOCATION => self.follow = v != 0,
             c::CURLOPT_FORBID_REUSE => {
                 self.forbid_reuse = v;
@@ -142,7 +151,10 @@ impl Starts {
     pub(super) fn watches_string(opt: i64) -> bool {
         matches!(
             opt,
-            c::CURLOPT_URL | c::CURLOPT_DEFAULT_PROTOCOL | c::CURLOPT_REDIR_PROTOCOLS_STR
+            c::CURLOPT_URL
+                | c::CURLOPT_DEFAULT_PROTOCOL
+                | c::CURLOPT_REDIR_PROTOCOLS_STR
+                | c::CURLOPT_CUSTOMREQUEST
         )
     }
 
@@ -151,6 +163,9 @@ impl Starts {
         match opt {
             c::CURLOPT_URL => self.url = v.map(url_scheme),
             c::CURLOPT_DEFAULT_PROTOCOL => self.default_protocol = v.map(Scheme::of),
+            c::CURLOPT_CUSTOMREQUEST => {
+                self.custom_head = v.is_some_and(|m| m.eq_ignore_ascii_case(b"HEAD"))
+            }
             c::CURLOPT_REDIR_PROTOCOLS_STR => {
                 self.redir = v.map_or(Redir::Default, |s| {
                     Redir::List(String::from_utf8_lossy(s).into_owned())
@@ -247,6 +262,16 @@ impl<H: EasyHandler> Easy<H> {
                     this_libcurl()
                 ));
             }
+        }
+        let (ws, head) = {
+            let st = self.starts.borrow();
+            (st.connect_only_ws, st.custom_head)
+        };
+        if ws && head && !older_than(0x080000) {
+            return refused(format!(
+                "CONNECT_ONLY 2 with CUSTOMREQUEST \"HEAD\": {} sends the request and then never ends the transfer, whatever its TIMEOUT (easy:Perform would never return); unset one of them",
+                this_libcurl()
+            ));
         }
         if self.starts.borrow().connect_only {
             self.connect_only_ran.set(true);
