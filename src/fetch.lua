@@ -111,9 +111,11 @@ local KNOWN_LIST = {}
 for k in pairs(KNOWN) do KNOWN_LIST[#KNOWN_LIST + 1] = k end
 sort(KNOWN_LIST)
 
+-- Seconds to milliseconds, at most 2^31 - 1 ms (24.8 days: libcurl's and
+-- the loop's timers take no more).
 local function seconds_ms(method, name, v, level)
-  if type(v) ~= "number" or v ~= v or v < 0 or v == math.huge then
-    error(bad(method, name, "seconds (a number >= 0)", v), level or 4)
+  if type(v) ~= "number" or v ~= v or v < 0 or v * 1000 > 2147483647 then
+    error(bad(method, name, "seconds from 0 to 2147483 (24.8 days)", v), level or 4)
   end
   return floor(v * 1000 + 0.5)
 end

@@ -606,9 +606,12 @@ function Loop:_fire(t)
   if not ok then self:_error(e) end
 end
 
+-- At most 2^31 - 1 ms (24.8 days), as the uv and libcurl timers take.
+local MAX_MS = 2147483647
+
 local function check_ms(method, ms)
-  if type(ms) ~= "number" or ms ~= ms or ms < 0 or ms == math.huge then
-    error(bad_argument(method, 1, "ms", "milliseconds (a number >= 0)", ms), 3)
+  if type(ms) ~= "number" or ms ~= ms or ms < 0 or ms > MAX_MS then
+    error(bad_argument(method, 1, "ms", "milliseconds from 0 to 2^31 - 1", ms), 3)
   end
   return math.floor(ms + 0.5)
 end
