@@ -439,7 +439,7 @@ end
 -- status): the milliseconds to wait before the next try, or nil when it
 -- is not to be retried (no retries left, a permanent error, a status that
 -- is an answer, or a Retry-After longer than retry_max_delay).
-function M.retry_delay(easy, st, code)
+local function retry_delay(easy, st, code)
   if st.attempt >= st.retries then return nil end
   local wait = st.delay * 2 ^ st.attempt
   if code == 0 then
@@ -460,18 +460,31 @@ end
 
 -- Makes `st` ready for another try; false when the output cannot start
 -- over (a file object that cannot seek, with data written).
-function M.restart(st)
+local function restart(st)
   st.status, st.headers, st.cookies, st.chunks, st.write_error = nil, {}, nil, {}, nil
   if st.path then
     pcall(st.file.close, st.file)
     local f, e = io.open(st.path, "wb")
-    if not f then st.write_error = e; return false end
+    if not f then
+      st.write_error, st.close_file = e, false -- (closed above)
+      return false
+    end
     st.file = f
   elseif st.file and st.n > 0 then
     if not st.start or not pcall(st.file.seek, st.file, "set", st.start) then return false end
   end
   st.n = 0
   return true
+end
+
+-- After an attempt that ended with `err` (nil: it succeeded, whatever the
+-- status): the milliseconds to wait before the next try, with `st` made
+-- ready for it, or nil. Only a transfer's own error (kind "easy") or a
+-- response can be retried, never a callback's error or a usage error.
+function M.next_try(easy, st, err)
+  local code = err == nil and 0 or (type(err) == "table" and rawget(err, "kind") == "easy" and err.code)
+  local wait = code and retry_delay(easy, st, code)
+  if wait and restart(st) then return wait end
 end
 
 local function sleep(ms)
@@ -486,9 +499,8 @@ function M.fetch(url, opts)
   local ok, err
   while true do
     ok, err = pcall(easy.Perform, easy)
-    local code = ok and 0 or (type(err) == "table" and rawget(err, "kind") == "easy" and err.code)
-    local wait = code and M.retry_delay(easy, st, code)
-    if not wait or not M.restart(st) then break end
+    local wait = M.next_try(easy, st, not ok and err or nil)
+    if not wait then break end
     sleep(wait)
   end
   if not ok then

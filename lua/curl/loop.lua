@@ -59,6 +59,11 @@ local function transfer_error(easy, code)
 end
 Loop.transfer_error = transfer_error
 
+-- A max_active value: nil (no limit) or a number >= 1.
+local function valid_max(n)
+  return n == nil or (type(n) == "number" and n == n and n >= 1)
+end
+
 local function lost_error(method)
   return usage_error(method, "the loop's multi was closed behind its back (multi:Close); " ..
                              "its transfers ended, close the loop with loop:Close()")
@@ -85,7 +90,7 @@ function Loop.new(backend, multi, opts)
     error(bad_argument("loop.new", 2, "opts", "table or nil", opts), 3)
   end
   local max = opts.max_active
-  if max ~= nil and (type(max) ~= "number" or max ~= max or max < 1) then
+  if not valid_max(max) then
     error(usage_error("loop.new", "bad option 'max_active' (expected a number >= 1 or nil)"), 3)
   end
   local self = setmetatable({
@@ -155,6 +160,15 @@ local function call_back(f, a, b, c)
 end
 Loop._call_back = call_back
 
+-- Runs one of the script's functions for the loop (an on_done, a timer's):
+-- inside the loop, its error to loop:_error.
+function Loop:_run_callback(f, a, b, c)
+  self.inside = self.inside + 1
+  local ok, e = call_back(f, a, b, c)
+  self.inside = self.inside - 1
+  if not ok then self:_error(e) end
+end
+
 function Loop:_error(err)
   if self.on_error then
     local ok, e2 = call_back(self.on_error, err)
@@ -176,10 +190,7 @@ local function finish(self, easy, code, err)
     if self.held_set and type(err) == "table" and rawequal(rawget(err, "cause"), self.held) then
       self.held_set, self.held = false, nil
     end
-    self.inside = self.inside + 1
-    local ok, e = call_back(on_done, easy, code, err)
-    self.inside = self.inside - 1
-    if not ok then self:_error(e) end
+    self:_run_callback(on_done, easy, code, err)
   end
 end
 
@@ -214,12 +225,7 @@ end
 -- callback), `q = { easy, on_done | opts }`: its on_done gets `code, err`.
 function Loop:_unqueued(q, code, err)
   local on_done = type(q[2]) == "function" and q[2] or type(q[2]) == "table" and q[2].on_done
-  if on_done then
-    self.inside = self.inside + 1
-    local ok, e = call_back(on_done, q[1], code, err)
-    self.inside = self.inside - 1
-    if not ok then self:_error(e) end
-  end
+  if on_done then self:_run_callback(on_done, q[1], code, err) end
 end
 
 -- Starts queued transfers while there is room under max_active.
@@ -516,17 +522,10 @@ function Loop:Fetch(url, opts, callback)
   end
   local F = curl._fetch()
   local easy, st = F.prepare("loop:Fetch", url, opts)
-  -- the code of a finished attempt for the retry rules (nil: not a
-  -- transfer's own error, never retried)
-  local function code_of(code, err)
-    if code == OK then return 0 end
-    if type(err) == "table" and rawget(err, "kind") == "easy" then return code end
-  end
   if callback then
     local function on_done(e, code, err)
-      local c = code_of(code, err)
-      local wait = c and F.retry_delay(e, st, c)
-      if wait and not self.closing and not self.closed and F.restart(st) then
+      local wait = not self.closing and not self.closed and F.next_try(e, st, err)
+      if wait then
         self:After(wait, function() self:Add(easy, on_done) end)
         return
       end
@@ -543,9 +542,8 @@ function Loop:Fetch(url, opts, callback)
   local ok, res
   while true do
     ok, res = self:Await(easy)
-    local c = code_of(ok and OK or (type(res) == "table" and res.code), not ok and res or nil)
-    local wait = c and F.retry_delay(easy, st, c)
-    if not wait or not F.restart(st) then break end
+    local wait = F.next_try(easy, st, not ok and res or nil)
+    if not wait then break end
     self:Sleep(wait)
   end
   if ok then return F.response(easy, st) end
@@ -570,7 +568,7 @@ function Loop:Queued() return #self.queue end
 --- limit); raising it starts queued transfers at once, lowering it lets
 --- the running ones finish.
 function Loop:SetMaxActive(n)
-  if n ~= nil and (type(n) ~= "number" or n ~= n or n < 1) then
+  if not valid_max(n) then
     error(bad_argument("loop:SetMaxActive", 1, "n", "a number >= 1 or nil", n), 2)
   end
   self.max_active = n
@@ -600,10 +598,7 @@ function Loop:_fire(t)
   if not self.timers[t] then return end
   self.timers[t] = nil
   self.ntimers = self.ntimers - 1
-  self.inside = self.inside + 1
-  local ok, e = call_back(t.fn)
-  self.inside = self.inside - 1
-  if not ok then self:_error(e) end
+  self:_run_callback(t.fn)
 end
 
 -- At most 2^31 - 1 ms (24.8 days), as the uv and libcurl timers take.
