@@ -80,3 +80,37 @@ describe("misuse of every option", function()
     assert.are.equal(-1, m:Timeout())
   end)
 end)
+
+describe("misspellings and near misses say what was meant", function()
+  local usage_error = H.usage_error
+
+  it("an unknown curl.CURL constant is a usage error with a did-you-mean; curl.constants tests", function()
+    local err = usage_error(function() return curl.CURLOPT_FOLLOWLOCATON end,
+                            "did you mean CURLOPT_FOLLOWLOCATION%?")
+    assert.are.equal("curl.CURLOPT_FOLLOWLOCATON", err.method)
+    usage_error(function() return curl.CURLE_OPERATION_TIMEOUT end, "did you mean CURLE_OPERATION_TIMEDOUT%?")
+    usage_error(function() return curl.CURLXYZZY_NOTHING_LIKE_IT end, "curl%.constants%.CURLXYZZY")
+    assert.is_nil(curl.constants.CURLOPT_FOLLOWLOCATON)
+    assert.are.equal(curl.CURLOPT_URL, curl.constants.CURLOPT_URL)
+    assert.is_nil(curl.not_a_constant) -- other names stay plain nil
+  end)
+
+  it("unknown SetOpt_X, GetInfo_X and option-table names get a did-you-mean", function()
+    local e = curl.Easy()
+    usage_error(function() e:SetOpt_FollowLocaton(true) end, "did you mean CURLOPT_FOLLOWLOCATION%?")
+    usage_error(function() e:GetInfo_ResponseCod() end, "did you mean CURLINFO_RESPONSE_CODE%?")
+    usage_error(function() curl.Easy { FollowLocaton = true } end, "did you mean CURLOPT_FOLLOWLOCATION%?")
+    usage_error(function() curl.Multi():SetOpt_MaxConects(3) end, "did you mean CURLMOPT_MAXCONNECTS%?")
+    e:Close()
+  end)
+
+  it("a fraction for an integer option is refused, naming the _MS option for seconds", function()
+    local e = curl.Easy()
+    usage_error(function() e:SetOpt_Timeout(1.5) end, "use CURLOPT_TIMEOUT_MS, in milliseconds %(1500%)")
+    usage_error(function() e:SetOpt(curl.CURLOPT_CONNECTTIMEOUT, 0.25) end, "CURLOPT_CONNECTTIMEOUT_MS.*%(250%)")
+    local err = usage_error(function() e:SetOpt_MaxRedirs(2.5) end, "got the fraction 2%.5")
+    assert.is_nil(err.message:find("_MS", 1, true))
+    e:SetOpt_Timeout(2) -- whole seconds are fine
+    e:Close()
+  end)
+end)

@@ -124,7 +124,7 @@ local function did_you_mean(prefix, name)
   local list = by_prefix[prefix]
   if not list then
     list = {}
-    for k, v in pairs(raw.constants) do
+    for k, v in pairs(constants) do
       if type(v) == "number" and k:sub(1, #prefix) == prefix then list[#list + 1] = k:sub(#prefix + 1) end
     end
     table.sort(list)
@@ -310,22 +310,13 @@ end
 
 -- curl.CURLxxx names that do not exist: a usage error with a did-you-mean
 -- (or the libcurl version that has it); curl.constants for feature tests.
-local constant_names
 setmetatable(M, {
   __index = function(_, key)
     if type(key) ~= "string" or not key:match("^CURL") then return nil end
     local prefix = key:match("^(CURL%u*_)") or "CURL"
     local msg = too_new(prefix, key:sub(#prefix + 1))
-    if not msg then
-      if not constant_names then
-        constant_names = {}
-        for k in pairs(constants) do constant_names[#constant_names + 1] = k end
-        table.sort(constant_names)
-      end
-      local near = closest(key, constant_names)
-      msg = format("unknown constant '%s'%s; for a feature test use curl.constants.%s (nil when missing)",
-                   key, near and format(" (did you mean %s?)", near) or "", key)
-    end
+      or format("unknown constant '%s'%s; for a feature test use curl.constants.%s (nil when missing)",
+                key, did_you_mean(prefix, key:sub(#prefix + 1)), key)
     error(usage("curl." .. key, msg), 2)
   end,
 })

@@ -102,10 +102,15 @@ fn code_call(
     }
 }
 
-/// The userdata stored for `cb` (a file-like object for stream callbacks).
-fn data_of(e: &EasyInner, ctx: &Ctx, cb: Cb) -> Value {
+/// The user value table of the easy object of `e`, if the context knows it.
+fn uv_of(e: &EasyInner, ctx: &Ctx) -> Option<LuaTable> {
     ctx.easy_ud(e.addr())
         .and_then(|ud| ud.user_value::<LuaTable>().ok())
+}
+
+/// The userdata stored for `cb` (a file-like object for stream callbacks).
+fn data_of(e: &EasyInner, ctx: &Ctx, cb: Cb) -> Value {
+    uv_of(e, ctx)
         .and_then(|t| t.raw_get::<Value>(cb.data_opt()).ok())
         .unwrap_or(Value::Nil)
 }
@@ -173,10 +178,7 @@ fn on_data(e: &EasyInner, ctx: &Ctx, data: &[u8], stream: Stream) -> usize {
     let v = match called {
         Called::Returned(v) => v,
         Called::Raised(v) => {
-            if let Some(t) = ctx
-                .easy_ud(e.addr())
-                .and_then(|ud| ud.user_value::<LuaTable>().ok())
-            {
+            if let Some(t) = uv_of(e, ctx) {
                 keep_cause(e, &t, v.clone());
             }
             ctx.park(Fail::Raise(v));
