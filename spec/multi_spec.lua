@@ -255,4 +255,116 @@ describe("multi socket interface", function()
     end
     assert.are.equal(20 * 1024, size)
   end)
+
+  describe("C paths of SocketAction, AddHandle and RemoveHandle", function()
+    -- A small loop with Lua socket and timer functions that checks each
+    -- socket callback's easy belongs to its own multi.
+    local function lua_loop(multi, mine, wrong)
+      local L = { poller = curl.Poller(), timeout = -1, done = 0 }
+      multi:SetOpt_SocketFunction(function(easy, s, what)
+        if easy ~= nil and not mine[easy] then wrong[#wrong + 1] = easy end
+        if what == curl.CURL_POLL_REMOVE then L.poller:Unwatch(s) else L.poller:Watch(s, what) end
+        if L.on_socket then L.on_socket() end
+      end)
+      multi:SetOpt_TimerFunction(function(ms) L.timeout = ms end)
+      function L.turn()
+        for fd, mask in L.poller:Wait(0) do multi:SocketAction(fd, mask) end
+        multi:SocketAction(curl.CURL_SOCKET_TIMEOUT)
+        while true do
+          local msg, result, remaining, e = multi:InfoRead()
+          if msg ~= curl.CURLMSG_DONE then break end
+          assert.is_true(mine[e] ~= nil, "InfoRead gave another multi's easy")
+          assert.are.equal(curl.CURLE_OK, result)
+          multi:RemoveHandle(e)
+          L.done = L.done + 1
+          if remaining == 0 then break end
+        end
+      end
+      return L
+    end
+
+    it("calls on a second multi from inside the first one's callbacks keep them apart", function()
+      local A, B = curl.Multi(), curl.Multi()
+      local mineA, mineB, wrong, bodies = {}, {}, {}, {}
+      local la, lb = lua_loop(A, mineA, wrong), lua_loop(B, mineB, wrong)
+      local function easy(mine, i)
+        local e = curl.Easy { URL = H.url("/size/" .. (200 + i)),
+          WriteFunction = function(d) bodies[i] = (bodies[i] or "") .. d end }
+        mine[e] = i
+        return e
+      end
+      for i = 1, 5 do A:AddHandle(easy(mineA, i)) end
+      local added = false
+      la.on_socket = function()
+        -- nested: B's C paths run while A's SocketAction has A pinned
+        if not added then
+          added = true
+          for i = 6, 10 do B:AddHandle(easy(mineB, i)) end
+        end
+        lb.turn()
+      end
+      local deadline = os.time() + 20
+      while la.done + lb.done < 10 do
+        assert.is_true(os.time() <= deadline, "deadline")
+        la.turn()
+        lb.turn()
+        la.poller:Wait(5)
+      end
+      assert.are.same({}, wrong)
+      for i = 1, 10 do assert.are.equal(H.pattern(200 + i), bodies[i]) end
+      A:Close(); B:Close()
+    end)
+
+    it("raise a callback's error unchanged and leave the easy as the full method does", function()
+      local multi = curl.Multi()
+      local boom = setmetatable({}, { __tostring = function() return "boom" end })
+      local e = curl.Easy { URL = H.url("/size/10"), WriteFunction = function() end }
+      multi:SetOpt_TimerFunction(function() error(boom) end)
+      local ok, err = pcall(multi.AddHandle, multi, e)
+      assert.is_false(ok)
+      assert.are.equal(boom, err)
+      -- libcurl added it: it stays in the multi
+      assert.are.equal(1, #multi:GetHandles())
+      local again = { pcall(multi.AddHandle, multi, e) }
+      assert.is_false(again[1])
+      assert.are.equal(curl.CURLM_ADDED_ALREADY, again[2].code)
+      multi:SetOpt_TimerFunction(nil)
+      local boom2 = {}
+      multi:SetOpt_SocketFunction(function() error(boom2) end)
+      local ok2, err2
+      for _ = 1, 200 do
+        ok2, err2 = pcall(multi.SocketAction, multi, curl.CURL_SOCKET_TIMEOUT, 0)
+        if not ok2 then break end
+        os.execute("sleep 0.01")
+      end
+      assert.is_false(ok2)
+      assert.are.equal(boom2, err2)
+      multi:SetOpt_SocketFunction(nil)
+      multi:RemoveHandle(e)
+      assert.are.equal(0, #multi:GetHandles())
+      -- the same from a coroutine (the full method takes calls there)
+      multi:SetOpt_TimerFunction(function() error(boom) end)
+      local co = coroutine.wrap(function() return pcall(multi.AddHandle, multi, e) end)
+      local ok3, err3 = co()
+      assert.is_false(ok3)
+      assert.are.equal(boom, err3)
+      multi:Close()
+    end)
+
+    it("refuse bad arguments with the full method's usage errors", function()
+      local multi = curl.Multi()
+      local function refused(f, method, pattern)
+        assert.are.equal(method, H.usage_error(f, pattern).method)
+      end
+      refused(function() multi:SocketAction(-2, 0) end, "multi:SocketAction", "socket")
+      refused(function() multi:SocketAction(3, 8) end, "multi:SocketAction", "mask")
+      refused(function() multi:SocketAction(1.5) end, "multi:SocketAction", "socket")
+      refused(function() multi:AddHandle(multi) end, "multi:AddHandle", "easy")
+      refused(function() multi:RemoveHandle(curl.Easy()) end, "multi:RemoveHandle", "not added")
+      assert.are.equal(0, multi:SocketAction(curl.CURL_SOCKET_TIMEOUT))
+      assert.are.equal(0, multi:SocketAction(curl.CURL_SOCKET_TIMEOUT, nil))
+      multi:Close()
+      refused(function() multi:SocketAction(-1, 0) end, "multi:SocketAction", "closed")
+    end)
+  end)
 end)

@@ -10,12 +10,12 @@
 
 use crate::error::Fail;
 use crate::ffi::OutBuf;
-use crate::luaapi::raw::handle_of;
+use crate::luaapi::raw::{handle, handle_of, Holder};
 use crate::luaapi::scoped::{Family, Scoped};
 use crate::luaapi::{to_int, type_name};
 use mlua::prelude::*;
 use mlua::{MultiValue, Value};
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::os::raw::c_int;
 
 /// The key of a multi's `CURL*` address → easy object table in its user
@@ -27,6 +27,8 @@ pub struct Shared {
     pub pcall: LuaFunction,
     /// `luaapi::raw::bytes_caller`'s function.
     pub bytes_caller: LuaFunction,
+    /// `luaapi::raw::anchor_thread`'s thread, for the C paths.
+    pub anchor: LuaThread,
 }
 
 /// The context as a family of types over its lifetime (it borrows from the
@@ -57,7 +59,9 @@ pub struct Ctx<'a> {
     /// `Shared::bytes_caller`, fetched on first use.
     bytes_caller: RefCell<Option<LuaFunction>>,
     /// The multi whose method is running, if any.
-    pub multi: Option<&'a LuaAnyUserData>,
+    pub multi: Option<Holder<'a>>,
+    /// An mlua handle of the multi, made on first use (`multi_ud`).
+    multi_ud: OnceCell<Option<LuaAnyUserData>>,
     /// The easy of a call on the easy alone (`Perform`, ...), with its
     /// handle's address.
     pub easy: Option<(&'a LuaAnyUserData, usize)>,
@@ -71,6 +75,7 @@ impl<'a> Ctx<'a> {
             pcall: RefCell::new(None),
             bytes_caller: RefCell::new(None),
             multi: None,
+            multi_ud: OnceCell::new(),
             easy: None,
             err: RefCell::new(None),
         }
@@ -147,6 +152,18 @@ impl<'a> Ctx<'a> {
                 self.park(Fail::Lua(e));
                 Err(None)
             }
+        }
+    }
+
+    /// An mlua handle of the running multi (the rarer callbacks need one;
+    /// the frequent ones use `multi`, which may be a pinned value).
+    pub fn multi_ud(&self) -> Option<&LuaAnyUserData> {
+        match self.multi? {
+            Holder::Ud(u) => Some(u),
+            h => self
+                .multi_ud
+                .get_or_init(|| handle(self.lua, h).ok())
+                .as_ref(),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::error::Fail;
 use crate::ffi::{
     self, Cb, FileInfo, HstsRead, HstsWrite, KhKey, OutBuf, SockAddr, Stream, TrailerList,
 };
-use crate::luaapi::raw::{call_with_bytes, Called};
+use crate::luaapi::raw::{call_with_bytes, Called, Holder};
 use crate::luaapi::to_int;
 use crate::options::c;
 use curl_sys as sys;
@@ -147,16 +147,24 @@ fn on_data(e: &EasyInner, ctx: &Ctx, data: &[u8], stream: Stream) -> usize {
         Stream::Header => Cb::Header,
         Stream::Interleave => Cb::Interleave,
     };
-    let holder = match (&ctx.easy, &ctx.multi) {
-        (Some((ud, a)), _) if *a == e.addr() => Some((ud, false)),
+    let holder = match (&ctx.easy, ctx.multi) {
+        (Some((ud, a)), _) if *a == e.addr() => Some((Holder::Ud(ud), false)),
         (_, Some(m)) => Some((m, true)),
         _ => None,
     };
-    let called = match (holder, ctx.bytes_caller()) {
+    // The C function that makes the string inside the protected call: a
+    // plain push from Lua 5.2 on, a value made once per state on 5.1 and
+    // LuaJIT (where pushing a C function allocates).
+    let caller = if cfg!(any(feature = "lua51", feature = "luajit")) {
+        ctx.bytes_caller().map(Some)
+    } else {
+        Some(None)
+    };
+    let called = match (holder, caller) {
         (Some((h, via_multi)), Some(caller)) => {
             let r = call_with_bytes(
                 ctx.lua,
-                &caller,
+                caller.as_ref(),
                 h,
                 via_multi,
                 UV_HANDLES,

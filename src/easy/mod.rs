@@ -21,7 +21,7 @@ use crate::ctx::{Ctx, CtxSlot};
 use crate::error::{fault, reg, reg_fn, usage, Fail, R};
 use crate::ffi::{self, Fault, Pushed};
 use crate::luaapi::class::lua_class;
-use crate::luaapi::raw::{num_path, register_object, unregister_object, Num, NumPath};
+use crate::luaapi::raw::{num_path, register_object, unregister_object, Holder, Num, NumPath};
 use crate::luaapi::Args;
 use crate::options::{c, tables, INFO_DOUBLE, INFO_LONG, INFO_OFF_T, INFO_SLIST, INFO_SOCKET};
 use crate::options::{INFO_STRING, INFO_TYPEMASK};
@@ -300,7 +300,7 @@ pub(super) fn run_with_ctx<T>(
     let r = match m {
         Some(m) => {
             let mud = uv(ud)?.raw_get::<LuaAnyUserData>(UV_MULTI)?;
-            ctx.multi = Some(&mud);
+            ctx.multi = Some(Holder::Ud(&mud));
             ctx.run(m.slot(), f)
         }
         None => {

@@ -72,6 +72,66 @@ pub fn link(
     }
 }
 
+/// Where a call context finds an object of the running call: an mlua
+/// handle, or a slot of the module's anchor thread where a C path pinned it
+/// for the call (`Pin`: no mlua handle to make and drop).
+#[derive(Clone, Copy)]
+pub enum Holder<'a> {
+    Ud(&'a LuaAnyUserData),
+    Pinned(Pin<'a>),
+}
+
+/// A value pinned on the anchor thread by a C path for the duration of a
+/// call (made only here; the lifetime keeps it inside that call).
+#[derive(Clone, Copy)]
+pub struct Pin<'a> {
+    th: *mut ffi::lua_State,
+    idx: c_int,
+    _call: std::marker::PhantomData<&'a ()>,
+}
+
+impl Holder<'_> {
+    /// Pushes the object on `l` (mlua's current state).
+    ///
+    /// # Safety
+    /// `raw` is locked with `l` its state, with room for 1 value.
+    unsafe fn push(&self, raw: &RawLua, l: *mut ffi::lua_State) -> LuaResult<()> {
+        match self {
+            Holder::Ud(u) => {
+                // SAFETY: the caller's contract.
+                unsafe { raw.push(*u) }
+            }
+            Holder::Pinned(p) => {
+                // SAFETY: the pin's thread holds the value at `idx` for the
+                // whole call (`pinned`); both threads are of this state.
+                unsafe {
+                    ffi::lua_pushvalue(p.th, p.idx);
+                    ffi::lua_xmove(p.th, l, 1);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An mlua handle of a held object.
+pub fn handle(lua: &Lua, h: Holder<'_>) -> LuaResult<LuaAnyUserData> {
+    match h {
+        Holder::Ud(u) => Ok(u.clone()),
+        Holder::Pinned(_) => lua.exec_raw_lua(|raw| {
+            let l = raw.state();
+            // SAFETY: stack room is checked; `pop` takes the value pushed.
+            unsafe {
+                if ffi::lua_checkstack(l, 1) == 0 {
+                    return Err(LuaError::runtime("stack overflow"));
+                }
+                h.push(raw, l)?;
+                raw.pop::<LuaAnyUserData>()
+            }
+        }),
+    }
+}
+
 /// Runs `f` outside a protected call with `values` pushed above the current
 /// top (`f` gets that top; the values are at `top + 1..`), once there is
 /// room for `room` more slots, and restores the stack afterwards. `f` may
@@ -79,7 +139,7 @@ pub fn link(
 /// protected mode (see the module comment).
 fn on_stack<T>(
     lua: &Lua,
-    values: &[&LuaAnyUserData],
+    values: &[Holder<'_>],
     room: c_int,
     f: impl FnOnce(&RawLua, *mut ffi::lua_State, c_int) -> LuaResult<T>,
 ) -> LuaResult<T> {
@@ -95,7 +155,7 @@ fn on_stack<T>(
             }
             let mut r = Ok(());
             for v in values {
-                r = raw.push(*v);
+                r = v.push(raw, l);
                 if r.is_err() {
                     break;
                 }
@@ -134,7 +194,7 @@ pub fn unlink(
     multi_key: i64,
     addr: usize,
 ) -> LuaResult<()> {
-    on_stack(lua, &[mud, eud], 4, |_, l, top| {
+    on_stack(lua, &[Holder::Ud(mud), Holder::Ud(eud)], 4, |_, l, top| {
         // SAFETY: the multi and the easy are at top + 1 and top + 2.
         unsafe { unlink_core(l, top + 1, top + 2, handles_key, multi_key, addr) };
         Ok(())
@@ -145,11 +205,11 @@ pub fn unlink(
 /// Reads only, so it runs unprotected: nothing here allocates.
 pub fn handle_of(
     lua: &Lua,
-    mud: &LuaAnyUserData,
+    multi: Holder<'_>,
     handles_key: i64,
     addr: usize,
 ) -> LuaResult<Option<LuaAnyUserData>> {
-    on_stack(lua, &[mud], 3, |raw, l, top| {
+    on_stack(lua, &[multi], 3, |raw, l, top| {
         // SAFETY: the multi is at top + 1; raw reads only.
         unsafe {
             if push_uv(l, top + 1)
@@ -202,12 +262,14 @@ pub fn bytes_caller(lua: &Lua) -> LuaResult<LuaFunction> {
 /// Calls an easy's Lua function stored at `fkey` in its user-value table as
 /// `f(bytes, data)`, `data` being the value stored at `dkey`, in protected
 /// mode. The easy is `holder` itself, or (`via_multi`) the one that
-/// `holder`, a multi, maps `addr` to. `caller` is `bytes_caller`'s function.
+/// `holder`, a multi, maps `addr` to. `caller` is `bytes_caller`'s function
+/// (`None`: `bytes_call` is pushed as a light C function, which does not
+/// allocate from Lua 5.2 on).
 #[allow(clippy::too_many_arguments)]
 pub fn call_with_bytes(
     lua: &Lua,
-    caller: &LuaFunction,
-    holder: &LuaAnyUserData,
+    caller: Option<&LuaFunction>,
+    holder: Holder<'_>,
     via_multi: bool,
     handles_key: i64,
     addr: usize,
@@ -235,7 +297,13 @@ pub fn call_with_bytes(
                 ffi::lua_rawgeti(l, uv, dkey);
                 return raw.pop::<Value>().map(Called::NoFn);
             }
-            raw.push(caller)?;
+            match caller {
+                Some(c) => raw.push(c)?,
+                None if cfg!(any(feature = "lua51", feature = "luajit")) => {
+                    return Err(LuaError::runtime("the bytes caller is missing"));
+                }
+                None => ffi::lua_pushcfunction(l, bytes_call),
+            }
             ffi::lua_insert(l, -2); // caller, f
             ffi::lua_pushlightuserdata(l, bytes.as_ptr() as *mut c_void);
             ffi::lua_pushinteger(l, bytes.len() as ffi::lua_Integer);
@@ -352,7 +420,7 @@ thread_local! {
 
 /// Lists `ud` (whose userdata value holds a clone of `inner`).
 pub fn register_object<T: 'static>(lua: &Lua, ud: &LuaAnyUserData, inner: &Rc<T>) {
-    let mt = on_stack(lua, &[ud], 1, |_, l, top| {
+    let mt = on_stack(lua, &[Holder::Ud(ud)], 1, |_, l, top| {
         // SAFETY: the userdata is at top + 1; reading its metatable does not
         // allocate.
         let mt = unsafe {
@@ -473,8 +541,9 @@ pub enum Fast {
     /// Done: return `true`.
     Done,
     /// Done, with an error the logic left for the pending function
-    /// (upvalue 2) to hand over: return what it returns.
-    Failed,
+    /// (upvalue 2) to hand over: return what it returns. `unlink`: undo
+    /// the link made before the call (the easy did not join).
+    Failed { unlink: bool },
 }
 
 /// A fast path for `method(a, b)` (`AddHandle`, `RemoveHandle`): a type
@@ -483,27 +552,97 @@ pub enum Fast {
 pub trait PairPath: 'static {
     type A: 'static;
     type B: 'static;
-    /// Record the link before `run` (undone when `run` says `Full`):
-    /// `(handles key, multi key)` as `link` takes them.
+    /// Record the link before `run` (undone when `run` says `Full` or
+    /// `Failed { unlink: true }`): `(handles key, multi key)` as `link`
+    /// takes them.
     const LINK: Option<(i64, i64)>;
     /// Clear the link after `run` (unless it says `Full`).
     const UNLINK: Option<(i64, i64)>;
     /// Whether the call can be served here; the easy handle's address to
     /// link or unlink if so.
     fn ready(a: &Self::A, b: &Self::B) -> Option<usize>;
-    /// The call.
-    fn run(lua: &Lua, a: &Rc<Self::A>, b: &Rc<Self::B>) -> Fast;
+    /// The call; `ah` holds the object `a` for the call's context.
+    fn run(lua: &Lua, ah: Holder<'_>, a: &Rc<Self::A>, b: &Rc<Self::B>) -> Fast;
+    /// `run` panicked (a bug): keep the error for the pending function.
+    fn panicked(a: &Self::A, msg: String);
 }
 
-/// The C function of a `PairPath` (upvalues: the full method, the pending
-/// function or nil).
+/// Runs `f`, turning a panic into `on_panic(message)`: a C function must
+/// not let a panic unwind into Lua.
+fn no_panic<R>(f: impl FnOnce() -> R, on_panic: impl FnOnce(String) -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            on_panic(format!("internal error (panic): {msg}"))
+        }
+    }
+}
+
+/// The module's anchor thread: a Lua thread (never run) on whose stack the
+/// C paths pin the object of a running call, so that callbacks find it
+/// without an mlua handle. Each C path closure keeps it as upvalue 3.
+pub fn anchor_thread(lua: &Lua) -> LuaResult<LuaThread> {
+    // SAFETY: inside exec_raw's protected call; leaves the new thread.
+    unsafe {
+        lua.exec_raw((), |l| {
+            ffi::lua_newthread(l);
+        })
+    }
+}
+
+/// Runs `f` with the object at 1 of the running C call pinned on the
+/// anchor thread (upvalue 3), and unpins it. `None` when that cannot be
+/// done, or when the call does not run on the thread mlua has as current:
+/// then the full method takes the call (mlua runs it, and the Lua
+/// callbacks it causes, on the calling thread, where these would run on
+/// mlua's current one).
+///
+/// # Safety
+/// Called from a C closure made by this module with the anchor thread as
+/// upvalue 3, on `l`, with a value at 1. `f` must not raise a Lua error
+/// (it runs with a value pushed on the anchor).
+unsafe fn pinned<R>(
+    lua: &Lua,
+    l: *mut ffi::lua_State,
+    f: impl FnOnce(Holder<'_>) -> R,
+) -> Option<R> {
+    if lua.exec_raw_lua(|raw| raw.state()) != l {
+        return None;
+    }
+    // SAFETY: the caller's contract; the anchor's stack is restored.
+    unsafe {
+        let th = ffi::lua_tothread(l, ffi::lua_upvalueindex(3));
+        if th.is_null() || ffi::lua_checkstack(th, 1) == 0 {
+            return None;
+        }
+        let top = ffi::lua_gettop(th);
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_xmove(l, th, 1);
+        let pin = Pin {
+            th,
+            idx: top + 1,
+            _call: std::marker::PhantomData,
+        };
+        let r = f(Holder::Pinned(pin));
+        ffi::lua_settop(th, top);
+        Some(r)
+    }
+}
+
+/// The C function of a `PairPath` (upvalues: the checked method, the
+/// pending function, the anchor thread).
 unsafe extern "C-unwind" fn pair_call<P: PairPath>(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a C function called by Lua (20 free stack slots; at most 6
     // used), made by `pair_path`. The objects are this call's arguments
-    // (their userdata hold them alive for the call). Lua API calls that can
-    // raise (the table stores of `link_here`, the calls) happen while this
-    // frame holds nothing with a destructor: the strong references `run`
-    // gets are dropped inside `with_rcs`, which calls no Lua.
+    // (their userdata hold them alive for the call). The table stores of
+    // `link_here` can raise (out of memory) while this frame holds nothing
+    // with a destructor; `run` runs inside `with_rcs`, which drops the
+    // strong references it makes and calls no Lua itself.
     unsafe {
         let n = ffi::lua_gettop(l);
         if n == 2 {
@@ -517,27 +656,31 @@ unsafe extern "C-unwind" fn pair_call<P: PairPath>(l: *mut ffi::lua_State) -> c_
                         // The state's Lua is initialised: the module was
                         // loaded through mlua.
                         let lua = Lua::get_or_init_from_ptr(l);
-                        match with_rcs(a, b, |a, b| P::run(lua, a, b)) {
-                            Fast::Full => {
-                                if let Some((hk, mk)) = P::LINK {
-                                    unlink_here(l, hk, mk, addr);
-                                }
+                        let outcome = pinned(lua, l, |ah| {
+                            no_panic(
+                                || with_rcs(a, b, |a, b| P::run(lua, ah, a, b)),
+                                |msg| {
+                                    P::panicked(&*a, msg);
+                                    Fast::Failed { unlink: true }
+                                },
+                            )
+                        })
+                        .unwrap_or(Fast::Full);
+                        let full = matches!(outcome, Fast::Full);
+                        if full || matches!(outcome, Fast::Failed { unlink: true }) {
+                            if let Some((hk, mk)) = P::LINK {
+                                unlink_here(l, hk, mk, addr);
                             }
-                            outcome => {
-                                if let Some((hk, mk)) = P::UNLINK {
-                                    unlink_here(l, hk, mk, addr);
-                                }
-                                if let Fast::Failed = outcome {
-                                    ffi::lua_settop(l, 1);
-                                    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
-                                    ffi::lua_insert(l, 1);
-                                    ffi::lua_call(l, 1, ffi::LUA_MULTRET);
-                                    return ffi::lua_gettop(l);
-                                }
-                                ffi::lua_settop(l, 0);
-                                ffi::lua_pushboolean(l, 1);
-                                return 1;
+                        }
+                        if !full {
+                            if let Some((hk, mk)) = P::UNLINK {
+                                unlink_here(l, hk, mk, addr);
                             }
+                        }
+                        match outcome {
+                            Fast::Full => {}
+                            Fast::Done => return 0,
+                            Fast::Failed { .. } => return raise_pending(l),
                         }
                     }
                 }
@@ -548,21 +691,161 @@ unsafe extern "C-unwind" fn pair_call<P: PairPath>(l: *mut ffi::lua_State) -> c_
     }
 }
 
-/// The method `full` with path `P` in front of it; `pending` (for
-/// `Fast::Failed`) is called with the first argument.
+/// Calls the pending function (upvalue 2) with the object at 1, which
+/// returns `false, err` for the error a fast path kept, and raises `err`
+/// as the checked method would (a `true, ...` is returned as `...`).
+///
+/// # Safety
+/// Called from a C closure whose upvalue 2 is a function, with a value at
+/// 1, whose frame holds nothing with a destructor.
+unsafe fn raise_pending(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe {
+        ffi::lua_settop(l, 1);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, 1, ffi::LUA_MULTRET);
+        if ffi::lua_toboolean(l, 1) == 0 {
+            ffi::lua_settop(l, 2);
+            ffi::lua_error(l);
+        }
+        ffi::lua_remove(l, 1);
+        ffi::lua_gettop(l)
+    }
+}
+
+/// The checked method `full` with path `P` in front of it; `pending` (for
+/// `Fast::Failed`) is called with the first argument and returns `false,
+/// err`.
 pub fn pair_path<P: PairPath>(
     lua: &Lua,
     full: LuaFunction,
-    pending: Option<LuaFunction>,
+    pending: LuaFunction,
+    anchor: &LuaThread,
 ) -> LuaResult<LuaFunction> {
-    // SAFETY: inside exec_raw's protected call with the full method and the
-    // pending function (or nil) at 1 and 2.
+    // SAFETY: inside exec_raw's protected call with the full method, the
+    // pending function and the anchor thread at 1..3.
     unsafe {
-        lua.exec_raw((full, pending), move |l| {
-            ffi::lua_settop(l, 2);
-            ffi::lua_pushcclosure(l, pair_call::<P>, 2);
+        lua.exec_raw((full, pending, anchor), move |l| {
+            ffi::lua_settop(l, 3);
+            ffi::lua_pushcclosure(l, pair_call::<P>, 3);
         })
     }
+}
+
+/// What an `ActionPath` did.
+pub enum Act {
+    /// Let the full method do the call.
+    Full,
+    /// Done: return this number.
+    Done(i64),
+    /// Done, with an error the logic left for the pending function
+    /// (upvalue 2) to hand over: raise it.
+    Failed,
+}
+
+/// A C path for `method(a, x[, y])` with integer arguments
+/// (`SocketAction`), in front of the checked method.
+pub trait ActionPath: 'static {
+    type A: 'static;
+    /// The range of `x`.
+    const X: (i64, i64);
+    /// The range of `y`; nil or absent: `Y_DEFAULT`.
+    const Y: (i64, i64);
+    const Y_DEFAULT: i64;
+    /// The call; `ah` holds the object `a` for the call's context.
+    fn run(lua: &Lua, ah: Holder<'_>, a: &Rc<Self::A>, x: i64, y: i64) -> Act;
+    /// `run` panicked (a bug): keep the error for the pending function.
+    fn panicked(a: &Self::A, msg: String);
+}
+
+/// The integer at `idx` if it is a number with an integer value within
+/// `range` (what `Args::int_in` accepts from a number).
+///
+/// # Safety
+/// `l` is the running state; `idx` a valid index.
+unsafe fn int_at(l: *mut ffi::lua_State, idx: c_int, range: (i64, i64)) -> Option<i64> {
+    // SAFETY: the caller's contract; reads only.
+    let x = unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TNUMBER {
+            return None;
+        }
+        ffi::lua_tonumber(l, idx)
+    };
+    (x.fract() == 0.0 && x >= range.0 as f64 && x <= range.1 as f64).then_some(x as i64)
+}
+
+/// The C function of an `ActionPath` (upvalues: the checked method, the
+/// pending function, the anchor thread).
+unsafe extern "C-unwind" fn action_call<P: ActionPath>(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua (20 free stack slots, at most 4
+    // used), made by `action_path`; the object is this call's argument (its
+    // userdata holds it alive for the call). `run` runs inside `with_rc`,
+    // which drops the strong reference it makes; the calls below run with
+    // nothing that has a destructor in this frame.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        if n == 2 || n == 3 {
+            let y = if n == 3 && ffi::lua_type(l, 3) != ffi::LUA_TNIL {
+                int_at(l, 3, P::Y)
+            } else {
+                Some(P::Y_DEFAULT)
+            };
+            if let (Some(x), Some(y), Some(a)) = (int_at(l, 2, P::X), y, object_at::<P::A>(l, 1)) {
+                let lua = Lua::get_or_init_from_ptr(l);
+                let outcome = pinned(lua, l, |ah| {
+                    no_panic(
+                        || with_rc(a, |a| P::run(lua, ah, a, x, y)),
+                        |msg| {
+                            P::panicked(&*a, msg);
+                            Act::Failed
+                        },
+                    )
+                });
+                match outcome.unwrap_or(Act::Full) {
+                    Act::Full => {}
+                    Act::Done(r) => {
+                        ffi::lua_pushinteger(l, r as ffi::lua_Integer);
+                        return 1;
+                    }
+                    Act::Failed => return raise_pending(l),
+                }
+            }
+        }
+        ffi::lua_settop(l, n);
+        call_full(l)
+    }
+}
+
+/// The checked method `full` with path `P` in front of it; `pending` (for
+/// `Act::Failed`) is called with the object and returns `false, err`.
+pub fn action_path<P: ActionPath>(
+    lua: &Lua,
+    full: LuaFunction,
+    pending: LuaFunction,
+    anchor: &LuaThread,
+) -> LuaResult<LuaFunction> {
+    // SAFETY: inside exec_raw's protected call with the checked method, the
+    // pending function and the anchor thread at 1..3.
+    unsafe {
+        lua.exec_raw((full, pending, anchor), move |l| {
+            ffi::lua_settop(l, 3);
+            ffi::lua_pushcclosure(l, action_call::<P>, 3);
+        })
+    }
+}
+
+/// Runs `f` with a new strong reference to a listed inner state.
+///
+/// # Safety
+/// As `with_rcs`.
+unsafe fn with_rc<A, R>(a: *const A, f: impl FnOnce(&Rc<A>) -> R) -> R {
+    // SAFETY: the caller's contract: the count is at least 1.
+    let a = unsafe {
+        Rc::increment_strong_count(a);
+        Rc::from_raw(a)
+    };
+    f(&a)
 }
 
 /// What a fast `InfoRead` found.
@@ -878,12 +1161,7 @@ pub enum Arg {
 /// Calls the function stored at `fkey` in `holder`'s user-value table with
 /// `args`, in protected mode, keeping its first result: the socket and
 /// timer callbacks, without building mlua values for the arguments.
-pub fn call_field(
-    lua: &Lua,
-    holder: &LuaAnyUserData,
-    fkey: i64,
-    args: &[Arg],
-) -> LuaResult<Called> {
+pub fn call_field(lua: &Lua, holder: Holder<'_>, fkey: i64, args: &[Arg]) -> LuaResult<Called> {
     on_stack(lua, &[holder], args.len() as c_int + 5, |raw, l, top| {
         // SAFETY: the holder is at top + 1. Outside the lua_pcall only
         // existing values and integers are pushed and raw reads done.

@@ -68,7 +68,7 @@ fn on_socket(
             return;
         }
     }
-    let Some(mud) = &ctx.multi else {
+    let Some(mh) = ctx.multi else {
         return;
     };
     let sockp = if has_socketp && m.assigned.get() {
@@ -83,11 +83,11 @@ fn on_socket(
         Arg::Field(UV_SOCKETDATA),
         sockp,
     ];
-    let called = call_field(ctx.lua, mud, UV_SOCKETFN, &args);
+    let called = call_field(ctx.lua, mh, UV_SOCKETFN, &args);
     returned_minus_one(ctx, called, "the socket callback returned -1");
     if what as i64 == c::CURL_POLL_REMOVE && m.assigned.get() {
         // libcurl forgets the Assign association on REMOVE; so do we.
-        if let Ok(t) = mud.user_value::<LuaTable>() {
+        if let Some(Ok(t)) = ctx.multi_ud().map(|u| u.user_value::<LuaTable>()) {
             if let Ok(a) = t.raw_get::<LuaTable>(UV_ASSIGNED) {
                 let _ = a.raw_set(fd as i64, Value::Nil);
             }
@@ -117,11 +117,11 @@ fn on_timer(ctx: &Ctx, m: &MultiInner, ms: i64) {
         p.arm(ms);
         return;
     }
-    let Some(mud) = &ctx.multi else {
+    let Some(mh) = ctx.multi else {
         return;
     };
     let args = [Arg::Int(ms), Arg::Field(UV_TIMERDATA)];
-    let called = call_field(ctx.lua, mud, UV_TIMERFN, &args);
+    let called = call_field(ctx.lua, mh, UV_TIMERFN, &args);
     returned_minus_one(ctx, called, "the timer callback returned -1");
 }
 
@@ -130,7 +130,7 @@ fn on_timer(ctx: &Ctx, m: &MultiInner, ms: i64) {
 /// CURL_PUSH_OK). The new Easy object is linked first so the function can
 /// set options on it; a refusal leaves the handle to libcurl.
 fn on_push(ctx: &Ctx, parent: usize, pushed: Pushed, headers: Vec<Vec<u8>>) -> bool {
-    let Some(mud) = &ctx.multi else {
+    let Some(mud) = ctx.multi_ud() else {
         return false;
     };
     let lua = ctx.lua;

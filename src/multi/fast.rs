@@ -1,48 +1,41 @@
-//! Fast paths of `InfoRead`, `AddHandle` and `RemoveHandle`, which run once
-//! per transfer. Their C functions (`luaapi::raw`) serve the common case
-//! without mlua's per-call machinery (argument conversion, userdata type
-//! checks, a protected call); the logic is here. Anything unusual (a wrong
-//! argument, a closed or busy handle, Lua socket/timer functions, an easy
-//! with Lua callbacks that could run during the call, a libcurl error)
-//! goes to the full method, which makes the same checks and the errors.
+//! Fast paths of `InfoRead`, `AddHandle`, `RemoveHandle` and
+//! `SocketAction`, which run once or more per transfer. Their C functions
+//! (`luaapi::raw`) serve the common case without mlua's per-call machinery
+//! (argument conversion, userdata type checks, a protected call); the
+//! logic is here. The C function pins the multi on the anchor thread for
+//! the call (`raw::Holder::Pinned`), so the callbacks libcurl makes during
+//! it (Lua socket and timer functions, the easies' callbacks) find it
+//! without an mlua handle. Anything unusual (a wrong argument, a closed or
+//! busy handle, a call from a coroutine mlua is not running) goes to the
+//! full method, which makes the same checks and the errors; an error met
+//! here is kept for the method's pending function, which hands it over as
+//! the full method would.
 
-use super::{Multi, MultiInner, UV_HANDLES};
-use crate::ctx::Ctx;
+use super::{act, added, with_holder, Multi, MultiInner, UV_HANDLES};
 use crate::easy::{EasyInner, UV_MULTI};
 use crate::error::{finish, multi_fail, Fail, R};
-use crate::luaapi::raw::{info_path, pair_path, Fast, Info, InfoPath, PairPath};
+use crate::luaapi::raw::{action_path, info_path, pair_path, Act, ActionPath, Fast, Info};
+use crate::luaapi::raw::{anchor_thread, Holder, InfoPath, PairPath};
 use crate::luaapi::Args;
 use crate::options::c;
 use mlua::prelude::*;
+use std::os::raw::c_int;
 use std::rc::Rc;
 
 impl MultiInner {
-    /// A call may take the fast path: the multi is open and idle, with
-    /// Pollers (open) as socket and timer functions and no `Assign`ed
-    /// values, so libcurl's socket and timer callbacks need no Lua.
-    fn fast_ready(&self) -> bool {
-        let open = |p: &std::cell::RefCell<Option<Rc<crate::poller::PollerState>>>| {
-            p.borrow().as_ref().is_some_and(|p| p.is_open())
-        };
-        self.handle.borrow().is_some()
-            && !self.slot.is_set()
-            && !self.assigned.get()
-            && open(&self.sock_poller)
-            && open(&self.timer_poller)
+    /// A call may take a fast path: the multi is open and not inside one
+    /// of its own calls (the full method's first checks).
+    fn idle_handle(&self) -> Option<Rc<super::MultiHandle>> {
+        if self.slot.is_set() {
+            return None;
+        }
+        self.handle()
     }
 
-    /// Runs a libcurl call with a context that has no multi object: a
-    /// callback that would need Lua finds none (the fast path is only
-    /// taken when none can).
-    fn fast_call<T>(&self, lua: &Lua, f: impl FnOnce() -> T) -> (T, Option<Fail>) {
-        Ctx::new(lua).run(&self.slot, f)
+    /// Keeps a fast path's error for its pending function.
+    fn park(&self, f: Fail) {
+        *self.pending.borrow_mut() = Some(f);
     }
-}
-
-/// The easy can join or leave without any Lua running: no Lua callback
-/// besides write/header/read, and no call running on it.
-fn easy_quiet(e: &EasyInner) -> bool {
-    !e.slot.is_set() && e.lua_cbs.get() == 0 && !e.has_cause.get()
 }
 
 struct InfoRead;
@@ -77,25 +70,36 @@ impl PairPath for AddHandle {
     const LINK: Option<(i64, i64)> = Some((UV_HANDLES, UV_MULTI));
     const UNLINK: Option<(i64, i64)> = None;
 
+    /// The full method's checks, except that an easy whose earlier
+    /// transfer kept a callback error (`cause`, cleared with the mlua
+    /// handle) goes there.
     fn ready(m: &MultiInner, e: &EasyInner) -> Option<usize> {
-        let ok = m.fast_ready() && e.is_open() && e.multi.borrow().is_none() && easy_quiet(e);
+        let ok = m.handle.borrow().is_some()
+            && !m.slot.is_set()
+            && e.is_open()
+            && !e.slot.is_set()
+            && e.multi.borrow().is_none()
+            && !e.has_cause.get();
         ok.then(|| e.addr())
     }
 
-    fn run(lua: &Lua, m: &Rc<MultiInner>, e: &Rc<EasyInner>) -> Fast {
+    fn run(lua: &Lua, mh: Holder<'_>, m: &Rc<MultiInner>, e: &Rc<EasyInner>) -> Fast {
         let (Some(h), Some(eh)) = (m.handle(), e.handle()) else {
             return Fast::Full;
         };
         m.hold(e, &eh);
-        let (rc, err) = m.fast_call(lua, || h.add(&eh));
-        if rc.is_ok() && err.is_none() {
-            return Fast::Done;
+        let (rc, err) = with_holder(lua, mh, m, || h.add(&eh));
+        match added(m, e, rc, err) {
+            Ok(()) => Fast::Done,
+            Err((f, joined)) => {
+                m.park(f);
+                Fast::Failed { unlink: !joined }
+            }
         }
-        if rc.is_ok() {
-            let _ = m.fast_call(lua, || h.remove(&eh));
-        }
-        m.let_go(e);
-        Fast::Full
+    }
+
+    fn panicked(m: &MultiInner, msg: String) {
+        m.park(Fail::Usage(msg));
     }
 }
 
@@ -108,29 +112,58 @@ impl PairPath for RemoveHandle {
     const UNLINK: Option<(i64, i64)> = Some((UV_HANDLES, UV_MULTI));
 
     fn ready(m: &MultiInner, e: &EasyInner) -> Option<usize> {
-        let ok = m.fast_ready() && e.is_open() && m.owns(e) && e.finished.get() && easy_quiet(e);
+        let ok = m.handle.borrow().is_some() && !m.slot.is_set() && e.is_open() && m.owns(e);
         ok.then(|| e.addr())
     }
 
-    fn run(lua: &Lua, m: &Rc<MultiInner>, e: &Rc<EasyInner>) -> Fast {
+    fn run(lua: &Lua, mh: Holder<'_>, m: &Rc<MultiInner>, e: &Rc<EasyInner>) -> Fast {
         let (Some(h), Some(eh)) = (m.handle(), e.handle()) else {
             return Fast::Full;
         };
-        let (rc, err) = m.fast_call(lua, || h.remove(&eh));
+        let (rc, err) = with_holder(lua, mh, m, || h.remove(&eh));
         m.let_go(e);
         eh.flush();
         match err.or_else(|| rc.err().map(multi_fail)) {
             Some(f) => {
-                *m.pending.borrow_mut() = Some(f);
-                Fast::Failed
+                m.park(f);
+                Fast::Failed { unlink: true }
             }
             None => Fast::Done,
         }
     }
+
+    fn panicked(m: &MultiInner, msg: String) {
+        m.park(Fail::Usage(msg));
+    }
 }
 
-/// The pending function of the fast `RemoveHandle`: the error its
-/// callbacks parked.
+struct SocketAction;
+
+impl ActionPath for SocketAction {
+    type A = MultiInner;
+    const X: (i64, i64) = (-1, i32::MAX as i64);
+    const Y: (i64, i64) = (0, 7);
+    const Y_DEFAULT: i64 = 0;
+
+    fn run(lua: &Lua, mh: Holder<'_>, m: &Rc<MultiInner>, fd: i64, mask: i64) -> Act {
+        let Some(h) = m.idle_handle() else {
+            return Act::Full;
+        };
+        match act(lua, mh, m, &h, fd as c_int, mask as c_int) {
+            Ok(n) => Act::Done(n),
+            Err(f) => {
+                m.park(f);
+                Act::Failed
+            }
+        }
+    }
+
+    fn panicked(m: &MultiInner, msg: String) {
+        m.park(Fail::Usage(msg));
+    }
+}
+
+/// The pending function of a fast path: the error it kept.
 fn take_pending(args: &Args) -> R<()> {
     let (_ud, inner) = args.this::<Multi>()?;
     let f = inner.pending.borrow_mut().take();
@@ -140,26 +173,44 @@ fn take_pending(args: &Args) -> R<()> {
     }
 }
 
+/// The pending function of `method`'s fast path: `false, err` for the
+/// error it kept, as the full method returns it.
+fn pending_fn(lua: &Lua, method: &'static str) -> LuaResult<LuaFunction> {
+    lua.create_function(move |lua, args: Args| finish(lua, method, take_pending(&args)))
+}
+
 /// `raw.fast`: the fast paths, by class and method, each a function that
-/// takes the full method and returns the method to install. `InfoRead`'s
-/// wraps the checked method; the others wrap the raw one (they return
-/// `true` or the full method's `false, err`) and are checked after.
+/// takes the full (checked) method and returns the method to install, a
+/// C closure that falls back to it.
 pub fn register(lua: &Lua, t: &LuaTable) -> LuaResult<()> {
+    let anchor = match lua.app_data_ref::<crate::ctx::Shared>() {
+        Some(s) => s.anchor.clone(),
+        None => anchor_thread(lua)?,
+    };
+    let (a1, a2, a3) = (anchor.clone(), anchor.clone(), anchor);
     t.raw_set(
         "curl.Multi.InfoRead",
         lua.create_function(|lua, full: LuaFunction| info_path::<InfoRead>(lua, full))?,
     )?;
     t.raw_set(
-        "raw:curl.Multi.AddHandle",
-        lua.create_function(|lua, full: LuaFunction| pair_path::<AddHandle>(lua, full, None))?,
+        "curl.Multi.AddHandle",
+        lua.create_function(move |lua, full: LuaFunction| {
+            let pending = pending_fn(lua, "multi:AddHandle")?;
+            pair_path::<AddHandle>(lua, full, pending, &a1)
+        })?,
     )?;
     t.raw_set(
-        "raw:curl.Multi.RemoveHandle",
-        lua.create_function(|lua, full: LuaFunction| {
-            let pending = lua.create_function(|lua, args: Args| {
-                finish(lua, "multi:RemoveHandle", take_pending(&args))
-            })?;
-            pair_path::<RemoveHandle>(lua, full, Some(pending))
+        "curl.Multi.RemoveHandle",
+        lua.create_function(move |lua, full: LuaFunction| {
+            let pending = pending_fn(lua, "multi:RemoveHandle")?;
+            pair_path::<RemoveHandle>(lua, full, pending, &a2)
+        })?,
+    )?;
+    t.raw_set(
+        "curl.Multi.SocketAction",
+        lua.create_function(move |lua, full: LuaFunction| {
+            let pending = pending_fn(lua, "multi:SocketAction")?;
+            action_path::<SocketAction>(lua, full, pending, &a3)
         })?,
     )?;
     Ok(())

@@ -19,7 +19,7 @@ use crate::error::{fault, multi_fail, reg, reg_fn, usage, Fail, R};
 use crate::ffi::CURLM_RECURSIVE_API_CALL;
 use crate::ffi::{self, Fault, CURLM_ADDED_ALREADY};
 use crate::luaapi::class::lua_class;
-use crate::luaapi::raw::{link, register_object, unlink, unregister_object, AddrHash};
+use crate::luaapi::raw::{link, register_object, unlink, unregister_object, AddrHash, Holder};
 use crate::luaapi::{to_int, type_name, Args, Handle};
 use crate::options::{c, tables, Special};
 use crate::poller::{Poller, PollerState};
@@ -226,8 +226,18 @@ fn with_ctx<T>(
     inner: &MultiInner,
     f: impl FnOnce() -> T,
 ) -> (T, Option<Fail>) {
+    with_holder(lua, Holder::Ud(ud), inner, f)
+}
+
+/// `with_ctx` for a multi held as `h`.
+fn with_holder<T>(
+    lua: &Lua,
+    h: Holder<'_>,
+    inner: &MultiInner,
+    f: impl FnOnce() -> T,
+) -> (T, Option<Fail>) {
     let mut ctx = Ctx::new(lua);
-    ctx.multi = Some(ud);
+    ctx.multi = Some(h);
     ctx.run(&inner.slot, f)
 }
 
@@ -376,7 +386,20 @@ fn socket_action(lua: &Lua, args: Args) -> R<i64> {
     let (ud, inner, h) = open_idle(&args)?;
     let fd = args.fd(1, "socket", true)?;
     let mask = args.opt_int_in(2, "mask", 0, 0, 7)?;
-    let (r, err) = with_ctx(lua, ud, &inner, || h.socket_action(fd, mask as c_int));
+    act(lua, Holder::Ud(ud), &inner, &h, fd, mask as c_int)
+}
+
+/// `curl_multi_socket_action` with the multi's context set: the running
+/// count, or the first callback error, or libcurl's.
+fn act(
+    lua: &Lua,
+    mh: Holder<'_>,
+    inner: &MultiInner,
+    h: &MultiHandle,
+    fd: c_int,
+    mask: c_int,
+) -> R<i64> {
+    let (r, err) = with_holder(lua, mh, inner, || h.socket_action(fd, mask));
     if let Some(e) = err {
         return Err(e);
     }
@@ -408,11 +431,7 @@ fn dispatch(lua: &Lua, args: Args) -> R<(i64, i64)> {
         if inner.slot.is_set() {
             return recursive();
         }
-        let (r, err) = with_ctx(lua, mud, &inner, || h.socket_action(fd, mask));
-        if let Some(e) = err {
-            return Err(e);
-        }
-        r.map(|n| n as i64).map_err(multi_fail)
+        act(lua, Holder::Ud(mud), &inner, &h, fd, mask)
     };
     for (fd, mask) in ready {
         running = action(fd, mask)?;
@@ -437,7 +456,7 @@ fn info_read(lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
     let Some(msg) = inner.info_read(&h) else {
         return Ok((c::CURLMSG_NONE, 0, 0, Value::Nil));
     };
-    let easy = crate::luaapi::raw::handle_of(lua, ud, UV_HANDLES, msg.easy)?
+    let easy = crate::luaapi::raw::handle_of(lua, Holder::Ud(ud), UV_HANDLES, msg.easy)?
         .map_or(Value::Nil, Value::UserData);
     Ok((
         msg.msg as i64,
@@ -455,6 +474,18 @@ fn timeout(_lua: &Lua, args: Args) -> R<i64> {
 fn add_handle(lua: &Lua, args: Args) -> R<()> {
     let (ud, inner, h) = open_idle(&args)?;
     let (eud, e) = args.arg::<Easy>(1, "easy")?;
+    add_core(lua, ud, &inner, &h, eud, &e)
+}
+
+/// `AddHandle` once the multi is known open and idle.
+fn add_core(
+    lua: &Lua,
+    ud: &LuaAnyUserData,
+    inner: &Rc<MultiInner>,
+    h: &MultiHandle,
+    eud: &LuaAnyUserData,
+    e: &Rc<EasyInner>,
+) -> R<()> {
     let Some(eh) = e.handle() else {
         return usage("bad argument #1 'easy' (the easy handle is closed)");
     };
@@ -462,7 +493,7 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
         return usage("bad argument #1 'easy' (it is running easy:Perform)");
     }
     if e.multi.borrow().is_some() {
-        let detail = if inner.owns(&e) {
+        let detail = if inner.owns(e) {
             "the easy is already added to this multi (to run it again, multi:RemoveHandle(easy) first, once its transfer is done)"
         } else {
             "the easy is already added to another multi (remove it there with RemoveHandle first)"
@@ -473,19 +504,41 @@ fn add_handle(lua: &Lua, args: Args) -> R<()> {
     e.take_cause(eud);
     // Link first: the timer callback fires inside curl_multi_add_handle and
     // must already map the handle back to its object.
-    link_both(lua, ud, &inner, eud, &e)?;
-    let (rc, err) = with_ctx(lua, ud, &inner, || h.add(&eh));
-    if let Err(f) = rc {
-        inner.let_go(&e);
-        unlink(lua, ud, eud, UV_HANDLES, UV_MULTI, e.addr())?;
-        return Err(err.unwrap_or(match f {
-            Fault::Refused(why) => Fail::Usage(why),
-            other => fault("curl_multi_add_handle")(other),
-        }));
+    link_both(lua, ud, inner, eud, e)?;
+    let (rc, err) = with_ctx(lua, ud, inner, || h.add(&eh));
+    match added(inner, e, rc, err) {
+        Ok(()) => Ok(()),
+        Err((f, true)) => Err(f),
+        Err((f, false)) => {
+            unlink(lua, ud, eud, UV_HANDLES, UV_MULTI, e.addr())?;
+            Err(f)
+        }
     }
-    match err {
-        Some(f) => Err(f),
-        None => Ok(()),
+}
+
+/// The outcome of `curl_multi_add_handle` for `e` (held by the multi
+/// before the call): the error to raise, with whether the easy joined
+/// (a callback error during a successful add leaves it in the multi); an
+/// easy that did not join is let go (the caller unlinks its Lua side).
+fn added(
+    inner: &MultiInner,
+    e: &EasyInner,
+    rc: Result<(), Fault>,
+    err: Option<Fail>,
+) -> Result<(), (Fail, bool)> {
+    match (rc, err) {
+        (Ok(()), None) => Ok(()),
+        (Ok(()), Some(f)) => Err((f, true)),
+        (Err(f), err) => {
+            inner.let_go(e);
+            Err((
+                err.unwrap_or(match f {
+                    Fault::Refused(why) => Fail::Usage(why),
+                    other => fault("curl_multi_add_handle")(other),
+                }),
+                false,
+            ))
+        }
     }
 }
 
@@ -534,10 +587,21 @@ fn detach_easy(
 fn remove_handle(lua: &Lua, args: Args) -> R<()> {
     let (ud, inner, _h) = open_idle(&args)?;
     let (eud, e) = args.arg::<Easy>(1, "easy")?;
-    if !inner.owns(&e) {
+    remove_core(lua, ud, &inner, eud, &e)
+}
+
+/// `RemoveHandle` once the multi is known open and idle.
+fn remove_core(
+    lua: &Lua,
+    ud: &LuaAnyUserData,
+    inner: &MultiInner,
+    eud: &LuaAnyUserData,
+    e: &EasyInner,
+) -> R<()> {
+    if !inner.owns(e) {
         return usage("bad argument #1 'easy' (it is not added to this multi)");
     }
-    match detach_easy(lua, ud, &inner, eud, &e)? {
+    match detach_easy(lua, ud, inner, eud, e)? {
         Some(f) => Err(f),
         None => Ok(()),
     }
