@@ -723,12 +723,24 @@ pub fn pair_path<P: PairPath>(
     pending: LuaFunction,
     anchor: &LuaThread,
 ) -> LuaResult<LuaFunction> {
-    // SAFETY: inside exec_raw's protected call with the full method, the
-    // pending function and the anchor thread at 1..3.
+    anchored_closure(lua, pair_call::<P>, full, pending, anchor)
+}
+
+/// The C closure `f` with upvalues: the checked method, the pending
+/// function, the anchor thread (what `pair_call` and `action_call` use).
+fn anchored_closure(
+    lua: &Lua,
+    f: ffi::lua_CFunction,
+    full: LuaFunction,
+    pending: LuaFunction,
+    anchor: &LuaThread,
+) -> LuaResult<LuaFunction> {
+    // SAFETY: inside exec_raw's protected call with the three upvalues at
+    // 1..3; pushing the closure takes them from the stack.
     unsafe {
         lua.exec_raw((full, pending, anchor), move |l| {
             ffi::lua_settop(l, 3);
-            ffi::lua_pushcclosure(l, pair_call::<P>, 3);
+            ffi::lua_pushcclosure(l, f, 3);
         })
     }
 }
@@ -825,14 +837,7 @@ pub fn action_path<P: ActionPath>(
     pending: LuaFunction,
     anchor: &LuaThread,
 ) -> LuaResult<LuaFunction> {
-    // SAFETY: inside exec_raw's protected call with the checked method, the
-    // pending function and the anchor thread at 1..3.
-    unsafe {
-        lua.exec_raw((full, pending, anchor), move |l| {
-            ffi::lua_settop(l, 3);
-            ffi::lua_pushcclosure(l, action_call::<P>, 3);
-        })
-    }
+    anchored_closure(lua, action_call::<P>, full, pending, anchor)
 }
 
 /// Runs `f` with a new strong reference to a listed inner state.

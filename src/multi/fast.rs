@@ -179,6 +179,26 @@ fn pending_fn(lua: &Lua, method: &'static str) -> LuaResult<LuaFunction> {
     lua.create_function(move |lua, args: Args| finish(lua, method, take_pending(&args)))
 }
 
+/// A C path maker: `(lua, checked method, pending function, anchor)`.
+type Maker = fn(&Lua, LuaFunction, LuaFunction, &LuaThread) -> LuaResult<LuaFunction>;
+
+/// Registers `make` as the fast path of `method` ("multi:X", installed
+/// over `curl.Multi.X`), with its pending function.
+fn install(
+    lua: &Lua,
+    t: &LuaTable,
+    method: &'static str,
+    anchor: &LuaThread,
+    make: Maker,
+) -> LuaResult<()> {
+    let key = format!("curl.Multi.{}", method.trim_start_matches("multi:"));
+    let anchor = anchor.clone();
+    let f = lua.create_function(move |lua, full: LuaFunction| {
+        make(lua, full, pending_fn(lua, method)?, &anchor)
+    })?;
+    t.raw_set(key, f)
+}
+
 /// `raw.fast`: the fast paths, by class and method, each a function that
 /// takes the full (checked) method and returns the method to install, a
 /// C closure that falls back to it.
@@ -187,31 +207,24 @@ pub fn register(lua: &Lua, t: &LuaTable) -> LuaResult<()> {
         Some(s) => s.anchor.clone(),
         None => anchor_thread(lua)?,
     };
-    let (a1, a2, a3) = (anchor.clone(), anchor.clone(), anchor);
     t.raw_set(
         "curl.Multi.InfoRead",
         lua.create_function(|lua, full: LuaFunction| info_path::<InfoRead>(lua, full))?,
     )?;
-    t.raw_set(
-        "curl.Multi.AddHandle",
-        lua.create_function(move |lua, full: LuaFunction| {
-            let pending = pending_fn(lua, "multi:AddHandle")?;
-            pair_path::<AddHandle>(lua, full, pending, &a1)
-        })?,
+    install(lua, t, "multi:AddHandle", &anchor, pair_path::<AddHandle>)?;
+    install(
+        lua,
+        t,
+        "multi:RemoveHandle",
+        &anchor,
+        pair_path::<RemoveHandle>,
     )?;
-    t.raw_set(
-        "curl.Multi.RemoveHandle",
-        lua.create_function(move |lua, full: LuaFunction| {
-            let pending = pending_fn(lua, "multi:RemoveHandle")?;
-            pair_path::<RemoveHandle>(lua, full, pending, &a2)
-        })?,
-    )?;
-    t.raw_set(
-        "curl.Multi.SocketAction",
-        lua.create_function(move |lua, full: LuaFunction| {
-            let pending = pending_fn(lua, "multi:SocketAction")?;
-            action_path::<SocketAction>(lua, full, pending, &a3)
-        })?,
+    install(
+        lua,
+        t,
+        "multi:SocketAction",
+        &anchor,
+        action_path::<SocketAction>,
     )?;
     Ok(())
 }
