@@ -133,12 +133,13 @@ local KNOWN = {
   ssl_share_leak = "(s) CURLOPT_SHARE with CURL_LOCK_DATA_SSL_SESSION on an easy that has run a transfer: its session cache leaks (valgrind)",
   body_midtransfer = "(t) POSTFIELDS set while the easy's transfer runs (a chunked POST from a read function that follows a 307): heap overflow of state.ulbuf, 'free(): invalid size' later",
   connect_only_head = "(u) CONNECT_ONLY 2 with CUSTOMREQUEST 'HEAD' (libcurl 8.22): Perform never returns, its TIMEOUT ignored",
+  cookiefile_reset = "(v) CURLOPT_COOKIEFILE (a file name), then Reset (libcurl 7.88): the file list leaks (valgrind)",
 }
 local KNOWN_ORDER = { "escape_empty", "filedata_subparts", "subparts_root", "closesocket_reuse",
   "stream_depends_dup", "hsts_dup", "share_hsts_ctrl", "curlu_empty_path", "connect_only_multi",
   "h2_socketaction", "hsts_ctrl_file", "loop_multi_closed", "loop_bad_opts", "trailer_reuse",
   "connect_only_h2", "loop_close_add", "cqueues_nested_run", "connect_only_leak", "ssl_share_leak",
-  "body_midtransfer", "connect_only_head" }
+  "body_midtransfer", "connect_only_head", "cookiefile_reset" }
 local AVOID = {}
 do
   local spec = os.getenv("FUZZ_AVOID") or "none"
@@ -1068,6 +1069,7 @@ local function blocked(cls, obj, mname, a)
       if AVOID.stream_depends_dup and (info.depends or info.depended) then return "stream_depends_dup" end
     end
     if mname == "DupHandle" and AVOID.hsts_dup and info.hsts_file then return "hsts_dup" end
+    if mname == "Reset" and AVOID.cookiefile_reset and info.cookie_file then return "cookiefile_reset" end
     if mname == "Reset" and performing[obj] and cbdepth > 0 then return "hang-guard" end
     if mname == "Perform" and AVOID.connect_only_leak and info.connect_only and info.ran then return "connect_only_leak" end
     if (mname == "Recv" or mname == "Send" or mname == "Upkeep") and AVOID.connect_only_h2 and info.connect_only then
@@ -1120,6 +1122,7 @@ local function after(cls, obj, mname, a, r)
         if meta[v] then meta[v].depended = true end
       end
       if name == "CURLOPT_HSTS" and v ~= nil then info.hsts_file = true end
+      if name == "CURLOPT_COOKIEFILE" then info.cookie_file = v ~= nil end
       if name == "CURLOPT_CURLU" and meta[v] then meta[v].attached = true end
       if name == "CURLOPT_TIMEOUT_MS" or name == "CURLOPT_TIMEOUT" then info.timeout_set = r[1] end
     elseif mname == "Close" and r[1] then

@@ -488,6 +488,43 @@ describe("crash regressions", function()
     e:Close()
   end)
 
+  it("Reset after COOKIEFILE frees the file list and keeps the cookies (libcurl before 8.0.0)", function()
+    -- 7.88's curl_easy_reset forgot the COOKIEFILE list without freeing it
+    -- (found by the fuzzer under valgrind); the binding frees it first and
+    -- gives the handle's cookies back, as 8.0.0's reset keeps them
+    local path = os.tmpname()
+    local line = "127.0.0.1\tFALSE\t/\tFALSE\t0\tkept\t1"
+    local function has_cookie(e)
+      for _, l in ipairs(e:GetInfo_CookieList()) do
+        if l:find("kept\t1", 1, true) then return true end
+      end
+      return false
+    end
+    local e = curl.Easy()
+    e:SetOpt_CookieFile(path)
+    e:Reset()
+    e:SetOpt_CookieFile(path)
+    e:SetOpt_CookieList(line)
+    assert.is_true(has_cookie(e))
+    e:Reset()
+    assert.is_true(has_cookie(e), "the cookie survives the reset")
+    e:SetOpt_CookieFile(path)
+    local copy = e:DupHandle()
+    copy:Reset()
+    copy:Close()
+    e:Close()
+    -- with a share of cookies: the handle still uses the share's after Reset
+    local sh = curl.Share { Share = curl.CURL_LOCK_DATA_COOKIE }
+    local a = curl.Easy { Share = sh, CookieFile = path }
+    a:SetOpt_CookieList(line)
+    a:Reset()
+    assert.is_true(has_cookie(a), "still linked to the share's cookies")
+    local b = curl.Easy { Share = sh }
+    assert.is_true(has_cookie(b))
+    a:Close(); b:Close()
+    os.remove(path)
+  end)
+
   it("CONNECT_ONLY over TLS, then Recv", function()
     local e = curl.Easy { URL = H.nginx_https .. "/", CAInfo = H.ca, ConnectOnly = 1, TimeoutMs = 5000 }
     e:Perform()

@@ -122,6 +122,17 @@ pub(super) struct Kept {
     pub(super) graveyard: Vec<Box<dyn Any>>,
     /// `CURLOPT_HSTS` names a file (see `dup`).
     pub(super) hsts_files: bool,
+    /// `CURLOPT_COOKIEFILE` was given a file since it was last unset (see
+    /// `reset`).
+    pub(super) cookie_files: bool,
+}
+
+/// What `Easy::free_cookie_files` took out of a handle before a reset.
+struct CookiesKept {
+    /// The handle uses a share of cookies (link it again).
+    shared: bool,
+    /// The handle's own cookies, as `CURLINFO_COOKIELIST` lines.
+    lines: Vec<Vec<u8>>,
 }
 
 extern "C" {
@@ -394,6 +405,10 @@ impl<H: EasyHandler> Easy<H> {
         if opt == c::CURLOPT_HSTS {
             self.kept.borrow_mut().hsts_files = s.is_some();
         }
+        if opt == c::CURLOPT_COOKIEFILE {
+            // a file is added to the list; NULL frees the list
+            self.kept.borrow_mut().cookie_files = s.is_some();
+        }
         if Starts::watches_string(opt) {
             self.starts
                 .borrow_mut()
@@ -614,8 +629,17 @@ impl<H: EasyHandler> Easy<H> {
         // version so far), and the list is freed below: unset it first.
         // SAFETY: NULL unsets the option (both pointers).
         let _ = unsafe { self.setopt_ptr(c::CURLOPT_RESOLVE, ptr::null()) };
+        let had_files = std::mem::take(&mut self.kept.borrow_mut().cookie_files);
+        let cookies = if had_files {
+            self.free_cookie_files()
+        } else {
+            None
+        };
         // SAFETY: live handle.
         unsafe { sys::curl_easy_reset(h) };
+        if let Some(lines) = cookies {
+            self.restore_cookies(lines);
+        }
         self.callbacks_on.set(0);
         self.point_data();
         // curl_easy_reset keeps the share (documented; the handle still
@@ -627,6 +651,52 @@ impl<H: EasyHandler> Easy<H> {
         self.kept.borrow_mut().share = old.share.clone();
         drop(old);
         *self.starts.borrow_mut() = Starts::default();
+    }
+
+    /// Before libcurl 8.0.0 `curl_easy_reset` forgets the `COOKIEFILE` list
+    /// without freeing it (fixed in 8.0.0, which frees it). Only
+    /// `COOKIEFILE = NULL` frees it, and that also throws away the handle's
+    /// cookies (or, with a share of cookies, unlinks the share's): the
+    /// cookies are read first and given back by `restore_cookies` after the
+    /// reset. Returns them (`None`: nothing to do).
+    fn free_cookie_files(&self) -> Option<CookiesKept> {
+        if !older_than(0x080000) {
+            return None;
+        }
+        let shared = self
+            .kept
+            .borrow()
+            .share
+            .as_ref()
+            .is_some_and(|s| s.shares(c::CURL_LOCK_DATA_COOKIE));
+        let lines = if shared {
+            Vec::new()
+        } else {
+            self.info_slist(c::CURLINFO_COOKIELIST as i32)
+                .unwrap_or_default()
+        };
+        self.set_string_raw(c::CURLOPT_COOKIEFILE, None).ok()?;
+        Some(CookiesKept { shared, lines })
+    }
+
+    /// After `curl_easy_reset`: the cookies `free_cookie_files` read go back
+    /// in (which turns the cookie engine on again), or the share of cookies
+    /// is linked again (setting the same share re-points the handle at its
+    /// cookies).
+    fn restore_cookies(&self, kept: CookiesKept) {
+        if kept.shared {
+            let share = self.kept.borrow().share.clone();
+            if let Some(s) = share {
+                // SAFETY: the share is held by this handle.
+                let _ = unsafe { self.setopt_ptr(c::CURLOPT_SHARE, s.as_ptr()) };
+            }
+            return;
+        }
+        for line in kept.lines {
+            if let Ok(l) = CString::new(line) {
+                let _ = self.set_string_raw(c::CURLOPT_COOKIELIST, Some(&l));
+            }
+        }
     }
 
     /// `curl_easy_duphandle`: a copy with its own lists, body and callback
@@ -663,7 +733,7 @@ impl<H: EasyHandler> Easy<H> {
     /// Gives a copy libcurl made of `src` (duphandle, server push) its own
     /// copies of what `src` kept: libcurl's copy points at `src`'s.
     fn take_state_of(&self, src: &Easy<H>) -> Res<()> {
-        let (lists, body, share, url, hsts) = {
+        let (lists, body, share, url, hsts, cookie_files) = {
             let k = src.kept.borrow();
             let lists: Vec<(i32, Vec<CString>)> = k
                 .slists
@@ -676,6 +746,7 @@ impl<H: EasyHandler> Easy<H> {
                 k.share.clone(),
                 k.url.clone(),
                 k.hsts_files,
+                k.cookie_files,
             )
         };
         for (id, items) in lists {
@@ -688,6 +759,8 @@ impl<H: EasyHandler> Easy<H> {
         self.set_share(share)?;
         self.kept.borrow_mut().url = url;
         self.kept.borrow_mut().hsts_files = hsts;
+        // libcurl's copy has its own copy of the COOKIEFILE list
+        self.kept.borrow_mut().cookie_files = cookie_files;
         *self.starts.borrow_mut() = src.starts.borrow().clone();
         // The stream callbacks' data is ours only where our function is
         // set; and libcurl may have cleared a function it copied (the
