@@ -525,6 +525,58 @@ describe("crash regressions", function()
     os.remove(path)
   end)
 
+  it("debug.setlocal on the frame of a running SocketAction or RemoveHandle", function()
+    -- the C paths of these methods read their argument slots again after
+    -- libcurl returned; a callback can change those slots with the debug
+    -- library (found by review: a crash on 5.2-5.4), so the C functions put
+    -- their arguments back first
+    if not (debug and debug.setlocal) then return end
+    local m = curl.Multi()
+    local phase, value
+    m:SetOpt_SocketFunction(function()
+      if phase then
+        -- level 2: the method's C function (only that frame is changed)
+        local info = debug.getinfo(2, "S")
+        if info and info.what == "C" then
+          for slot = 1, 2 do debug.setlocal(2, slot, value) end
+        end
+        if phase == "raise" then error("boom", 0) end
+      end
+    end)
+    m:SetOpt_TimerFunction(function() end)
+    for _, v in ipairs { 12345, {}, false } do
+      value = v
+      local e = curl.Easy { URL = H.url("/slow/100/200"), WriteFunction = function() end }
+      m:AddHandle(e)
+      phase = nil
+      for _ = 1, 5 do m:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0); os.execute("sleep 0.01") end
+      phase = "remove"
+      m:RemoveHandle(e)
+      assert.are.equal(0, #m:GetHandles())
+      m:AddHandle(e)
+      phase = "raise"
+      local ok, err
+      for _ = 1, 50 do
+        ok, err = pcall(m.SocketAction, m, curl.CURL_SOCKET_TIMEOUT, 0)
+        if not ok then break end
+        os.execute("sleep 0.01")
+      end
+      assert.is_false(ok)
+      assert.are.equal("boom", err)
+      phase = nil
+      m:RemoveHandle(e)
+      e:Close()
+    end
+    -- and the methods' closures hold nothing a script could misuse
+    for _, f in ipairs { m.SocketAction, m.AddHandle, m.RemoveHandle } do
+      for i = 1, 5 do
+        local _, v = debug.getupvalue(f, i)
+        assert.are_not.equal("thread", type(v))
+      end
+    end
+    m:Close()
+  end)
+
   it("CONNECT_ONLY over TLS, then Recv", function()
     local e = curl.Easy { URL = H.nginx_https .. "/", CAInfo = H.ca, ConnectOnly = 1, TimeoutMs = 5000 }
     e:Perform()

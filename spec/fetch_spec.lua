@@ -70,8 +70,10 @@ describe("curl.Fetch", function()
     local e = curl.Easy { URL = "http://127.0.0.1:1/" }
     local ok2, err2 = pcall(e.Perform, e)
     assert.is_false(ok2)
+    -- libcurl's text has the time the attempt took ("after 0 ms")
+    local function timeless(v) return type(v) == "string" and v:gsub("after %d+ ms", "after N ms") or v end
     for _, k in ipairs { "kind", "code", "name", "message", "method" } do
-      assert.are.equal(err2[k], err[k], k)
+      assert.are.equal(timeless(err2[k]), timeless(err[k]), k)
     end
     e:Close()
   end)

@@ -27,8 +27,6 @@ pub struct Shared {
     pub pcall: LuaFunction,
     /// `luaapi::raw::bytes_caller`'s function.
     pub bytes_caller: LuaFunction,
-    /// `luaapi::raw::anchor_thread`'s thread, for the C paths.
-    pub anchor: LuaThread,
 }
 
 /// The context as a family of types over its lifetime (it borrows from the

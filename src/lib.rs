@@ -36,7 +36,7 @@ mod easy;
 mod multi;
 
 use error::{finish, reg_fn, Fail, R};
-use luaapi::raw::{anchor_thread, bytes_caller, checked, int_table, patch_collected};
+use luaapi::raw::{bytes_caller, checked, init_anchor, int_table, patch_collected};
 use luaapi::Args;
 use mlua::prelude::*;
 use mlua::Value;
@@ -95,10 +95,10 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     ffi::global_init();
     collected_objects_raise_usage(lua)?;
     let pcall: LuaFunction = lua.globals().get("pcall")?;
+    init_anchor(lua)?;
     lua.set_app_data(ctx::Shared {
         pcall,
         bytes_caller: bytes_caller(lua)?,
-        anchor: anchor_thread(lua)?,
     });
 
     let r = lua.create_table()?;

@@ -39,6 +39,12 @@ use std::rc::Rc;
 unsafe fn push_uv(l: *mut ffi::lua_State, idx: c_int) -> bool {
     // SAFETY: the caller's contract (above).
     unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA {
+            // never for the callers' values; checked because the Lua API
+            // does not check it (a wrong type is undefined behaviour)
+            ffi::lua_pushnil(l);
+            return false;
+        }
         if ffi::lua_getuservalue(l, idx) != ffi::LUA_TTABLE {
             return false;
         }
@@ -87,6 +93,8 @@ pub enum Holder<'a> {
 pub struct Pin<'a> {
     th: *mut ffi::lua_State,
     idx: c_int,
+    /// The userdata's block (checked on every push).
+    block: usize,
     _call: std::marker::PhantomData<&'a ()>,
 }
 
@@ -102,11 +110,20 @@ impl Holder<'_> {
                 unsafe { raw.push(*u) }
             }
             Holder::Pinned(p) => {
-                // SAFETY: the pin's thread holds the value at `idx` for the
-                // whole call (`pinned`); both threads are of this state.
+                // SAFETY: the anchor thread is the module's own, unreachable
+                // from Lua, and holds the value at `idx` for the whole call
+                // (`pinned`, which reserved room for this push); both threads
+                // are of this state. The value is checked to be the pinned
+                // userdata all the same.
                 unsafe {
                     ffi::lua_pushvalue(p.th, p.idx);
                     ffi::lua_xmove(p.th, l, 1);
+                    if ffi::lua_type(l, -1) != ffi::LUA_TUSERDATA
+                        || ffi::lua_touserdata(l, -1) as usize != p.block
+                    {
+                        ffi::lua_pop(l, 1);
+                        return Err(LuaError::runtime("the pinned object was lost"));
+                    }
                 }
                 Ok(())
             }
@@ -583,59 +600,99 @@ fn no_panic<R>(f: impl FnOnce() -> R, on_panic: impl FnOnce(String) -> R) -> R {
     }
 }
 
-/// The module's anchor thread: a Lua thread (never run) on whose stack the
-/// C paths pin the object of a running call, so that callbacks find it
-/// without an mlua handle. Each C path closure keeps it as upvalue 3.
-pub fn anchor_thread(lua: &Lua) -> LuaResult<LuaThread> {
-    // SAFETY: inside exec_raw's protected call; leaves the new thread.
-    unsafe {
-        lua.exec_raw((), |l| {
-            ffi::lua_newthread(l);
-        })
-    }
+/// The module's anchor thread: a Lua thread (never run, kept in mlua's
+/// app data, so no Lua code can reach it) on whose stack the C paths pin
+/// the objects of a running call, so that callbacks find them without an
+/// mlua handle.
+struct Anchor {
+    th: *mut ffi::lua_State,
+    _keep: LuaThread,
 }
 
-/// Runs `f` with the object at 1 of the running C call pinned on the
-/// anchor thread (upvalue 3), and unpins it. `None` when that cannot be
-/// done, or when the call does not run on the thread mlua has as current:
-/// then the full method takes the call (mlua runs it, and the Lua
-/// callbacks it causes, on the calling thread, where these would run on
-/// mlua's current one).
+/// Pins at most this deep on the anchor (nested C paths beyond it take the
+/// full method); the anchor's stack is grown to `ANCHOR_ROOM` when it is
+/// made, so pinning never allocates (Lua 5.1 and LuaJIT raise, with no
+/// handler on that thread, when growing a stack runs out of memory).
+const ANCHOR_DEPTH: c_int = 24;
+const ANCHOR_ROOM: c_int = ANCHOR_DEPTH + 8;
+
+/// Makes the anchor thread for this state (`pinned` finds it in the app
+/// data).
+pub fn init_anchor(lua: &Lua) -> LuaResult<()> {
+    // SAFETY: inside exec_raw's protected call: making the thread may
+    // raise (out of memory), which the call catches. A new thread's stack
+    // (40 slots or more on every version) has `ANCHOR_ROOM` free, so the
+    // check allocates nothing on it (an error raised on the anchor itself
+    // would have no handler). Leaves the thread and its address.
+    let (keep, p) = unsafe {
+        lua.exec_raw::<(LuaThread, mlua::LightUserData)>((), |l| {
+            let th = ffi::lua_newthread(l);
+            if ffi::lua_checkstack(th, ANCHOR_ROOM) == 0 {
+                ffi::luaL_error(l, c"curl: no stack for the anchor thread".as_ptr());
+            }
+            ffi::lua_pushlightuserdata(l, th.cast());
+        })?
+    };
+    lua.set_app_data(Anchor {
+        th: p.0.cast(),
+        _keep: keep,
+    });
+    Ok(())
+}
+
+/// Runs `f` with the objects at 1..=`n` of the running C call pinned on
+/// the anchor thread (the first given to `f`), then puts them back in
+/// their argument slots (Lua code run by a callback can change a C
+/// frame's slots with `debug.setlocal`) and unpins them. `None` when that
+/// cannot be done, or when the call does not run on the thread mlua has
+/// as current: then the full method takes the call (mlua runs it, and the
+/// Lua callbacks it causes, on the calling thread, where these would run
+/// on mlua's current one).
 ///
 /// # Safety
-/// Called from a C closure made by this module with the anchor thread as
-/// upvalue 3, on `l`, with a value at 1. `f` must not raise a Lua error
-/// (it runs with a value pushed on the anchor).
+/// Called from a C function on `l` with userdata at 1..=`n` (`n` ≤ 2),
+/// with room for 2 more values. `f` must not raise a Lua error (it runs
+/// with values pushed on the anchor).
 unsafe fn pinned<R>(
     lua: &Lua,
     l: *mut ffi::lua_State,
+    n: c_int,
     f: impl FnOnce(Holder<'_>) -> R,
 ) -> Option<R> {
     if lua.exec_raw_lua(|raw| raw.state()) != l {
         return None;
     }
-    // SAFETY: the caller's contract; the anchor's stack is restored.
+    let th = lua.app_data_ref::<Anchor>().map(|a| a.th)?;
+    // SAFETY: the caller's contract; the anchor is this state's (made by
+    // `init_anchor`) and its stack is restored.
     unsafe {
-        let th = ffi::lua_tothread(l, ffi::lua_upvalueindex(3));
-        if th.is_null() || ffi::lua_checkstack(th, 1) == 0 {
+        let top = ffi::lua_gettop(th);
+        if top > ANCHOR_DEPTH || ffi::lua_checkstack(th, n + 2) == 0 {
             return None;
         }
-        let top = ffi::lua_gettop(th);
-        ffi::lua_pushvalue(l, 1);
-        ffi::lua_xmove(l, th, 1);
+        for i in 1..=n {
+            ffi::lua_pushvalue(l, i);
+            ffi::lua_xmove(l, th, 1);
+        }
         let pin = Pin {
             th,
             idx: top + 1,
+            block: ffi::lua_touserdata(l, 1) as usize,
             _call: std::marker::PhantomData,
         };
         let r = f(Holder::Pinned(pin));
+        for i in 1..=n {
+            ffi::lua_pushvalue(th, top + i);
+            ffi::lua_xmove(th, l, 1);
+            ffi::lua_replace(l, i);
+        }
         ffi::lua_settop(th, top);
         Some(r)
     }
 }
 
 /// The C function of a `PairPath` (upvalues: the checked method, the
-/// pending function, the anchor thread).
+/// pending function).
 unsafe extern "C-unwind" fn pair_call<P: PairPath>(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a C function called by Lua (20 free stack slots; at most 6
     // used), made by `pair_path`. The objects are this call's arguments
@@ -656,7 +713,7 @@ unsafe extern "C-unwind" fn pair_call<P: PairPath>(l: *mut ffi::lua_State) -> c_
                         // The state's Lua is initialised: the module was
                         // loaded through mlua.
                         let lua = Lua::get_or_init_from_ptr(l);
-                        let outcome = pinned(lua, l, |ah| {
+                        let outcome = pinned(lua, l, 2, |ah| {
                             no_panic(
                                 || with_rcs(a, b, |a, b| P::run(lua, ah, a, b)),
                                 |msg| {
@@ -721,26 +778,24 @@ pub fn pair_path<P: PairPath>(
     lua: &Lua,
     full: LuaFunction,
     pending: LuaFunction,
-    anchor: &LuaThread,
 ) -> LuaResult<LuaFunction> {
-    anchored_closure(lua, pair_call::<P>, full, pending, anchor)
+    path_closure(lua, pair_call::<P>, full, pending)
 }
 
-/// The C closure `f` with upvalues: the checked method, the pending
-/// function, the anchor thread (what `pair_call` and `action_call` use).
-fn anchored_closure(
+/// The C closure `f` with upvalues: the checked method and the pending
+/// function (what `pair_call` and `action_call` use).
+fn path_closure(
     lua: &Lua,
     f: ffi::lua_CFunction,
     full: LuaFunction,
     pending: LuaFunction,
-    anchor: &LuaThread,
 ) -> LuaResult<LuaFunction> {
-    // SAFETY: inside exec_raw's protected call with the three upvalues at
-    // 1..3; pushing the closure takes them from the stack.
+    // SAFETY: inside exec_raw's protected call with the two upvalues at
+    // 1 and 2; pushing the closure takes them from the stack.
     unsafe {
-        lua.exec_raw((full, pending, anchor), move |l| {
-            ffi::lua_settop(l, 3);
-            ffi::lua_pushcclosure(l, f, 3);
+        lua.exec_raw((full, pending), move |l| {
+            ffi::lua_settop(l, 2);
+            ffi::lua_pushcclosure(l, f, 2);
         })
     }
 }
@@ -788,7 +843,7 @@ unsafe fn int_at(l: *mut ffi::lua_State, idx: c_int, range: (i64, i64)) -> Optio
 }
 
 /// The C function of an `ActionPath` (upvalues: the checked method, the
-/// pending function, the anchor thread).
+/// pending function).
 unsafe extern "C-unwind" fn action_call<P: ActionPath>(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a C function called by Lua (20 free stack slots, at most 4
     // used), made by `action_path`; the object is this call's argument (its
@@ -805,7 +860,7 @@ unsafe extern "C-unwind" fn action_call<P: ActionPath>(l: *mut ffi::lua_State) -
             };
             if let (Some(x), Some(y), Some(a)) = (int_at(l, 2, P::X), y, object_at::<P::A>(l, 1)) {
                 let lua = Lua::get_or_init_from_ptr(l);
-                let outcome = pinned(lua, l, |ah| {
+                let outcome = pinned(lua, l, 1, |ah| {
                     no_panic(
                         || with_rc(a, |a| P::run(lua, ah, a, x, y)),
                         |msg| {
@@ -835,9 +890,8 @@ pub fn action_path<P: ActionPath>(
     lua: &Lua,
     full: LuaFunction,
     pending: LuaFunction,
-    anchor: &LuaThread,
 ) -> LuaResult<LuaFunction> {
-    anchored_closure(lua, action_call::<P>, full, pending, anchor)
+    path_closure(lua, action_call::<P>, full, pending)
 }
 
 /// Runs `f` with a new strong reference to a listed inner state.

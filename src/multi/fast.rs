@@ -15,7 +15,7 @@ use super::{act, added, with_holder, Multi, MultiInner, UV_HANDLES};
 use crate::easy::{EasyInner, UV_MULTI};
 use crate::error::{finish, multi_fail, Fail, R};
 use crate::luaapi::raw::{action_path, info_path, pair_path, Act, ActionPath, Fast, Info};
-use crate::luaapi::raw::{anchor_thread, Holder, InfoPath, PairPath};
+use crate::luaapi::raw::{Holder, InfoPath, PairPath};
 use crate::luaapi::Args;
 use crate::options::c;
 use mlua::prelude::*;
@@ -179,23 +179,15 @@ fn pending_fn(lua: &Lua, method: &'static str) -> LuaResult<LuaFunction> {
     lua.create_function(move |lua, args: Args| finish(lua, method, take_pending(&args)))
 }
 
-/// A C path maker: `(lua, checked method, pending function, anchor)`.
-type Maker = fn(&Lua, LuaFunction, LuaFunction, &LuaThread) -> LuaResult<LuaFunction>;
+/// A C path maker: `(lua, checked method, pending function)`.
+type Maker = fn(&Lua, LuaFunction, LuaFunction) -> LuaResult<LuaFunction>;
 
 /// Registers `make` as the fast path of `method` ("multi:X", installed
 /// over `curl.Multi.X`), with its pending function.
-fn install(
-    lua: &Lua,
-    t: &LuaTable,
-    method: &'static str,
-    anchor: &LuaThread,
-    make: Maker,
-) -> LuaResult<()> {
+fn install(lua: &Lua, t: &LuaTable, method: &'static str, make: Maker) -> LuaResult<()> {
     let key = format!("curl.Multi.{}", method.trim_start_matches("multi:"));
-    let anchor = anchor.clone();
-    let f = lua.create_function(move |lua, full: LuaFunction| {
-        make(lua, full, pending_fn(lua, method)?, &anchor)
-    })?;
+    let f = lua
+        .create_function(move |lua, full: LuaFunction| make(lua, full, pending_fn(lua, method)?))?;
     t.raw_set(key, f)
 }
 
@@ -203,28 +195,12 @@ fn install(
 /// takes the full (checked) method and returns the method to install, a
 /// C closure that falls back to it.
 pub fn register(lua: &Lua, t: &LuaTable) -> LuaResult<()> {
-    let anchor = match lua.app_data_ref::<crate::ctx::Shared>() {
-        Some(s) => s.anchor.clone(),
-        None => anchor_thread(lua)?,
-    };
     t.raw_set(
         "curl.Multi.InfoRead",
         lua.create_function(|lua, full: LuaFunction| info_path::<InfoRead>(lua, full))?,
     )?;
-    install(lua, t, "multi:AddHandle", &anchor, pair_path::<AddHandle>)?;
-    install(
-        lua,
-        t,
-        "multi:RemoveHandle",
-        &anchor,
-        pair_path::<RemoveHandle>,
-    )?;
-    install(
-        lua,
-        t,
-        "multi:SocketAction",
-        &anchor,
-        action_path::<SocketAction>,
-    )?;
+    install(lua, t, "multi:AddHandle", pair_path::<AddHandle>)?;
+    install(lua, t, "multi:RemoveHandle", pair_path::<RemoveHandle>)?;
+    install(lua, t, "multi:SocketAction", action_path::<SocketAction>)?;
     Ok(())
 }
