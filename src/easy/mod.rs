@@ -74,14 +74,6 @@ pub struct EasyInner {
     pub slot: CtxSlot,
     /// What a read callback returned beyond the buffer libcurl offered.
     pending_read: RefCell<Vec<u8>>,
-    /// Bit `1 << cb` for each callback other than write/header/read with a
-    /// Lua function set: a handle with none can be added to and removed
-    /// from a multi without any Lua running (the multi's fast path).
-    pub lua_cbs: Cell<u32>,
-    /// `InfoRead` returned this handle's CURLMSG_DONE since it was added:
-    /// libcurl has finished with the transfer, so removing it runs no
-    /// transfer callbacks (the condition for `RemoveHandle`'s fast path).
-    pub finished: Cell<bool>,
     /// The address of this easy's Lua block (see `register_object`).
     block: Cell<usize>,
     /// A callback raised during the transfer: its value is under
@@ -235,8 +227,6 @@ fn new_state(
             multi: RefCell::new(None),
             slot: CtxSlot::default(),
             pending_read: RefCell::new(Vec::new()),
-            lua_cbs: Cell::new(0),
-            finished: Cell::new(false),
             has_cause: Cell::new(false),
             block: Cell::new(0),
         }
@@ -475,7 +465,6 @@ fn reset(lua: &Lua, args: Args) -> R<()> {
         return usage("the easy is added to a multi; remove it first");
     }
     h.reset();
-    e.lua_cbs.set(0);
     e.pending_read.borrow_mut().clear();
     clear_uv(lua, ud, true)?;
     Ok(())
@@ -600,25 +589,19 @@ fn recv(lua: &Lua, args: Args) -> R<Value> {
 /// `easy:DupHandle()`: `curl_easy_duphandle`, with the module's own state
 /// (callbacks, userdata, objects) copied too.
 fn dup_handle(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
-    let (ud, e, h) = open(&args)?;
+    let (ud, _e, h) = open(&args)?;
     let ne = new_state(|w| h.dup(w)).map_err(|f| match f {
         Fault::Refused(why) => Fail::Usage(why),
         other => fault("curl_easy_duphandle")(other),
     })?;
-    let nud = wrap(lua, ne.clone())?;
-    copy_lua_state(ud, &e, &nud, &ne)?;
+    let nud = wrap(lua, ne)?;
+    copy_lua_state(ud, &nud)?;
     Ok(nud)
 }
 
 /// Gives a copy (DupHandle, server push) the Lua side of `e`: callbacks,
 /// userdata and objects, but not the multi membership or a posted mime.
-fn copy_lua_state(
-    ud: &LuaAnyUserData,
-    e: &EasyInner,
-    nud: &LuaAnyUserData,
-    ne: &EasyInner,
-) -> R<()> {
-    ne.lua_cbs.set(e.lua_cbs.get()); // libcurl's copy has the same callbacks
+fn copy_lua_state(ud: &LuaAnyUserData, nud: &LuaAnyUserData) -> R<()> {
     let src = uv(ud)?;
     let dst = uv(nud)?;
     for pair in src.pairs::<Value, Value>() {
@@ -641,8 +624,8 @@ pub fn adopt_pushed(lua: &Lua, pud: &LuaAnyUserData, pushed: Pushed) -> R<LuaAny
         .handle()
         .ok_or_else(|| Fail::Usage("the parent easy handle is closed".into()))?;
     let ne = new_state(|w| pushed.adopt(&ph, w)).map_err(fault("server push"))?;
-    let nud = wrap(lua, ne.clone())?;
-    copy_lua_state(pud, &pe, &nud, &ne)?;
+    let nud = wrap(lua, ne)?;
+    copy_lua_state(pud, &nud)?;
     Ok(nud)
 }
 

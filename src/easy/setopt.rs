@@ -46,7 +46,7 @@ fn set_value(
     let opt = meta.full.as_str();
     match meta.special {
         Special::Refused(why) => usage(format!("{opt} {why}")),
-        Special::Callback(cb) => set_callback(ud, e, h, cb, opt, v, userdata),
+        Special::Callback(cb) => set_callback(ud, h, cb, opt, v, userdata),
         Special::Data(cb) => {
             uv(ud)?.raw_set(id, v)?;
             if cb.is_stream() {
@@ -405,7 +405,6 @@ fn refresh_stream(ud: &LuaAnyUserData, h: &EasyHandle, cb: Cb) -> R<()> {
 /// the trampoline on or off.
 fn set_callback(
     ud: &LuaAnyUserData,
-    e: &EasyInner,
     h: &EasyHandle,
     cb: Cb,
     opt: &str,
@@ -424,11 +423,6 @@ fn set_callback(
     }
     if cb.is_stream() {
         return refresh_stream(ud, h, cb);
-    }
-    // Marked before libcurl can call it, unmarked once it cannot.
-    let bit = 1u32 << (cb as u32);
-    if on {
-        e.lua_cbs.set(e.lua_cbs.get() | bit);
     }
     if on && cb == Cb::CloseSocket {
         // libcurl keeps the close-socket callback in each connection, and
@@ -449,9 +443,6 @@ fn set_callback(
         );
         h.set_long(c::CURLOPT_NOPROGRESS, (!any) as _)
             .map_err(fault(opt))?;
-    }
-    if !on {
-        e.lua_cbs.set(e.lua_cbs.get() & !bit);
     }
     Ok(())
 }

@@ -116,7 +116,6 @@ impl MultiInner {
         *e.multi.borrow_mut() = Some(self.clone() as Rc<dyn Owner>);
         eh.flush();
         e.pending_read().borrow_mut().clear();
-        e.finished.set(false);
     }
 
     /// The Rust side of `e` leaving this multi.
@@ -136,7 +135,6 @@ impl MultiInner {
         let msg = h.info_read()?;
         if msg.msg == c::CURLMSG_DONE as c_int {
             if let Some(e) = self.easies.borrow().get(&msg.easy) {
-                e.finished.set(true);
                 if let Some(h) = e.handle() {
                     h.transfer_done(msg.result);
                 }
