@@ -19,6 +19,7 @@
 //! LuaJIT grows the stack with an allocation that raises when memory runs
 //! out (5.2+ return 0 instead); mlua's own stack checks share that case.
 
+use crate::ffi::unwind_guard;
 use mlua::ffi;
 use mlua::prelude::*;
 use mlua::state::RawLua;
@@ -584,20 +585,10 @@ pub trait PairPath: 'static {
     fn panicked(a: &Self::A, msg: String);
 }
 
-/// Runs `f`, turning a panic into `on_panic(message)`: a C function must
-/// not let a panic unwind into Lua.
-fn no_panic<R>(f: impl FnOnce() -> R, on_panic: impl FnOnce(String) -> R) -> R {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            on_panic(format!("internal error (panic): {msg}"))
-        }
-    }
+/// A panic in a C path's logic (a bug), for its `panicked`: the text
+/// `ffi::unwind_guard` gives it, marked as ours.
+fn panic_text(msg: String) -> String {
+    format!("internal error (panic): {msg}")
 }
 
 /// The module's anchor thread: a Lua thread (never run, kept in mlua's
@@ -714,12 +705,10 @@ unsafe extern "C-unwind" fn pair_call<P: PairPath>(l: *mut ffi::lua_State) -> c_
                         // loaded through mlua.
                         let lua = Lua::get_or_init_from_ptr(l);
                         let outcome = pinned(lua, l, 2, |ah| {
-                            no_panic(
+                            unwind_guard(
                                 || with_rcs(a, b, |a, b| P::run(lua, ah, a, b)),
-                                |msg| {
-                                    P::panicked(&*a, msg);
-                                    Fast::Failed { unlink: true }
-                                },
+                                |msg| P::panicked(&*a, panic_text(msg)),
+                                Fast::Failed { unlink: true },
                             )
                         })
                         .unwrap_or(Fast::Full);
@@ -861,12 +850,10 @@ unsafe extern "C-unwind" fn action_call<P: ActionPath>(l: *mut ffi::lua_State) -
             if let (Some(x), Some(y), Some(a)) = (int_at(l, 2, P::X), y, object_at::<P::A>(l, 1)) {
                 let lua = Lua::get_or_init_from_ptr(l);
                 let outcome = pinned(lua, l, 1, |ah| {
-                    no_panic(
+                    unwind_guard(
                         || with_rc(a, |a| P::run(lua, ah, a, x, y)),
-                        |msg| {
-                            P::panicked(&*a, msg);
-                            Act::Failed
-                        },
+                        |msg| P::panicked(&*a, panic_text(msg)),
+                        Act::Failed,
                     )
                 });
                 match outcome.unwrap_or(Act::Full) {
