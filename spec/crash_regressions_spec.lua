@@ -577,6 +577,95 @@ describe("crash regressions", function()
     m:Close()
   end)
 
+  -- Lua 5.1 runs a GC step (and so finalizers) at the end of lua_cpcall's
+  -- inner call, and return hooks when C functions return: inside mlua's
+  -- protected-call setup, between storing its two C functions in the
+  -- registry and reading them back. A finalizer or hook calling the module
+  -- there made the outer call run the nested call's function (a crash on
+  -- 5.1 within a few thousand calls). The re-entry guard keeps the two
+  -- entries (src/luaapi/export.rs); run in a child, so a crash fails the
+  -- case instead of ending the suite.
+  it("finalizers and return hooks that call the module while it runs", function()
+    if H.feature == "lua51" then
+      assert.are.equal(2, curl._reentry_keys, "the guard found mlua's two registry entries")
+    else
+      assert.are.equal(0, curl._reentry_keys)
+    end
+    local out, err = H.run_lua([[
+      local curl = require "curl"
+      collectgarbage("setpause", 50)
+      collectgarbage("setstepmul", 400)
+      local fins, hooks = 0, 0
+      local function fin()
+        fins = fins + 1
+        local e = curl.Easy()
+        pcall(e.SetOpt_URL, e, "http://127.0.0.1:1/")
+        pcall(curl.Easy, { URL = 1 }) -- an error inside too
+        e:Close()
+      end
+      local make
+      if newproxy then
+        local proto = newproxy(true)
+        getmetatable(proto).__gc = fin
+        make = function() return newproxy(proto) end
+      else
+        local mt = { __gc = fin }
+        make = function() return setmetatable({}, mt) end
+      end
+      local m = curl.Multi()
+      for _ = 1, 30000 do
+        local _ = make()
+        local e = curl.Easy()
+        e:SetOpt_URL("http://127.0.0.1:1/")
+        m:AddHandle(e)
+        m:RemoveHandle(e)
+        e:Close()
+      end
+      local busy = false
+      debug.sethook(function()
+        if busy then return end
+        busy = true
+        hooks = hooks + 1
+        local e = curl.Easy()
+        e:Close()
+        busy = false
+      end, "r")
+      for _ = 1, 3000 do
+        local e = curl.Easy()
+        e:SetOpt_URL("http://127.0.0.1:1/")
+        e:Close()
+      end
+      debug.sethook()
+      m:Close()
+      print("done", fins > 0, hooks > 0)
+    ]])
+    assert.are.equal("done\ttrue\ttrue\n", out, err)
+  end)
+
+  it("the write callback's internal caller, called from Lua", function()
+    -- reachable with debug.getinfo from a write callback; it once read
+    -- the bytes through its arguments (a NULL pointer: a crash)
+    local found
+    local e = curl.Easy {
+      URL = H.url("/size/10"),
+      WriteFunction = function(s)
+        for level = 2, 4 do
+          local info = debug.getinfo(level, "fS")
+          if info and info.what == "C" and not found then found = info.func end
+        end
+        return #s
+      end,
+    }
+    e:Perform()
+    e:Close()
+    assert.is_function(found)
+    for _, args in ipairs { {}, { print, nil, 100000 }, { print, "x", 5, nil } } do
+      local ok, err = pcall(found, (table.unpack or unpack)(args, 1, 4))
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("internal function", 1, true))
+    end
+  end)
+
   it("CONNECT_ONLY over TLS, then Recv", function()
     local e = curl.Easy { URL = H.nginx_https .. "/", CAInfo = H.ca, ConnectOnly = 1, TimeoutMs = 5000 }
     e:Perform()

@@ -34,6 +34,7 @@ M.constants = constants
 M._NAME = "lua-curl-socket"
 M._VERSION = "0.1.0"
 M._PATH = raw.module_path
+M._reentry_keys = raw.reentry_guard_keys -- Lua 5.1 re-entry guard (docs/reference.md)
 
 --------------------------------------------------------------------- errors
 

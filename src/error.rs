@@ -191,7 +191,9 @@ where
     F: Fn(&Lua, Args) -> R<T> + 'static,
     T: IntoLuaMulti,
 {
-    let func = lua.create_function(move |lua, args: Args| finish(lua, method, f(lua, args)))?;
+    let func = crate::luaapi::function(lua, move |lua, args: Args| {
+        finish(lua, method, f(lua, args))
+    })?;
     t.raw_set(name, func)
 }
 
@@ -208,7 +210,8 @@ where
     F: Fn(&Lua, Args) -> R<T> + 'static,
     T: IntoLuaMulti,
 {
-    let func =
-        lua.create_function(move |lua, args: Args| finish(lua, method, f(lua, args.shifted())))?;
+    let func = crate::luaapi::function(lua, move |lua, args: Args| {
+        finish(lua, method, f(lua, args.shifted()))
+    })?;
     t.raw_set(name, func)
 }

@@ -73,7 +73,7 @@ fn version_info(lua: &Lua, _a: Args) -> R<LuaTable> {
 /// A handle used after its own `__gc` ran (a finalizer resurrected it)
 /// raises a usage error, like any other misuse.
 fn collected_objects_raise_usage(lua: &Lua) -> LuaResult<()> {
-    let index = lua.create_function(|lua, args: mlua::MultiValue| {
+    let index = crate::luaapi::function(lua, |lua, args: mlua::MultiValue| {
         let key = match args.get(1) {
             Some(Value::String(s)) => s.to_string_lossy(),
             _ => "?".to_string(),
@@ -86,13 +86,15 @@ fn collected_objects_raise_usage(lua: &Lua) -> LuaResult<()> {
             )),
         )
     })?;
-    let tostring = lua.create_function(|_, _: Value| Ok("curl object (garbage-collected)"))?;
+    let tostring =
+        crate::luaapi::function(lua, |_, _: Value| Ok("curl object (garbage-collected)"))?;
     patch_collected(lua, checked(lua, index)?, tostring)
 }
 
 #[mlua::lua_module(name = "curl")]
 fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     ffi::global_init();
+    luaapi::export::init(lua)?;
     collected_objects_raise_usage(lua)?;
     let pcall: LuaFunction = lua.globals().get("pcall")?;
     init_anchor(lua)?;
@@ -116,6 +118,7 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
         options::lookup("LIBCURL_VERSION_NUM").unwrap_or(0),
     )?;
     r.raw_set("module_path", ffi::module_path())?;
+    r.raw_set("reentry_guard_keys", luaapi::export::kept())?;
 
     share::register(lua, &r)?;
     url::register(lua, &r)?;
@@ -128,10 +131,18 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     let fast: LuaTable = r.raw_get("fast")?;
     fast.raw_set(
         "raw:curl.Easy.GetInfo",
-        lua.create_function(|lua, full: LuaFunction| easy::fast_getinfo(lua, (full, None)))?,
+        crate::luaapi::function(lua, |lua, full: LuaFunction| {
+            easy::fast_getinfo(lua, (full, None))
+        })?,
     )?;
-    r.raw_set("fast_getinfo", lua.create_function(easy::fast_getinfo)?)?;
-    r.raw_set("fast_writes", lua.create_function(easy::fast_writes)?)?;
+    r.raw_set(
+        "fast_getinfo",
+        crate::luaapi::function(lua, easy::fast_getinfo)?,
+    )?;
+    r.raw_set(
+        "fast_writes",
+        crate::luaapi::function(lua, easy::fast_writes)?,
+    )?;
     reg_fn(lua, &r, "Version", "curl.Version", |_l, _a| {
         Ok(ffi::version())
     })?;
@@ -197,14 +208,15 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     r.raw_set("easy_option_constants", canon)?;
     r.raw_set("easy_option_kinds", kinds)?;
 
-    let addr = lua.create_function(|_, v: Value| Ok(format!("{:p}", v.to_pointer())))?;
+    let addr = crate::luaapi::function(lua, |_, v: Value| Ok(format!("{:p}", v.to_pointer())))?;
     r.raw_set("addr", addr)?;
-    let set_registry =
-        lua.create_function(|lua, (k, v): (String, Value)| lua.set_named_registry_value(&k, v))?;
+    let set_registry = crate::luaapi::function(lua, |lua, (k, v): (String, Value)| {
+        lua.set_named_registry_value(&k, v)
+    })?;
     r.raw_set("set_registry", set_registry)?;
     r.raw_set(
         "checked",
-        lua.create_function(|lua, f: LuaFunction| checked(lua, f))?,
+        crate::luaapi::function(lua, |lua, f: LuaFunction| checked(lua, f))?,
     )?;
 
     // curl.Fetch's Lua part, loaded by curl.lua on first use

@@ -394,7 +394,7 @@ fn create(lua: &Lua) -> R<LuaAnyUserData> {
     // The iterator `Wait` returns holds the state, not the Lua object, so
     // the poller stays collectable.
     let it_state = state.clone();
-    let iter = lua.create_function(move |_, ()| Ok(next(&it_state)))?;
+    let iter = crate::luaapi::function(lua, move |_, ()| Ok(next(&it_state)))?;
     let ud = lua.create_userdata(Poller(state))?;
     ud.set_user_value(iter)?;
     Ok(ud)

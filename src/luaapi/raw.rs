@@ -19,13 +19,14 @@
 //! LuaJIT grows the stack with an allocation that raises when memory runs
 //! out (5.2+ return 0 instead); mlua's own stack checks share that case.
 
+use super::export::export;
 use crate::ffi::unwind_guard;
 use mlua::ffi;
 use mlua::prelude::*;
 use mlua::state::RawLua;
 use mlua::Value;
 use std::any::TypeId;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
 use std::rc::Rc;
@@ -253,18 +254,29 @@ pub enum Called {
     Raised(Value),
 }
 
-/// Protected part of `call_with_bytes`: `f, ptr, len, data` on the stack;
-/// calls `f(bytes, data)` and returns its first result.
+thread_local! {
+    /// The bytes `call_with_bytes` hands to `bytes_call`: set just before
+    /// its `lua_pcall`, taken by `bytes_call` as it starts. A call from Lua
+    /// (the function is reachable through the debug library) finds it
+    /// empty and raises, instead of reading memory through an argument.
+    static BYTES: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+}
+
+/// Protected part of `call_with_bytes`: `f, data` on the stack, the bytes
+/// in `BYTES`; calls `f(bytes, data)` and returns its first result.
 unsafe extern "C-unwind" fn bytes_call(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: only called by `call_with_bytes` through lua_pcall, with the
-    // pointer and length of a byte slice that outlives the call. Errors
-    // unwind through this frame, which holds nothing with a destructor.
+    // SAFETY: a C function called by Lua with 20 free slots; the pointer
+    // and length come from `call_with_bytes`, whose slice outlives this
+    // call (it is taken, so a later call cannot reuse it). Errors unwind
+    // through this frame, which holds nothing with a destructor.
     unsafe {
-        let p = ffi::lua_touserdata(l, 2);
-        let n = ffi::lua_tointeger(l, 3) as usize;
-        ffi::lua_pushlstring(l, p.cast(), n);
-        ffi::lua_replace(l, 2); // f, bytes, len, data
-        ffi::lua_remove(l, 3); // f, bytes, data
+        let Some((p, n)) = BYTES.with(|b| b.take()) else {
+            ffi::lua_pushstring(l, c"curl: internal function called from Lua".as_ptr());
+            ffi::lua_error(l)
+        };
+        ffi::lua_settop(l, 2); // f, data
+        ffi::lua_pushlstring(l, p as *const _, n);
+        ffi::lua_insert(l, 2); // f, bytes, data
         ffi::lua_call(l, 2, 1);
         1
     }
@@ -273,8 +285,13 @@ unsafe extern "C-unwind" fn bytes_call(l: *mut ffi::lua_State) -> c_int {
 /// The C function `call_with_bytes` runs in protected mode (made once per
 /// state: a C function value costs an allocation on Lua 5.1 and LuaJIT).
 pub fn bytes_caller(lua: &Lua) -> LuaResult<LuaFunction> {
+    // Not exported: Lua code reaches it only through the debug library,
+    // and it makes no call into mlua (so needs no re-entry guard).
     // SAFETY: `bytes_call` follows the lua_CFunction contract (above).
-    unsafe { lua.create_c_function(bytes_call) }
+    #[allow(clippy::disallowed_methods)]
+    unsafe {
+        lua.create_c_function(bytes_call)
+    }
 }
 
 /// Calls an easy's Lua function stored at `fkey` in its user-value table as
@@ -323,10 +340,11 @@ pub fn call_with_bytes(
                 None => ffi::lua_pushcfunction(l, bytes_call),
             }
             ffi::lua_insert(l, -2); // caller, f
-            ffi::lua_pushlightuserdata(l, bytes.as_ptr() as *mut c_void);
-            ffi::lua_pushinteger(l, bytes.len() as ffi::lua_Integer);
             ffi::lua_rawgeti(l, uv, dkey);
-            pcall_first(raw, l, 4)
+            BYTES.with(|b| b.set(Some((bytes.as_ptr() as usize, bytes.len()))));
+            let r = pcall_first(raw, l, 2);
+            BYTES.with(|b| b.set(None)); // if a hook raised before it ran
+            r
         }
     })
 }
@@ -351,7 +369,8 @@ unsafe extern "C-unwind" fn checked_call(l: *mut ffi::lua_State) -> c_int {
 }
 
 /// Wraps a raw method `f` (returning `true, ...` or `false, err`) into one
-/// that returns the results or raises `err` as is.
+/// that returns the results or raises `err` as is. Not passed through
+/// `export`: `checked_call` makes no call into mlua, and `f` is exported.
 pub fn checked(lua: &Lua, f: LuaFunction) -> LuaResult<LuaFunction> {
     // SAFETY: runs inside exec_raw's protected call with `f` at 1; pushing a
     // C closure takes the upvalue from the stack and leaves the closure.
@@ -781,12 +800,13 @@ fn path_closure(
 ) -> LuaResult<LuaFunction> {
     // SAFETY: inside exec_raw's protected call with the two upvalues at
     // 1 and 2; pushing the closure takes them from the stack.
-    unsafe {
+    let made = unsafe {
         lua.exec_raw((full, pending), move |l| {
             ffi::lua_settop(l, 2);
             ffi::lua_pushcclosure(l, f, 2);
         })
-    }
+    }?;
+    export(lua, made)
 }
 
 /// What an `ActionPath` did.
@@ -960,12 +980,13 @@ unsafe extern "C-unwind" fn info_call<P: InfoPath>(l: *mut ffi::lua_State) -> c_
 /// The method `full` with path `P` in front of it.
 pub fn info_path<P: InfoPath>(lua: &Lua, full: LuaFunction) -> LuaResult<LuaFunction> {
     // SAFETY: inside exec_raw's protected call with the full method at 1.
-    unsafe {
+    let made = unsafe {
         lua.exec_raw(full, move |l| {
             ffi::lua_settop(l, 1);
             ffi::lua_pushcclosure(l, info_call::<P>, 1);
         })
-    }
+    }?;
+    export(lua, made)
 }
 
 /// A number a `NumPath` read.
@@ -1042,12 +1063,13 @@ pub fn num_path<P: NumPath>(
 ) -> LuaResult<LuaFunction> {
     // SAFETY: inside exec_raw's protected call with the fallback and the id
     // (or nil) at 1 and 2.
-    unsafe {
+    let made = unsafe {
         lua.exec_raw((fallback, id), move |l| {
             ffi::lua_settop(l, 2);
             ffi::lua_pushcclosure(l, num_call::<P>, 2);
         })
-    }
+    }?;
+    export(lua, made)
 }
 
 /// The C function of `uv_any_path` (upvalues: the full function, two
@@ -1081,12 +1103,13 @@ pub fn uv_any_path<T: 'static>(
 ) -> LuaResult<LuaFunction> {
     // SAFETY: inside exec_raw's protected call with the full function and
     // the keys at 1..3.
-    unsafe {
+    let made = unsafe {
         lua.exec_raw((full, keys[0], keys[1]), move |l| {
             ffi::lua_settop(l, 3);
             ffi::lua_pushcclosure(l, uv_any_call::<T>, 3);
         })
-    }
+    }?;
+    export(lua, made)
 }
 
 /// `link` for a raw fast path, with the multi at 1 and the easy at 2 of

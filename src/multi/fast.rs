@@ -176,7 +176,9 @@ fn take_pending(args: &Args) -> R<()> {
 /// The pending function of `method`'s fast path: `false, err` for the
 /// error it kept, as the full method returns it.
 fn pending_fn(lua: &Lua, method: &'static str) -> LuaResult<LuaFunction> {
-    lua.create_function(move |lua, args: Args| finish(lua, method, take_pending(&args)))
+    crate::luaapi::function(lua, move |lua, args: Args| {
+        finish(lua, method, take_pending(&args))
+    })
 }
 
 /// A C path maker: `(lua, checked method, pending function)`.
@@ -186,8 +188,9 @@ type Maker = fn(&Lua, LuaFunction, LuaFunction) -> LuaResult<LuaFunction>;
 /// over `curl.Multi.X`), with its pending function.
 fn install(lua: &Lua, t: &LuaTable, method: &'static str, make: Maker) -> LuaResult<()> {
     let key = format!("curl.Multi.{}", method.trim_start_matches("multi:"));
-    let f = lua
-        .create_function(move |lua, full: LuaFunction| make(lua, full, pending_fn(lua, method)?))?;
+    let f = crate::luaapi::function(lua, move |lua, full: LuaFunction| {
+        make(lua, full, pending_fn(lua, method)?)
+    })?;
     t.raw_set(key, f)
 }
 
@@ -197,7 +200,9 @@ fn install(lua: &Lua, t: &LuaTable, method: &'static str, make: Maker) -> LuaRes
 pub fn register(lua: &Lua, t: &LuaTable) -> LuaResult<()> {
     t.raw_set(
         "curl.Multi.InfoRead",
-        lua.create_function(|lua, full: LuaFunction| info_path::<InfoRead>(lua, full))?,
+        crate::luaapi::function(lua, |lua, full: LuaFunction| {
+            info_path::<InfoRead>(lua, full)
+        })?,
     )?;
     install(lua, t, "multi:AddHandle", pair_path::<AddHandle>)?;
     install(lua, t, "multi:RemoveHandle", pair_path::<RemoveHandle>)?;
