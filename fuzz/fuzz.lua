@@ -263,12 +263,32 @@ local opno = 0
 local ncalls = 0
 local depth = 0         -- module calls in progress
 local cbdepth = 0       -- our callbacks in progress
+-- Re-entry (see "re-entry" below): finalizers (__gc) and debug hooks that
+-- call the module at arbitrary points, possibly inside a module call.
+-- (one table: the main chunk is near Lua's 200-locals limit)
+local RX = {
+  reentry = 0,          -- finalizer / hook bodies in progress
+  fin_depth = 0,        -- finalizer bodies in progress
+  hold = 0,             -- > 0: the fuzzer is in a section re-entry must not disturb
+  off = false,          -- set at the end: finalizers left for lua_close do nothing
+  raw_collectgarbage = collectgarbage,
+}
 
 local function logline(s)
   if LOG then
-    LOG:write(opno, " ", ("  "):rep(depth + cbdepth), s, "\n")
+    -- one string, one write: a finalizer or hook that logs while this
+    -- line is being written cannot split it
+    LOG:write(opno .. " " .. ("  "):rep(depth + cbdepth) .. s .. "\n")
     LOG:flush()
   end
+end
+
+-- collectgarbage, except inside a finalizer (where a full cycle or a mode
+-- change is the interpreter's business, not the module's: Lua 5.1-5.3 do
+-- not guard against it). Everything below uses this one.
+local function collectgarbage(opt, ...)
+  if RX.fin_depth > 0 and opt ~= "count" then return 0 end
+  return RX.raw_collectgarbage(opt, ...)
 end
 
 ------------------------------------------------------------------ naming
@@ -584,6 +604,7 @@ local odd_returns = {
 -- garbage, drop references, yield. `ctx` = { easy =, multi = } (either may be nil).
 local function mischief(ctx)
   local k = CB.int(1, 16)
+  if k == 4 and RX.reentry > 0 then k = 2 end -- yielding out of a finalizer / hook: the interpreter's business
   local e, m = ctx.easy, ctx.multi
   if k == 1 then
     collectgarbage("collect")
@@ -1070,7 +1091,7 @@ local function blocked(cls, obj, mname, a)
     end
     if mname == "DupHandle" and AVOID.hsts_dup and info.hsts_file then return "hsts_dup" end
     if mname == "Reset" and AVOID.cookiefile_reset and info.cookie_file then return "cookiefile_reset" end
-    if mname == "Reset" and performing[obj] and cbdepth > 0 then return "hang-guard" end
+    if mname == "Reset" and performing[obj] and (cbdepth > 0 or RX.reentry > 0) then return "hang-guard" end
     if mname == "Perform" and AVOID.connect_only_leak and info.connect_only and info.ran then return "connect_only_leak" end
     if (mname == "Recv" or mname == "Send" or mname == "Upkeep") and AVOID.connect_only_h2 and info.connect_only then
       local ok, scheme = pcall(obj.GetInfo, obj, curl.CURLINFO_SCHEME)
@@ -1129,7 +1150,9 @@ local function after(cls, obj, mname, a, r)
       info.multi = nil
     elseif mname == "DupHandle" and r[1] and r[2] then
       local i = {}
+      RX.hold = RX.hold + 1   -- a finalizer adding a key to info mid-traversal: 'invalid key to next'
       for kk, v in pairs(info) do i[kk] = v end
+      RX.hold = RX.hold - 1
       i.multi, i.name = nil, nil
       track(r[2], "easy", i)
       add("easy", r[2])
@@ -1217,6 +1240,10 @@ invoke = function(cls, obj, mname, ...)
   if mname == "Perform" and cls == "easy" and type(obj) == "userdata" then performing[obj] = nil end
   after(cls, obj, mname, a, r)
   if mname == "Close" and r[1] then remember_closed(obj) end
+  if RX.reentry > 0 and mname == "Reset" and cls == "easy" and r[1] and own and own.kind == "easy" then
+    -- the outer code may be between its limit() and a blocking Perform
+    invoke("easy", obj, "SetOpt", curl.CURLOPT_TIMEOUT_MS, 700)
+  end
   return r
 end
 
@@ -2163,6 +2190,175 @@ local function drive_op()
   drive(m, R.int(5, 150))
 end
 
+------------------------------------------------------------------ re-entry
+-- Finalizers and debug hooks run Lua code at points the program does not
+-- choose: a __gc at any allocation (quite possibly inside a module call,
+-- between two of the binding's own steps), a hook at any call, return or
+-- instruction count. Three operations make that happen:
+--   "fin arm Fn xK (chain G, A ops)": K garbage objects whose finalizer runs
+--     A random re-entry actions, and (chain G > 1) arms the next one, G times;
+--   "hook Hn set mask=.. count=.. events=E rate=P": a debug hook that, for
+--     its next E events, runs a re-entry action with probability P, then
+--     removes itself ("hook Hn expired");
+--   "gc tune ...": the collector's pace (or 5.4's mode), so finalizers run
+--     often and at varied points.
+-- A finalizer or hook body is logged as "fin Fn.i.g {" / "hook Hn #j (event) {"
+-- ... "}", its module calls nested in between (a crash inside leaves the
+-- body's opening line and its calls last in the log).
+--
+-- How re-entry meets the checks:
+--  * Every module call of a body goes through call()/invoke(): its own
+--    errors are checked against what was raised since *it* started. The
+--    record of raises is only ever appended to inside a body (the reset per
+--    top-level operation happens at depth 0, never in a body), so a body
+--    can only add values an outer call may legitimately raise; it cannot
+--    remove one (no false violation for the interrupted call).
+--  * A body runs protected (xpcall); nothing escapes it into the allocation
+--    or hook that triggered it. An error that escapes a body is a fuzzer bug.
+--  * INTENT (the error a callback is raising on purpose, checked by that
+--    callback's handler after the raise) is saved and restored around a
+--    body: a body's own callbacks reset it.
+--  * closing_multi is cleared for the body and restored after it: invoke()
+--    sets it just before the Close's call() raises depth, so a body running
+--    in that window (logline allocates) would otherwise see its own nested
+--    call's callbacks as "run during multi:Close". The body's own
+--    multi:Close calls set it again (the check still holds inside bodies).
+--  * the PRNGs: a body draws from its own stream (RE), R/CB/DR restored after.
+--  * inside a finalizer collectgarbage is a no-op (see above), a callback
+--    never tries to yield (mischief), and an easy that a body Resets gets a
+--    time limit back (the outer code may be between limit() and Perform).
+RX.RE = Rng(SEED * 5 + 7)   -- the bodies' draws (their timing depends on the collector)
+RX.nfin, RX.nhook = 0, 0
+
+-- Runs body() as a finalizer / hook body, protected, with the fuzzer's
+-- state saved and restored. Returns nothing.
+function RX.reentered(tag, isfin, body)
+  if RX.off or RX.reentry >= 2 or RX.hold > 0 then return end
+  RX.reentry = RX.reentry + 1
+  if isfin then RX.fin_depth = RX.fin_depth + 1 end
+  local sR, sCB, sDR = R, CB, DR
+  local iv, iset = INTENT.v, INTENT.set
+  local scm = closing_multi
+  closing_multi = 0
+  R, CB, DR = RX.RE, RX.RE, RX.RE
+  logline(tag .. " {")
+  local ok, err = xpcall(body, function(e)
+    if type(e) == "table" and e.fuzzbug then return e end
+    return { fuzzbug = tostring(e) .. "\n" .. debug.traceback() }
+  end)
+  logline("} " .. tag)
+  R, CB, DR = sR, sCB, sDR
+  INTENT.v, INTENT.set = iv, iset
+  closing_multi = scm
+  if isfin then RX.fin_depth = RX.fin_depth - 1 end
+  RX.reentry = RX.reentry - 1
+  if not ok then fuzzbug("in " .. tag .. ": " .. tostring(err and err.fuzzbug or err)) end
+end
+
+-- One random module operation on random pooled objects (draws from R = RX.RE).
+function RX.action(cheap)
+  local k = R.int(1, cheap and 16 or 20)
+  if k <= 6 then
+    garbage_call()
+  elseif k <= 9 then
+    local e = any_of("easy")
+    if not e then return new_easy() end
+    local j = R.int(1, 3)
+    if j == 1 then easy_setopt(e) elseif j == 2 then easy_getinfo(e) else easy_misc(e) end
+  elseif k <= 12 then
+    local e = any_of("easy")
+    local ctx = owner_ctx(e)
+    if not ctx.multi then ctx.multi = any_of("multi") end
+    mischief(ctx)
+  elseif k <= 14 then
+    local r = call("curl.Easy() (re)", curl.Easy)
+    if r[1] and R.chance(0.5) then call("E:Close (re)", r[2].Close, r[2]) end
+  elseif k <= 16 then
+    module_op()
+  elseif k <= 18 then
+    local m = any_of("multi")
+    if m then multi_op(m) end
+  else
+    if depth <= 6 then run_op(true) end
+  end
+end
+
+function RX.make_garbage(fn)
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = fn
+    return p
+  end
+  return setmetatable({}, { __gc = fn })
+end
+
+function RX.arm_op()
+  RX.nfin = RX.nfin + 1
+  local id = "F" .. RX.nfin
+  local n = R.int(1, 8)
+  local gens = R.chance(0.4) and R.int(2, 40) or 1
+  local actions = R.int(1, 3)
+  local cheap = R.chance(0.7)
+  logline(("fin arm %s x%d (chain %d, %d ops%s)"):format(id, n, gens, actions, cheap and ", cheap" or ""))
+  local function arm(tag, gen)
+    RX.make_garbage(function()
+      RX.reentered("fin " .. tag .. "." .. gen, true, function()
+        for _ = 1, actions do RX.action(cheap) end
+      end)
+      -- the chain goes on even when this body was skipped (nested too deep)
+      if gen < gens and not RX.off then pcall(arm, tag, gen + 1) end
+    end)
+  end
+  for i = 1, n do arm(id .. "." .. i, 1) end
+end
+
+function RX.hook_op()
+  RX.nhook = RX.nhook + 1
+  local id = "H" .. RX.nhook
+  local mask = R.pick { "c", "r", "cr", "cr", "r", "" }
+  local count = (mask == "" or R.chance(0.2)) and R.int(1, 400) or 0
+  local left = R.int(20, 3000)
+  local rate = R.pick { 1, 0.5, 0.2, 0.05, 0.01 }
+  local cheap = R.chance(0.8)
+  local fired = 0
+  logline(("hook %s set mask=%s count=%d events=%d rate=%s%s"):format(id, mask, count, left, tostring(rate),
+    cheap and " cheap" or ""))
+  local function hook(event)
+    if left <= 0 then debug.sethook(); return end  -- (a thread that inherited it)
+    left = left - 1
+    if left == 0 then
+      debug.sethook()
+      logline("hook " .. id .. " expired after " .. fired .. " actions")
+      return
+    end
+    if RX.reentry > 0 or RX.hold > 0 or RX.off or not RX.RE.chance(rate) then return end
+    fired = fired + 1
+    RX.reentered("hook " .. id .. " #" .. fired .. " (" .. tostring(event) .. ")", false, function()
+      RX.action(cheap)
+    end)
+  end
+  debug.sethook(hook, mask, count)
+end
+
+function RX.gc_tune_op()
+  if LUA54 and R.chance(0.5) then
+    if R.chance(0.5) then
+      local pause, mul = R.pick { 50, 100, 150, 200 }, R.pick { 100, 200, 400, 1000 }
+      logline(("gc tune incremental(%d, %d)"):format(pause, mul))
+      collectgarbage("incremental", pause, mul)
+    else
+      local minor, major = R.pick { 5, 10, 20, 50 }, R.pick { 20, 50, 100 }
+      logline(("gc tune generational(%d, %d)"):format(minor, major))
+      collectgarbage("generational", minor, major)
+    end
+    return
+  end
+  local pause, mul = R.pick { 50, 80, 100, 150, 200 }, R.pick { 100, 200, 400, 1000 }
+  logline(("gc tune setpause %d setstepmul %d"):format(pause, mul))
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", mul)
+end
+
 ops = {
   { 8, function() new_easy() end },
   { 2, function() new_multi() end },
@@ -2194,6 +2390,9 @@ ops = {
       end
       if a == YIELD_TOKEN then violation("a callback yielded out of the module to the coroutine") end
     end },
+  { 3, function() RX.arm_op() end },
+  { 2, function() RX.hook_op() end },
+  { 1, function() RX.gc_tune_op() end },
   { 1, function()
       if close_var_chunk then
         local o = any_object()
@@ -2223,7 +2422,7 @@ end
 
 ------------------------------------------------------------------ main
 for cls, list in pairs(METHODS) do PROTO[cls] = {} end
-do
+;(function() -- (a function: the main chunk is at Lua's 200-locals limit)
   local e, m, s, u, po, b = curl.Easy(), curl.Multi(), curl.Share(), curl.URL(), curl.Poller(), curl.Buffer()
   local mi = curl.Mime(e)
   local pa = mi:AddPart()
@@ -2236,7 +2435,7 @@ do
   PROTO.multi.__dyn = setmetatable({}, { __index = function(_, k) return m[k] end })
   PROTO.share.__dyn = setmetatable({}, { __index = function(_, k) return s[k] end })
   PROTO.keep = objs
-end
+end)()
 
 io.stderr:write(("fuzz: seed %s, %d calls, %s, avoid: %s\n"):format(tostring(SEED), CALLS,
   type(jit) == "table" and jit.version or _VERSION, os.getenv("FUZZ_AVOID") or "none"))
@@ -2268,9 +2467,12 @@ local main_ok, main_err = xpcall(function()
   end
   for _, kind in ipairs(KINDS) do P[kind] = {} end
   all, closed = nil, {}
+  debug.sethook()
   collectgarbage("collect")
   collectgarbage("collect")
   collectgarbage("collect")
+  -- finalizers still armed would run at lua_close, after the log is closed
+  RX.off = true
   if uv_ticker then
     uv_ticker:stop(); uv_ticker:close()
     call_opts(true, "uv.run('nowait')", uv.run, "nowait")   -- loops left open run their callbacks here

@@ -692,6 +692,53 @@ describe("crash regressions", function()
     e:Close()
   end)
 
+  it("a CONNECT_ONLY 2 transfer paused inside Perform cannot make it wait forever (libcurl 8)", function()
+    -- fuzz (bundled 8.22, lua5.4 seed 7): a header callback paused a
+    -- CONNECT_ONLY 2 transfer (ws://, also http://) inside Perform, which
+    -- then never returned, its TIMEOUT_MS ignored (7.88 times out)
+    local function run(how)
+      local n, e = 0, nil
+      e = curl.Easy { URL = H.url("/size/9"), ConnectOnly = 2, TimeoutMs = 300, WriteFunction = function() end,
+        HeaderFunction = function()
+          n = n + 1
+          if n == 2 then
+            if how == "return" then return curl.CURL_WRITEFUNC_PAUSE end
+            e:Pause(curl.CURLPAUSE_RECV)
+          end
+        end }
+      local ok, err = pcall(e.Perform, e)
+      e:Close()
+      return ok, err, n
+    end
+    for _, how in ipairs { "return", "method" } do
+      local ok, err, n = run(how)
+      assert.is_false(ok)
+      assert.is_true(n >= 2)
+      if older_than(0x080000) then
+        assert.are.equal("CURLE_OPERATION_TIMEDOUT", err.name, tostring(err))
+      elseif how == "return" then
+        assert.are.equal("CURLE_WRITE_ERROR", err.name, tostring(err))
+        assert.truthy(err.message:find("refused to pause a CONNECT_ONLY 2 transfer", 1, true), tostring(err))
+      else
+        -- the usage error easy:Pause raised in the callback ends the transfer
+        assert.are.equal("usage", err.kind, tostring(err))
+        assert.truthy(err.message:find("never ends it once paused", 1, true), tostring(err))
+      end
+    end
+    -- outside Perform (a multi, which can unpause) pausing is not refused
+    local m, n = curl.Multi(), 0
+    local e = curl.Easy { URL = H.url("/size/9"), ConnectOnly = 2, WriteFunction = function() end,
+      HeaderFunction = function() n = n + 1; if n == 2 then return curl.CURL_WRITEFUNC_PAUSE end end }
+    m:AddHandle(e)
+    local deadline = os.time() + 10
+    while n < 2 and os.time() < deadline do m:Perform(); m:Wait(20) end
+    assert.are.equal(2, n)
+    e:Pause(curl.CURLPAUSE_CONT)
+    m:RemoveHandle(e)
+    e:Close()
+    m:Close()
+  end)
+
   it("the request body cannot change while its transfer runs (libcurl before 8.7.0)", function()
     -- fuzz seed lua5.3 1592112580: a chunked POST from a read function,
     -- answered with a 307, given a 70,000-byte POSTFIELDS before it

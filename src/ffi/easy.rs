@@ -241,6 +241,8 @@ impl<H: EasyHandler> Easy<H> {
                 weak: handler,
                 trailers_sent: Cell::new(false),
                 resend_refused: Cell::new(false),
+                no_pause: Cell::new(false),
+                pause_refused: Cell::new(false),
             }),
             starts: RefCell::new(Starts::default()),
             connect_only_ran: Cell::new(false),
@@ -586,10 +588,18 @@ impl<H: EasyHandler> Easy<H> {
             self.prepare(None)?;
         }
         let was = self.performing.replace(true);
+        let no_pause = self.handler.no_pause.replace(self.pause_never_ends());
         // SAFETY: live handle (libcurl refuses it inside a multi).
         let rc = super::maybe_without_sigpipe(|| unsafe { sys::curl_easy_perform(h) }) as CURLcode;
         self.performing.set(was);
+        self.handler.no_pause.set(no_pause);
         self.transfer_done(rc);
+        if self.handler.pause_refused.take() {
+            self.errbuf.set(&format!(
+                "refused to pause a CONNECT_ONLY 2 transfer inside Perform: {} never ends it once paused, whatever its TIMEOUT (Perform would never return)",
+                this_libcurl()
+            ));
+        }
         if rc == sys::CURLE_ABORTED_BY_CALLBACK as CURLcode && self.handler.resend_refused.take() {
             self.errbuf.set(&format!(
                 "refused to send the body again (redirect, authentication or retry) after its trailers: {} corrupts memory there (fixed in 8.7.0)",
@@ -601,6 +611,12 @@ impl<H: EasyHandler> Easy<H> {
 
     pub fn pause(&self, mask: c_int) -> Res<()> {
         let h = self.raw()?;
+        if self.handler.no_pause.get() && mask & c::CURLPAUSE_RECV as c_int != 0 {
+            return refused(format!(
+                "pausing a CONNECT_ONLY 2 transfer inside Perform: {} never ends it once paused, whatever its TIMEOUT (Perform would never return)",
+                this_libcurl()
+            ));
+        }
         // SAFETY: live handle.
         code(super::without_sigpipe(|| unsafe { sys::curl_easy_pause(h, mask) }) as CURLcode)
     }

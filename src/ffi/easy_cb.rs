@@ -76,6 +76,27 @@ pub(super) struct HandlerBox<H> {
     /// The pre-request trampoline stopped a second request of a transfer
     /// whose trailers were sent (see `prereq_cb`).
     pub(super) resend_refused: Cell<bool>,
+    /// `Easy::perform` runs a `CONNECT_ONLY` 2 transfer on libcurl 8,
+    /// which never ends it once paused (see `Easy::perform`).
+    pub(super) no_pause: Cell<bool>,
+    /// A data callback asked to pause such a transfer: refused.
+    pub(super) pause_refused: Cell<bool>,
+}
+
+/// A write or header callback's result `r`: a pause refused while
+/// `no_pause` is set becomes 0 (libcurl ends the transfer with
+/// `CURLE_WRITE_ERROR`; `Easy::perform` says why).
+fn data_result<H>(userp: *mut c_void, r: usize) -> usize {
+    if r != c::CURL_WRITEFUNC_PAUSE as usize || userp.is_null() {
+        return r;
+    }
+    // SAFETY: as in `with_handler`.
+    let hb = unsafe { &*(userp as *const HandlerBox<H>) };
+    if hb.no_pause.get() {
+        hb.pause_refused.set(true);
+        return 0;
+    }
+    r
 }
 
 fn with_handler<H: EasyHandler, T>(
@@ -196,7 +217,8 @@ extern "C" fn write_cb<H: EasyHandler>(
 ) -> usize {
     // SAFETY: libcurl passes size * nmemb readable bytes for the call.
     let data = unsafe { bytes(ptr, size.saturating_mul(nmemb)) };
-    with_handler(userp, || 0, 0, |h: &H| h.write(Stream::Write, data))
+    let r = with_handler(userp, || 0, 0, |h: &H| h.write(Stream::Write, data));
+    data_result::<H>(userp, r)
 }
 
 extern "C" fn header_cb<H: EasyHandler>(
@@ -207,7 +229,8 @@ extern "C" fn header_cb<H: EasyHandler>(
 ) -> usize {
     // SAFETY: as write_cb.
     let data = unsafe { bytes(ptr, size.saturating_mul(nmemb)) };
-    with_handler(userp, || 0, 0, |h: &H| h.write(Stream::Header, data))
+    let r = with_handler(userp, || 0, 0, |h: &H| h.write(Stream::Header, data));
+    data_result::<H>(userp, r)
 }
 
 extern "C" fn interleave_cb<H: EasyHandler>(

@@ -25,7 +25,11 @@
 //!   TLS sessions is set: refused);
 //! - from 8.0 (8.22 checked; 7.88 unaffected), `CONNECT_ONLY` 2 with
 //!   `CUSTOMREQUEST` "HEAD": libcurl sends the request, then never ends the
-//!   transfer, its `TIMEOUT` ignored (`Perform` never returns): refused.
+//!   transfer, its `TIMEOUT` ignored (`Perform` never returns): refused;
+//!   and the same for a `CONNECT_ONLY` 2 transfer paused inside `Perform`
+//!   (a header callback returning `CURL_WRITEFUNC_PAUSE`, or `easy:Pause`
+//!   with `CURLPAUSE_RECV` from a callback): refused (`pause_never_ends`,
+//!   checked by `Easy::perform`, `Easy::pause` and the data trampolines).
 
 use super::consts::c;
 use super::easy::Easy;
@@ -238,6 +242,13 @@ impl<H: EasyHandler> Easy<H> {
             Some((guess, true)) => st.default_protocol.clone().unwrap_or_else(|| guess.clone()),
             None => Scheme::Http,
         }
+    }
+
+    /// A `CONNECT_ONLY` 2 transfer that libcurl (8.0 on; 8.22 checked, 7.88
+    /// times out as it should) never ends once a callback paused it inside
+    /// `curl_easy_perform`, its `TIMEOUT` ignored.
+    pub(super) fn pause_never_ends(&self) -> bool {
+        self.starts.borrow().connect_only_ws && !older_than(0x080000)
     }
 
     /// Applies the guards before a transfer starts in the connection cache
