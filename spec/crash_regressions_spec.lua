@@ -642,6 +642,55 @@ describe("crash regressions", function()
     assert.are.equal("done\ttrue\ttrue\n", out, err)
   end)
 
+  it("a finalizer that calls the module after lua_close finalized it", function()
+    -- found by the re-entry fuzz ops: objects given a __gc before
+    -- require "curl" are finalized at lua_close after the module's state
+    -- (mlua's data: freed memory on every version) and, on 5.1 and LuaJIT,
+    -- after the module's code was unmapped (dlclose); a crash at exit
+    local out, err = H.run_lua([[
+      local curl
+      local function fin()
+        local ok, e = pcall(function() local x = curl.Easy(); x:Close() end)
+        io.write("late ", tostring(ok), " ", tostring(e):match("closing") or tostring(e), "\n")
+      end
+      keep = {}
+      for i = 1, 3 do
+        if newproxy then local p = newproxy(true); getmetatable(p).__gc = fin; keep[i] = p
+        else keep[i] = setmetatable({}, { __gc = fin }) end
+      end
+      curl = require "curl"
+      -- made after the module: finalized before it, the module still works
+      local function early()
+        local x = curl.Easy(); x:Close()
+        io.write("early ok\n")
+      end
+      if newproxy then local p = newproxy(true); getmetatable(p).__gc = early; keep[4] = p
+      else keep[4] = setmetatable({}, { __gc = early }) end
+      io.write("end\n")
+    ]])
+    assert.are.equal("end\nearly ok\nlate false closing\nlate false closing\nlate false closing\n", out, err)
+  end)
+
+  it("sharing connections twice, and again after UNSHARE (libcurl before 8.22)", function()
+    -- found by the fuzzer under valgrind: 7.88 makes a new connection cache
+    -- at each SHARE of CURL_LOCK_DATA_CONNECT and leaks the one before
+    -- (UNSHARE keeps it); the suite's valgrind pass checks no leak is left
+    local s = curl.Share()
+    s:SetOpt(curl.CURLSHOPT_SHARE, curl.CURL_LOCK_DATA_CONNECT)
+    s:SetOpt(curl.CURLSHOPT_SHARE, curl.CURL_LOCK_DATA_CONNECT) -- a no-op
+    s:SetOpt(curl.CURLSHOPT_UNSHARE, curl.CURL_LOCK_DATA_CONNECT)
+    if older_than(0x081600) then
+      usage_error(function() s:SetOpt(curl.CURLSHOPT_SHARE, curl.CURL_LOCK_DATA_CONNECT) end, "leaks the first")
+    else
+      s:SetOpt(curl.CURLSHOPT_SHARE, curl.CURL_LOCK_DATA_CONNECT)
+    end
+    -- a transfer through the share still works
+    local e = curl.Easy { URL = H.url("/size/5"), Share = s, WriteFunction = function() end }
+    e:Perform()
+    e:Close()
+    s:Close()
+  end)
+
   it("the write callback's internal caller, called from Lua", function()
     -- reachable with debug.getinfo from a write callback; it once read
     -- the bytes through its arguments (a NULL pointer: a crash)

@@ -314,7 +314,8 @@ function H.run_lua(code, stdin)
   end
   put(script, ("package.cpath = %q .. package.cpath\n"):format(H.build_dir .. "/?.so;") .. code)
   put(input, stdin or "")
-  os.execute(("%s %s < %s > %s 2> %s"):format(H.lua, script, input, out, err))
+  -- under `timeout`: a child that hangs fails its spec instead of the suite
+  os.execute(("timeout -k 5 120 %s %s < %s > %s 2> %s"):format(H.lua, script, input, out, err))
   local stdout, stderr = read_text(out) or "", read_text(err) or ""
   for _, p in ipairs { script, input, out, err } do os.remove(p) end
   return stdout, stderr

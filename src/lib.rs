@@ -94,6 +94,7 @@ fn collected_objects_raise_usage(lua: &Lua) -> LuaResult<()> {
 #[mlua::lua_module(name = "curl")]
 fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     ffi::global_init();
+    ffi::pin_library();
     luaapi::export::init(lua)?;
     collected_objects_raise_usage(lua)?;
     let pcall: LuaFunction = lua.globals().get("pcall")?;

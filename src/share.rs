@@ -40,6 +40,11 @@ fn set_opt(_lua: &Lua, args: Args) -> R<()> {
             let Some(h) = s.handle() else {
                 return usage("the share handle is closed");
             };
+            if opt == c::CURLSHOPT_SHARE {
+                if let Some(why) = h.share_refused(v) {
+                    return usage(why);
+                }
+            }
             h.set(opt == c::CURLSHOPT_SHARE, v)
                 .map_err(|rc| Fail::Share(rc, None))
         }

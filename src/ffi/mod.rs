@@ -437,6 +437,31 @@ pub fn open_socket(family: c_int, socktype: c_int, protocol: c_int) -> sys::curl
 
 /// The file this module was loaded from (for specs that check which
 /// `curl.so` `require` found).
+/// Keeps this library mapped until the process ends. Lua 5.1 and LuaJIT
+/// unload a C module (`dlclose`) when its loader's handle is finalized at
+/// `lua_close`, which comes before the finalizers of objects made before
+/// `require "curl"`; one of those calling the module would jump into
+/// unmapped code. A second, never-closed reference (`RTLD_NODELETE`)
+/// keeps the code in place; the module then refuses the call (its state
+/// is dead, see `luaapi::export`).
+pub fn pin_library() {
+    let mut info: libc::Dl_info = libc::Dl_info {
+        dli_fname: ptr::null(),
+        dli_fbase: ptr::null_mut(),
+        dli_sname: ptr::null(),
+        dli_saddr: ptr::null_mut(),
+    };
+    let addr = pin_library as *const libc::c_void;
+    // SAFETY: dladdr only reads the loader's tables for an address inside
+    // this library and fills the local struct; dlopen of the file this
+    // library was loaded from (already loaded) only takes a reference.
+    unsafe {
+        if libc::dladdr(addr, &mut info) != 0 && !info.dli_fname.is_null() {
+            libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_NODELETE);
+        }
+    }
+}
+
 pub fn module_path() -> Option<String> {
     let mut info: libc::Dl_info = libc::Dl_info {
         dli_fname: ptr::null(),

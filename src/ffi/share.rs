@@ -15,6 +15,16 @@ pub struct Share {
     shared: Cell<u64>,
     /// What ran in its connection cache (see `guards.rs`).
     mix: CacheMix,
+    /// `CURL_LOCK_DATA_CONNECT` was shared once (see `set`).
+    connect_made: Cell<bool>,
+}
+
+/// Before 8.22 (7.88 checked; 8.22 frees it), `CURLSHOPT_SHARE` of
+/// `CURL_LOCK_DATA_CONNECT` makes a new connection cache each time, leaking
+/// the one made before (UNSHARE keeps it): a repeated SHARE while it is
+/// shared is a no-op here, and SHARE again after UNSHARE is refused.
+fn reshare_leaks() -> bool {
+    super::older_than(0x081600)
 }
 
 impl Drop for Share {
@@ -34,6 +44,7 @@ impl Share {
             ptr,
             shared: Cell::new(0),
             mix: CacheMix::default(),
+            connect_made: Cell::new(false),
         })
     }
 
@@ -44,6 +55,10 @@ impl Share {
     /// `CURLSHOPT_SHARE` (`share` true) or `CURLSHOPT_UNSHARE` of a
     /// `CURL_LOCK_DATA_*` value; the `CURLSHcode` on failure.
     pub fn set(&self, share: bool, data: c_int) -> Result<(), c_int> {
+        let connect = data as i64 == c::CURL_LOCK_DATA_CONNECT;
+        if share && connect && reshare_leaks() && self.shares(data as i64) {
+            return Ok(()); // shared already: a second cache would leak the first
+        }
         let opt = if share {
             c::CURLSHOPT_SHARE
         } else {
@@ -56,12 +71,29 @@ impl Share {
         if rc != 0 {
             return Err(rc);
         }
+        if share && connect {
+            self.connect_made.set(true);
+        }
         if (0..64).contains(&data) {
             let bit = 1u64 << data;
             let old = self.shared.get();
             self.shared.set(if share { old | bit } else { old & !bit });
         }
         Ok(())
+    }
+
+    /// Why `CURLSHOPT_SHARE` of `data` is refused, if it is (`set`).
+    pub fn share_refused(&self, data: c_int) -> Option<String> {
+        let again = data as i64 == c::CURL_LOCK_DATA_CONNECT
+            && reshare_leaks()
+            && self.connect_made.get()
+            && !self.shares(data as i64);
+        again.then(|| {
+            format!(
+                "sharing connections again after UNSHARE: {} makes a second connection cache and leaks the first (fixed by 8.22); use a new share",
+                super::this_libcurl()
+            )
+        })
     }
 
     pub(super) fn mix(&self) -> &CacheMix {

@@ -19,7 +19,7 @@
 //! LuaJIT grows the stack with an allocation that raises when memory runs
 //! out (5.2+ return 0 instead); mlua's own stack checks share that case.
 
-use super::export::export;
+use super::export::{alive, export_c, push_sentinel, raise_closed};
 use crate::ffi::unwind_guard;
 use mlua::ffi;
 use mlua::prelude::*;
@@ -711,6 +711,11 @@ unsafe extern "C-unwind" fn pair_call<P: PairPath>(l: *mut ffi::lua_State) -> c_
     // with a destructor; `run` runs inside `with_rcs`, which drops the
     // strong references it makes and calls no Lua itself.
     unsafe {
+        // the module's state (upvalue 3) first: after it died nothing
+        // here may run (see `export`)
+        if !alive(l, ffi::lua_upvalueindex(3)) {
+            raise_closed(l);
+        }
         let n = ffi::lua_gettop(l);
         if n == 2 {
             if let Some((a, b)) = objects_at::<P::A, P::B>(l) {
@@ -803,10 +808,11 @@ fn path_closure(
     let made = unsafe {
         lua.exec_raw((full, pending), move |l| {
             ffi::lua_settop(l, 2);
-            ffi::lua_pushcclosure(l, f, 2);
+            push_sentinel(l);
+            ffi::lua_pushcclosure(l, f, 3);
         })
     }?;
-    export(lua, made)
+    export_c(lua, made)
 }
 
 /// What an `ActionPath` did.
@@ -860,6 +866,11 @@ unsafe extern "C-unwind" fn action_call<P: ActionPath>(l: *mut ffi::lua_State) -
     // which drops the strong reference it makes; the calls below run with
     // nothing that has a destructor in this frame.
     unsafe {
+        // the module's state (upvalue 3) first: after it died nothing
+        // here may run (see `export`)
+        if !alive(l, ffi::lua_upvalueindex(3)) {
+            raise_closed(l);
+        }
         let n = ffi::lua_gettop(l);
         if n == 2 || n == 3 {
             let y = if n == 3 && ffi::lua_type(l, 3) != ffi::LUA_TNIL {
@@ -940,6 +951,11 @@ unsafe extern "C-unwind" fn info_call<P: InfoPath>(l: *mut ffi::lua_State) -> c_
     // userdata holds it alive: the reference `run` gets is valid for the
     // call). Nothing here raises, and the frame holds no destructors.
     unsafe {
+        // the module's state (upvalue 2) first: after it died nothing
+        // here may run (see `export`)
+        if !alive(l, ffi::lua_upvalueindex(2)) {
+            raise_closed(l);
+        }
         let n = ffi::lua_gettop(l);
         if n == 1 {
             if let Some(a) = object_at::<P::A>(l, 1) {
@@ -983,10 +999,11 @@ pub fn info_path<P: InfoPath>(lua: &Lua, full: LuaFunction) -> LuaResult<LuaFunc
     let made = unsafe {
         lua.exec_raw(full, move |l| {
             ffi::lua_settop(l, 1);
-            ffi::lua_pushcclosure(l, info_call::<P>, 1);
+            push_sentinel(l);
+            ffi::lua_pushcclosure(l, info_call::<P>, 2);
         })
     }?;
-    export(lua, made)
+    export_c(lua, made)
 }
 
 /// A number a `NumPath` read.
@@ -1013,6 +1030,11 @@ unsafe extern "C-unwind" fn num_call<P: NumPath>(l: *mut ffi::lua_State) -> c_in
     // userdata holds it alive for the call). Nothing here raises before the
     // fallback call, and the frame holds no destructors.
     unsafe {
+        // the module's state (upvalue 3) first: after it died nothing
+        // here may run (see `export`)
+        if !alive(l, ffi::lua_upvalueindex(3)) {
+            raise_closed(l);
+        }
         let n = ffi::lua_gettop(l);
         let bound = ffi::lua_type(l, ffi::lua_upvalueindex(2)) == ffi::LUA_TNUMBER;
         let (want, id_idx) = if bound {
@@ -1066,10 +1088,11 @@ pub fn num_path<P: NumPath>(
     let made = unsafe {
         lua.exec_raw((fallback, id), move |l| {
             ffi::lua_settop(l, 2);
-            ffi::lua_pushcclosure(l, num_call::<P>, 2);
+            push_sentinel(l);
+            ffi::lua_pushcclosure(l, num_call::<P>, 3);
         })
     }?;
-    export(lua, made)
+    export_c(lua, made)
 }
 
 /// The C function of `uv_any_path` (upvalues: the full function, two
@@ -1079,6 +1102,11 @@ unsafe extern "C-unwind" fn uv_any_call<T: 'static>(l: *mut ffi::lua_State) -> c
     // used), made by `uv_any_path`; reads only, nothing raises before the
     // fallback call, and the frame holds no destructors.
     unsafe {
+        // the module's state (upvalue 4) first: after it died nothing
+        // here may run (see `export`)
+        if !alive(l, ffi::lua_upvalueindex(4)) {
+            raise_closed(l);
+        }
         let n = ffi::lua_gettop(l);
         if n == 1 && object_at::<T>(l, 1).is_some() && push_uv(l, 1) {
             let k1 = ffi::lua_tointeger(l, ffi::lua_upvalueindex(2));
@@ -1106,10 +1134,11 @@ pub fn uv_any_path<T: 'static>(
     let made = unsafe {
         lua.exec_raw((full, keys[0], keys[1]), move |l| {
             ffi::lua_settop(l, 3);
-            ffi::lua_pushcclosure(l, uv_any_call::<T>, 3);
+            push_sentinel(l);
+            ffi::lua_pushcclosure(l, uv_any_call::<T>, 4);
         })
     }?;
-    export(lua, made)
+    export_c(lua, made)
 }
 
 /// `link` for a raw fast path, with the multi at 1 and the easy at 2 of
