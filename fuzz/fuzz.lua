@@ -23,7 +23,8 @@
 -- clear of, see KNOWN below; default none), FUZZ_TMP (scratch directory;
 -- default: a new one under /tmp), CURL_REPO (default: this file's ../),
 -- FUZZ_CPATH (a package.cpath entry for curl.so), CURL_BUILD (the builds'
--- directory, default build/), FUZZ_NO_LOOPS=1 (skip the
+-- directory, default build/), FUZZ_REENTRY=0 (no finalizer/hook re-entry
+-- operations; they are off on LuaJIT anyway), FUZZ_NO_LOOPS=1 (skip the
 -- curl.loop helpers), FUZZ_VERBOSE_LOG=0 (log top-level operations only).
 
 local SEED = tonumber(arg and arg[1] or "")
@@ -271,6 +272,7 @@ local RX = {
   fin_depth = 0,        -- finalizer bodies in progress
   hold = 0,             -- > 0: the fuzzer is in a section re-entry must not disturb
   off = false,          -- set at the end: finalizers left for lua_close do nothing
+  enabled = os.getenv("FUZZ_REENTRY") ~= "0" and type(jit) ~= "table",
   raw_collectgarbage = collectgarbage,
 }
 
@@ -2395,8 +2397,8 @@ ops = {
   -- not on LuaJIT: with finalizer or hook bodies calling the module, LuaJIT
   -- spun inside its VM (near lua_getinfo / the stack code) in every seed
   -- tried; not reduced (open, see the issue notes)
-  { 3, function() if not jit then RX.arm_op() end end },
-  { 2, function() if not jit then RX.hook_op() end end },
+  { 3, function() if RX.enabled then RX.arm_op() end end },
+  { 2, function() if RX.enabled then RX.hook_op() end end },
   { 1, function() RX.gc_tune_op() end },
   { 1, function()
       if close_var_chunk then
