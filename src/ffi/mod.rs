@@ -435,8 +435,22 @@ pub fn open_socket(family: c_int, socktype: c_int, protocol: c_int) -> sys::curl
     unsafe { libc::socket(family, socktype | libc::SOCK_CLOEXEC, protocol) }
 }
 
-/// The file this module was loaded from (for specs that check which
-/// `curl.so` `require` found).
+/// The path this library was loaded from, as the loader keeps it (valid
+/// while the library is loaded).
+fn own_file() -> Option<*const c_char> {
+    let mut info: libc::Dl_info = libc::Dl_info {
+        dli_fname: ptr::null(),
+        dli_fbase: ptr::null_mut(),
+        dli_sname: ptr::null(),
+        dli_saddr: ptr::null_mut(),
+    };
+    let addr = own_file as *const libc::c_void;
+    // SAFETY: dladdr only reads the loader's tables for an address inside
+    // this library and fills the local struct.
+    let ok = unsafe { libc::dladdr(addr, &mut info) };
+    (ok != 0 && !info.dli_fname.is_null()).then_some(info.dli_fname)
+}
+
 /// Keeps this library mapped until the process ends. Lua 5.1 and LuaJIT
 /// unload a C module (`dlclose`) when its loader's handle is finalized at
 /// `lua_close`, which comes before the finalizers of objects made before
@@ -445,36 +459,15 @@ pub fn open_socket(family: c_int, socktype: c_int, protocol: c_int) -> sys::curl
 /// keeps the code in place; the module then refuses the call (its state
 /// is dead, see `luaapi::export`).
 pub fn pin_library() {
-    let mut info: libc::Dl_info = libc::Dl_info {
-        dli_fname: ptr::null(),
-        dli_fbase: ptr::null_mut(),
-        dli_sname: ptr::null(),
-        dli_saddr: ptr::null_mut(),
-    };
-    let addr = pin_library as *const libc::c_void;
-    // SAFETY: dladdr only reads the loader's tables for an address inside
-    // this library and fills the local struct; dlopen of the file this
-    // library was loaded from (already loaded) only takes a reference.
-    unsafe {
-        if libc::dladdr(addr, &mut info) != 0 && !info.dli_fname.is_null() {
-            libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_NODELETE);
-        }
+    if let Some(file) = own_file() {
+        // SAFETY: dlopen of the file this library was loaded from (already
+        // loaded) only takes a reference to it.
+        unsafe { libc::dlopen(file, libc::RTLD_NOW | libc::RTLD_NODELETE) };
     }
 }
 
+/// The file this module was loaded from (for specs that check which
+/// `curl.so` `require` found).
 pub fn module_path() -> Option<String> {
-    let mut info: libc::Dl_info = libc::Dl_info {
-        dli_fname: ptr::null(),
-        dli_fbase: ptr::null_mut(),
-        dli_sname: ptr::null(),
-        dli_saddr: ptr::null_mut(),
-    };
-    let addr = module_path as *const libc::c_void;
-    // SAFETY: dladdr only reads the loader's tables for an address inside
-    // this library and fills the local struct.
-    let ok = unsafe { libc::dladdr(addr, &mut info) };
-    if ok == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    Some(static_str(info.dli_fname))
+    own_file().map(static_str)
 }

@@ -224,12 +224,7 @@ unsafe extern "C-unwind" fn guard_call(l: *mut ffi::lua_State) -> c_int {
         }
         #[cfg(not(feature = "lua51"))]
         {
-            let n = ffi::lua_gettop(l);
-            ffi::luaL_checkstack(l, 1, std::ptr::null());
-            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-            ffi::lua_insert(l, 1);
-            ffi::lua_call(l, n, ffi::LUA_MULTRET);
-            ffi::lua_gettop(l)
+            super::raw::call_full(l)
         }
     }
 }

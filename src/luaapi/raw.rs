@@ -1232,7 +1232,7 @@ unsafe fn unlink_core(
 ///
 /// # Safety
 /// Called from a C closure whose upvalue 1 is a function.
-unsafe fn call_full(l: *mut ffi::lua_State) -> c_int {
+pub(super) unsafe fn call_full(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: the caller's contract; the frame below holds no destructors.
     unsafe {
         let n = ffi::lua_gettop(l);
