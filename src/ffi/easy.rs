@@ -595,10 +595,7 @@ impl<H: EasyHandler> Easy<H> {
         self.handler.no_pause.set(no_pause);
         self.transfer_done(rc);
         if self.handler.pause_refused.take() {
-            self.errbuf.set(&format!(
-                "refused to pause a CONNECT_ONLY 2 transfer inside Perform: {} never ends it once paused, whatever its TIMEOUT (Perform would never return)",
-                this_libcurl()
-            ));
+            self.errbuf.set(&Self::pause_refusal("refused to pause"));
         }
         if rc == sys::CURLE_ABORTED_BY_CALLBACK as CURLcode && self.handler.resend_refused.take() {
             self.errbuf.set(&format!(
@@ -612,10 +609,7 @@ impl<H: EasyHandler> Easy<H> {
     pub fn pause(&self, mask: c_int) -> Res<()> {
         let h = self.raw()?;
         if self.handler.no_pause.get() && mask & c::CURLPAUSE_RECV as c_int != 0 {
-            return refused(format!(
-                "pausing a CONNECT_ONLY 2 transfer inside Perform: {} never ends it once paused, whatever its TIMEOUT (Perform would never return)",
-                this_libcurl()
-            ));
+            return refused(Self::pause_refusal("pausing"));
         }
         // SAFETY: live handle.
         code(super::without_sigpipe(|| unsafe { sys::curl_easy_pause(h, mask) }) as CURLcode)

@@ -251,6 +251,15 @@ impl<H: EasyHandler> Easy<H> {
         self.starts.borrow().connect_only_ws && !older_than(0x080000)
     }
 
+    /// Why such a pause is refused (`Easy::perform`, `Easy::pause`), after
+    /// `what` ("pausing ...").
+    pub(super) fn pause_refusal(what: &str) -> String {
+        format!(
+            "{what} a CONNECT_ONLY 2 transfer inside Perform: {} never ends it once paused, whatever its TIMEOUT (Perform would never return)",
+            this_libcurl()
+        )
+    }
+
     /// Applies the guards before a transfer starts in the connection cache
     /// `cache` (a multi's; `None`: the handle's own, for `perform`). A
     /// share that shares connections has the cache instead.
