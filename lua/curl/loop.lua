@@ -111,6 +111,9 @@ function Loop.new(backend, multi, opts)
     timers = {},    -- timer -> true, until it fires or is cancelled
     ntimers = 0,
     due = {},       -- timers the loop fires itself (backends without `after`), by time
+    -- flags read on every transfer: present (false), so that reading one
+    -- does not go through the metatable
+    closed = false, closing = false, lost = false, held_set = false, driven = false,
   }, Loop)
   -- Transfers added to a loop that never ran, when it is collected (or
   -- the program ends): one line on stderr, as the only sign of a
@@ -126,6 +129,7 @@ function Loop.new(backend, multi, opts)
   local m = self.multi
   -- the methods of every transfer, looked up once
   self._info_read, self._remove, self._add = m.InfoRead, m.RemoveHandle, m.AddHandle
+  self._backend_added = backend.added -- (or nil)
   m:SetOpt_SocketFunction(function(_, fd, what)
     if what == curl.CURL_POLL_REMOVE then backend:unwatch(fd) else backend:watch(fd, what) end
   end)
@@ -179,7 +183,7 @@ function Loop:_error(err)
 end
 
 -- self.transfers[easy]: the transfer's on_done, or true.
-local function finish(self, easy, code, err)
+local function finish(self, easy, code, err, no_yield)
   local on_done = self.transfers[easy]
   if not on_done then return end
   self.transfers[easy] = nil
@@ -190,7 +194,12 @@ local function finish(self, easy, code, err)
     if self.held_set and type(err) == "table" and rawequal(rawget(err, "cause"), self.held) then
       self.held_set, self.held = false, nil
     end
-    self:_run_callback(on_done, easy, code, err)
+    -- Loop:_run_callback, inline (once per transfer)
+    self.inside = self.inside + 1
+    local ok, e
+    if no_yield then ok, e = pcall(on_done, easy, code, err) else ok, e = call_back(on_done, easy, code, err) end
+    self.inside = self.inside - 1
+    if not ok then self:_error(e) end
   end
 end
 
@@ -267,17 +276,17 @@ local DONE, OK = curl.CURLMSG_DONE, curl.CURLE_OK
 function Loop:_drain()
   local m, transfers = self.multi, self.transfers
   local multi_info_read, multi_remove = self._info_read, self._remove
+  -- (for finish: whether a yield here could suspend a coroutine, asked
+  -- once; the on_done callbacks return to this coroutine)
+  local no_yield = not yieldable()
   repeat
     if self.closed or self.lost then return end -- an on_done may close the loop
-    local ok, msg, result, remaining, easy = pcall(multi_info_read, m)
-    if not ok then
-      if multi_closed(m) then self:_error(self:_lose("loop:Run")) else self:_error(msg) end
-      return
-    end
+    -- raises on a closed multi (see _act)
+    local msg, result, remaining, easy = multi_info_read(m)
     if msg == DONE and easy and transfers[easy] then
-      ok, msg = pcall(multi_remove, m, easy)
-      if not ok then self:_error(msg) end
-      finish(self, easy, result, result ~= OK and transfer_error(easy, result) or nil)
+      local ok, e = pcall(multi_remove, m, easy)
+      if not ok then self:_error(e) end
+      finish(self, easy, result, result ~= OK and transfer_error(easy, result) or nil, no_yield)
     end
   until remaining == 0
   -- what callbacks asked for while libcurl was busy
@@ -321,6 +330,11 @@ function Loop:_act(f, a, b, c)
     self.held_set, self.held = true, err
   end
   local ok2, err2 = pcall(self._drain, self)
+  if not ok2 and multi_closed(self.multi) then
+    -- InfoRead raised: the multi was closed behind the loop's back
+    ok2 = true
+    self:_error(self:_lose("loop:Run"))
+  end
   self.inside = self.inside - 1
   if self.held_set then
     local held = self.held
@@ -394,8 +408,11 @@ end
 --- result, err)` runs when it ends (err: a curl.Error when result is not
 --- CURLE_OK); `opts.timeout_ms` limits the whole transfer (CURLOPT_TIMEOUT_MS).
 function Loop:Add(easy, opts)
-  check_args("loop:Add", easy, opts)
-  check_open(self, "loop:Add")
+  -- (the checks, called only when they have something to say)
+  if type(easy) ~= "userdata" or (opts ~= nil and type(opts) ~= "function") then
+    check_args("loop:Add", easy, opts)
+  end
+  if self.closed or self.closing or self.lost then check_open(self, "loop:Add") end
   if self.depth > 0 then
     self.deferred[#self.deferred + 1] = { Loop.Add, easy, opts, n = 3 }
     return
@@ -440,7 +457,8 @@ function Loop:_start(easy, opts, level)
     end
     self:_error(err) -- a timer callback error: the easy was added all the same
   end
-  if self.backend.added then self.backend:added() end
+  local added = self._backend_added
+  if added then added(self.backend) end
 end
 
 --- loop:Cancel(easy): stops a transfer; its on_done gets

@@ -119,6 +119,7 @@ function M.new(uv, multi, opts)
   local poller = curl.Poller()
   local b = setmetatable({
     uv = uv, poller = poller, armed = false, polling = false,
+    closed = false, dirty = false, acting = false,
     poll_h = uv.new_poll(poller:Fd()), timer_h = uv.new_timer(), guard_h = uv.new_timer(),
   }, B)
   local loop = Loop.new(b, multi, opts)
