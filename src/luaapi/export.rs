@@ -43,11 +43,16 @@ use std::os::raw::{c_int, c_void};
 static SENTINEL_KEY: u8 = 0;
 
 /// The sentinel's block: its own address (a userdata Lua code made cannot
-/// hold that, so a substituted upvalue is not taken for it) and the flag.
+/// hold that, so a substituted upvalue is not taken for it), the flag, and
+/// what the fast paths would otherwise look up on every call: the state's
+/// `Lua` (inside mlua's per-state data, which the flag says is alive) and
+/// the anchor thread (0 until `set_anchor`).
 #[repr(C)]
 struct Sentinel {
     this: usize,
     alive: u8,
+    lua: usize,
+    anchor: usize,
 }
 
 /// `__gc` of the sentinel: the module's state is going away.
@@ -88,6 +93,46 @@ unsafe fn sentinel_at(l: *mut ffi::lua_State, idx: c_int) -> Option<*mut Sentine
 pub unsafe fn alive(l: *mut ffi::lua_State, idx: c_int) -> bool {
     // SAFETY: the caller's contract.
     unsafe { sentinel_at(l, idx).is_some_and(|p| (*p).alive == 1) }
+}
+
+/// For a live sentinel at `idx`: the state's `Lua` and the anchor thread
+/// (null before `set_anchor`). `None` once the state is dying.
+///
+/// # Safety
+/// `l` is a running state and `idx` a valid index. The `Lua` may be used
+/// only during the running C call (mlua's data lives while the sentinel
+/// says alive, and is freed only after the sentinel's `__gc`).
+pub unsafe fn live<'a>(
+    l: *mut ffi::lua_State,
+    idx: c_int,
+) -> Option<(&'a Lua, *mut ffi::lua_State)> {
+    // SAFETY: the caller's contract; `lua` was set by `init` from mlua's
+    // per-state data of this state.
+    unsafe {
+        let p = sentinel_at(l, idx)?;
+        if (*p).alive != 1 || (*p).lua == 0 {
+            return None;
+        }
+        Some((
+            &*((*p).lua as *const Lua),
+            (*p).anchor as *mut ffi::lua_State,
+        ))
+    }
+}
+
+/// Records the anchor thread (`raw::init_anchor`) in the sentinel.
+pub fn set_anchor(lua: &Lua, th: *mut ffi::lua_State) -> LuaResult<()> {
+    // SAFETY: inside exec_raw's protected call; a registry read and a
+    // write into the sentinel's block after `sentinel_at` checked it.
+    unsafe {
+        lua.exec_raw::<()>((), move |l| {
+            push_sentinel(l);
+            if let Some(p) = sentinel_at(l, -1) {
+                (*p).anchor = th as usize;
+            }
+            ffi::lua_pop(l, 1);
+        })
+    }
 }
 
 /// Raises the error of a call made after the module's state died.
@@ -172,6 +217,8 @@ pub fn init(lua: &Lua) -> LuaResult<()> {
             p.write(Sentinel {
                 this: p as usize,
                 alive: 1,
+                lua: Lua::get_or_init_from_ptr(l) as *const Lua as usize,
+                anchor: 0,
             });
             ffi::lua_createtable(l, 0, 2);
             ffi::lua_pushcfunction(l, sentinel_gc);

@@ -19,7 +19,7 @@
 //! LuaJIT grows the stack with an allocation that raises when memory runs
 //! out (5.2+ return 0 instead); mlua's own stack checks share that case.
 
-use super::export::{alive, export_c, push_sentinel, raise_closed};
+use super::export::{alive, export_c, live, push_sentinel, raise_closed};
 use crate::ffi::unwind_guard;
 use mlua::ffi;
 use mlua::prelude::*;
@@ -201,6 +201,34 @@ unsafe fn pcall_first(raw: &RawLua, l: *mut ffi::lua_State, nargs: c_int) -> Lua
     } else {
         Called::Raised(v)
     })
+}
+
+/// `pcall_first` for a caller that only looks at a numeric result (the
+/// socket and timer functions, whose -1 matters): a result that is not a
+/// number comes back as nil, without making an mlua value of it.
+///
+/// # Safety
+/// As `pcall_first`.
+unsafe fn pcall_number(raw: &RawLua, l: *mut ffi::lua_State, nargs: c_int) -> LuaResult<Called> {
+    // SAFETY: the caller's contract; the call is protected, and reading a
+    // number and popping it allocate nothing.
+    unsafe {
+        if ffi::lua_pcall(l, nargs, 1, 0) != ffi::LUA_OK {
+            return Ok(Called::Raised(raw.pop::<Value>()?));
+        }
+        let v = if ffi::lua_type(l, -1) == ffi::LUA_TNUMBER {
+            let n = ffi::lua_tonumber(l, -1);
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                Value::Integer(n as ffi::lua_Integer)
+            } else {
+                Value::Number(n)
+            }
+        } else {
+            Value::Nil
+        };
+        ffi::lua_pop(l, 1);
+        Ok(Called::Returned(v))
+    }
 }
 
 /// Clears what `link` recorded. Unprotected: only keys that hold a value
@@ -615,7 +643,6 @@ fn panic_text(msg: String) -> String {
 /// the objects of a running call, so that callbacks find them without an
 /// mlua handle.
 struct Anchor {
-    th: *mut ffi::lua_State,
     _keep: LuaThread,
 }
 
@@ -626,8 +653,8 @@ struct Anchor {
 const ANCHOR_DEPTH: c_int = 24;
 const ANCHOR_ROOM: c_int = ANCHOR_DEPTH + 8;
 
-/// Makes the anchor thread for this state (`pinned` finds it in the app
-/// data).
+/// Makes the anchor thread for this state (the sentinel records it for
+/// `pinned`; mlua's app data keeps it alive).
 pub fn init_anchor(lua: &Lua) -> LuaResult<()> {
     // SAFETY: inside exec_raw's protected call: making the thread may
     // raise (out of memory), which the call catches. A new thread's stack
@@ -643,11 +670,8 @@ pub fn init_anchor(lua: &Lua) -> LuaResult<()> {
             ffi::lua_pushlightuserdata(l, th.cast());
         })?
     };
-    lua.set_app_data(Anchor {
-        th: p.0.cast(),
-        _keep: keep,
-    });
-    Ok(())
+    lua.set_app_data(Anchor { _keep: keep });
+    super::export::set_anchor(lua, p.0.cast())
 }
 
 /// Runs `f` with the objects at 1..=`n` of the running C call pinned on
@@ -661,18 +685,19 @@ pub fn init_anchor(lua: &Lua) -> LuaResult<()> {
 ///
 /// # Safety
 /// Called from a C function on `l` with userdata at 1..=`n` (`n` ≤ 2),
-/// with room for 2 more values. `f` must not raise a Lua error (it runs
-/// with values pushed on the anchor).
+/// with room for 2 more values; `lua` and `th` (the anchor, or null) are
+/// what the live sentinel of `l`'s state gave (`export::live`). `f` must
+/// not raise a Lua error (it runs with values pushed on the anchor).
 unsafe fn pinned<R>(
     lua: &Lua,
+    th: *mut ffi::lua_State,
     l: *mut ffi::lua_State,
     n: c_int,
     f: impl FnOnce(Holder<'_>) -> R,
 ) -> Option<R> {
-    if lua.exec_raw_lua(|raw| raw.state()) != l {
+    if th.is_null() || lua.exec_raw_lua(|raw| raw.state()) != l {
         return None;
     }
-    let th = lua.app_data_ref::<Anchor>().map(|a| a.th)?;
     // SAFETY: the caller's contract; the anchor is this state's (made by
     // `init_anchor`) and its stack is restored.
     unsafe {
@@ -713,9 +738,9 @@ unsafe extern "C-unwind" fn pair_call<P: PairPath>(l: *mut ffi::lua_State) -> c_
     unsafe {
         // the module's state (upvalue 3) first: after it died nothing
         // here may run (see `export`)
-        if !alive(l, ffi::lua_upvalueindex(3)) {
+        let Some((lua, th)) = live(l, ffi::lua_upvalueindex(3)) else {
             raise_closed(l);
-        }
+        };
         let n = ffi::lua_gettop(l);
         if n == 2 {
             if let Some((a, b)) = objects_at::<P::A, P::B>(l) {
@@ -725,10 +750,7 @@ unsafe extern "C-unwind" fn pair_call<P: PairPath>(l: *mut ffi::lua_State) -> c_
                         None => true,
                     };
                     if linked {
-                        // The state's Lua is initialised: the module was
-                        // loaded through mlua.
-                        let lua = Lua::get_or_init_from_ptr(l);
-                        let outcome = pinned(lua, l, 2, |ah| {
+                        let outcome = pinned(lua, th, l, 2, |ah| {
                             unwind_guard(
                                 || with_rcs(a, b, |a, b| P::run(lua, ah, a, b)),
                                 |msg| P::panicked(&*a, panic_text(msg)),
@@ -868,9 +890,9 @@ unsafe extern "C-unwind" fn action_call<P: ActionPath>(l: *mut ffi::lua_State) -
     unsafe {
         // the module's state (upvalue 3) first: after it died nothing
         // here may run (see `export`)
-        if !alive(l, ffi::lua_upvalueindex(3)) {
+        let Some((lua, th)) = live(l, ffi::lua_upvalueindex(3)) else {
             raise_closed(l);
-        }
+        };
         let n = ffi::lua_gettop(l);
         if n == 2 || n == 3 {
             let y = if n == 3 && ffi::lua_type(l, 3) != ffi::LUA_TNIL {
@@ -879,8 +901,7 @@ unsafe extern "C-unwind" fn action_call<P: ActionPath>(l: *mut ffi::lua_State) -
                 Some(P::Y_DEFAULT)
             };
             if let (Some(x), Some(y), Some(a)) = (int_at(l, 2, P::X), y, object_at::<P::A>(l, 1)) {
-                let lua = Lua::get_or_init_from_ptr(l);
-                let outcome = pinned(lua, l, 1, |ah| {
+                let outcome = pinned(lua, th, l, 1, |ah| {
                     unwind_guard(
                         || with_rc(a, |a| P::run(lua, ah, a, x, y)),
                         |msg| P::panicked(&*a, panic_text(msg)),
@@ -1257,8 +1278,9 @@ pub enum Arg {
 }
 
 /// Calls the function stored at `fkey` in `holder`'s user-value table with
-/// `args`, in protected mode, keeping its first result: the socket and
-/// timer callbacks, without building mlua values for the arguments.
+/// `args`, in protected mode, keeping its first result if that is a
+/// number (else nil: see `pcall_number`): the socket and timer callbacks,
+/// without building mlua values for the arguments or the result.
 pub fn call_field(lua: &Lua, holder: Holder<'_>, fkey: i64, args: &[Arg]) -> LuaResult<Called> {
     on_stack(lua, &[holder], args.len() as c_int + 5, |raw, l, top| {
         // SAFETY: the holder is at top + 1. Outside the lua_pcall only
@@ -1296,7 +1318,7 @@ pub fn call_field(lua: &Lua, holder: Holder<'_>, fkey: i64, args: &[Arg]) -> Lua
                     }
                 }
             }
-            pcall_first(raw, l, args.len() as c_int)
+            pcall_number(raw, l, args.len() as c_int)
         }
     })
 }
