@@ -439,14 +439,12 @@ function Loop:_start(easy, opts, level)
     if opts.timeout_ms then easy:SetOpt_TimeoutMS(opts.timeout_ms) end
   end
   -- a body with nowhere to go is dropped, not written to stdout
-  local ok, writes = pcall(curl._writes, easy)
-  local dropping = ok and not writes
-  -- (a closed easy refuses it: AddHandle then says why)
+  -- (nil for a closed easy: AddHandle says why)
+  local dropping = curl._writes(easy) == false
   if dropping then dropping = pcall(easy.SetOpt_WriteFunction, easy, discard) end
   self.transfers[easy] = on_done or true
   self.active = self.active + 1
-  local err
-  ok, err = pcall(self._add, self.multi, easy)
+  local ok, err = pcall(self._add, self.multi, easy)
   if not ok then
     if not self:_added(easy) then
       self.transfers[easy] = nil

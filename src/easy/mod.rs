@@ -509,13 +509,17 @@ fn escaping(lua: &Lua, args: Args, unescape: bool) -> R<LuaString> {
 
 /// `raw.writes(easy)` (`curl._writes`, for the loop helpers): whether
 /// the body of a transfer on `easy` goes somewhere other than stdout (a
-/// write function, or `WRITEDATA`, is set).
-pub fn writes(_lua: &Lua, args: Args) -> R<bool> {
-    let (ud, _e) = args.arg::<Easy>(1, "easy")?;
+/// write function, or `WRITEDATA`, is set); nil, not an error, when
+/// `easy` is not an open Easy (the loop's AddHandle then says why), so
+/// that the loop needs no pcall around it.
+pub fn writes(_lua: &Lua, args: Args) -> R<Option<bool>> {
+    let Ok((ud, _e)) = args.arg::<Easy>(1, "easy") else {
+        return Ok(None);
+    };
     let t = uv(ud)?;
     let f = t.raw_get::<Value>(c::CURLOPT_WRITEFUNCTION)?;
     let d = t.raw_get::<Value>(c::CURLOPT_WRITEDATA)?;
-    Ok(!f.is_nil() || !d.is_nil())
+    Ok(Some(!f.is_nil() || !d.is_nil()))
 }
 
 /// `raw.fast_writes(full)`: `writes` as a C function (`curl._writes` runs
