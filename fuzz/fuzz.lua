@@ -24,7 +24,7 @@
 -- default: a new one under /tmp), CURL_REPO (default: this file's ../),
 -- FUZZ_CPATH (a package.cpath entry for curl.so), CURL_BUILD (the builds'
 -- directory, default build/), FUZZ_REENTRY=0 (no finalizer/hook re-entry
--- operations; they are off on LuaJIT anyway), FUZZ_NO_LOOPS=1 (skip the
+-- operations), FUZZ_NO_LOOPS=1 (skip the
 -- curl.loop helpers), FUZZ_VERBOSE_LOG=0 (log top-level operations only).
 
 local SEED = tonumber(arg and arg[1] or "")
@@ -53,6 +53,12 @@ package.cpath = (os.getenv("FUZZ_CPATH") or ((os.getenv("CURL_BUILD") or (ROOT .
 package.path = ROOT .. "/lua/?.lua;" .. package.path
 
 local curl = require "curl"
+-- LuaJIT 2.1.0-beta3 (Debian 12's) can spin forever in a JIT-compiled
+-- pairs() loop (LuaJIT #1000, fixed upstream in 119fd1fa); with the
+-- finalizer and hook operations it did so in this file's loops in most
+-- seeds. As the module does for its own Lua code (curl._no_jit), the
+-- fuzzer then runs in the interpreter; on a fixed LuaJIT it is compiled.
+curl._no_jit()
 assert(curl._NAME == "lua-curl-socket", "wrong curl module: " .. tostring(curl._PATH))
 
 local unpack = table.unpack or unpack
@@ -272,7 +278,7 @@ local RX = {
   fin_depth = 0,        -- finalizer bodies in progress
   hold = 0,             -- > 0: the fuzzer is in a section re-entry must not disturb
   off = false,          -- set at the end: finalizers left for lua_close do nothing
-  enabled = os.getenv("FUZZ_REENTRY") ~= "0" and type(jit) ~= "table",
+  enabled = os.getenv("FUZZ_REENTRY") ~= "0",
   raw_collectgarbage = collectgarbage,
 }
 
@@ -422,6 +428,12 @@ local function good_error(err, start, lenient)
     if rawequal(raised[i].v, err) then return true end
   end
   if lenient and ever_raised(err) then return true end
+  -- a library the call drives (cqueues' step, which yields to emulate C
+  -- continuations on 5.1 and LuaJIT) yielding inside a finalizer or hook
+  -- body: the interpreter's business, as the bodies' own yields are
+  if RX.reentry > 0 and type(err) == "string" and err:find("attempt to yield across", 1, true) then
+    return true
+  end
   local full = type(err) == "string" and ('"' .. esc(err:sub(1, 600)) .. '"') or (D(err) .. " (" .. tostring(err) .. ")")
   return false, "not a curl.Error and not raised by a callback of this call: " .. full
 end
@@ -2400,9 +2412,7 @@ ops = {
       end
       if a == YIELD_TOKEN then violation("a callback yielded out of the module to the coroutine") end
     end },
-  -- not on LuaJIT: with finalizer or hook bodies calling the module, LuaJIT
-  -- spun inside its VM (near lua_getinfo / the stack code) in every seed
-  -- tried; not reduced (open, see the issue notes)
+  -- (on every interpreter; on LuaJIT 2.1.0-beta3 see the jit.off above)
   { 3, function() if RX.enabled then RX.arm_op() end end },
   { 2, function() if RX.enabled then RX.hook_op() end end },
   { 1, function() RX.gc_tune_op() end },

@@ -671,6 +671,42 @@ describe("crash regressions", function()
     assert.are.equal("end\nearly ok\nlate false closing\nlate false closing\nlate false closing\n", out, err)
   end)
 
+  it("LuaJIT 2.1.0-beta3: the module's Lua code runs with the JIT off (LuaJIT #1000)", function()
+    -- found by the re-entry fuzz ops: Debian 12's LuaJIT spun forever in a
+    -- JIT-compiled pairs() loop of curl.lua (and of the fuzzer); the fix
+    -- (upstream 119fd1fa) is not in it. No trace may start in the
+    -- module's Lua code there (elsewhere traces do start in curl.lua).
+    local jit = rawget(_G, "jit")
+    if not (jit and jit.version == "LuaJIT 2.1.0-beta3" and jit.status()) then
+      return pending("LuaJIT 2.1.0-beta3 with the JIT on only")
+    end
+    local sources = {}
+    local function on_trace(what, _, func)
+      if what == "start" then sources[debug.getinfo(func, "S").source] = true end
+    end
+    jit.attach(on_trace, "trace")
+    for _ = 1, 300 do
+      local e = curl.Easy { URL = "http://127.0.0.1:1/", TimeoutMS = 5, ConnectTimeoutMS = 5 }
+      e:Close()
+    end
+    jit.attach(on_trace)
+    assert.is_nil(sources["=curl.lua"])
+    -- LuaJIT refuses jit.off in a finalizer: a loop file first loaded
+    -- there still loads (and stays compiled)
+    local out, err = H.run_lua(([[
+      package.path = %q .. package.path
+      require "curl"
+      local ok, e
+      do
+        local p = newproxy(true)
+        getmetatable(p).__gc = function() ok, e = pcall(require, "curl.loop.poller") end
+      end
+      collectgarbage(); collectgarbage()
+      io.write(tostring(ok), " ", type(e), "\n")
+    ]]):format(H.root .. "/lua/?.lua;"))
+    assert.are.equal("true table\n", out, err)
+  end)
+
   it("sharing connections twice, and again after UNSHARE (libcurl before 8.22)", function()
     -- found by the fuzzer under valgrind: 7.88 makes a new connection cache
     -- at each SHARE of CURL_LOCK_DATA_CONNECT and leaks the one before
@@ -713,6 +749,41 @@ describe("crash regressions", function()
       assert.is_false(ok)
       assert.truthy(tostring(err):find("internal function", 1, true))
     end
+  end)
+
+  it("a call hook of the write callback's caller that writes on another easy", function()
+    -- found by the re-entry fuzz ops (Lua 5.1): the hook ran after the
+    -- outer write had handed its bytes over and before the caller took
+    -- them; the nested write's own hand-over emptied the slot, and the
+    -- outer write then failed with "internal function called from Lua"
+    local caller
+    local probe = curl.Easy {
+      URL = H.url("/size/10"),
+      WriteFunction = function(s)
+        caller = caller or debug.getinfo(2, "f").func
+        return #s
+      end,
+    }
+    probe:Perform()
+    probe:Close()
+    assert.is_function(caller)
+    local inner_got, got, nested = {}, {}, 0
+    local inner = curl.Easy { URL = H.url("/size/7"), WriteFunction = function(s) inner_got[#inner_got + 1] = s end }
+    local outer = curl.Easy { URL = H.url("/size/10"), WriteFunction = function(s) got[#got + 1] = s end }
+    debug.sethook(function()
+      local info = debug.getinfo(2, "f")
+      if nested == 0 and info and info.func == caller then
+        nested = 1
+        inner:Perform()
+      end
+    end, "c")
+    local ok, err = pcall(outer.Perform, outer)
+    debug.sethook()
+    inner:Close()
+    outer:Close()
+    assert.is_true(ok, tostring(err))
+    assert.are.equal(10, #table.concat(got))
+    if nested == 1 then assert.are.equal(7, #table.concat(inner_got)) end
   end)
 
   it("CONNECT_ONLY over TLS, then Recv", function()

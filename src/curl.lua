@@ -36,6 +36,28 @@ M._VERSION = "0.1.0"
 M._PATH = raw.module_path
 M._reentry_keys = raw.reentry_guard_keys -- Lua 5.1 re-entry guard (docs/reference.md)
 
+-- LuaJIT 2.1.0-beta3 (Debian 12's, and every build before upstream commit
+-- 119fd1fa of August 2023) can spin forever in a JIT-compiled pairs()
+-- loop: a trace exit back to the loop's ITERN that makes no progress
+-- (LuaJIT issues #1000 and #1045). The fuzzer met it in this file's
+-- option loop and in its own loops, with finalizers and hooks running
+-- between iterations. On such a LuaJIT the module's Lua code (this chunk,
+-- fetch.lua and the curl.loop files, which call M._no_jit() as they load)
+-- runs in the interpreter: jit.off(chunk, true) covers the chunk and every
+-- function defined in it, and a trace that reaches one of them stops
+-- there. LuaJIT refuses jit.off inside a __gc metamethod: a file first
+-- loaded by a finalizer stays compiled. The application's own code is not
+-- covered (docs/reference.md, "Guards").
+local jit = rawget(_G, "jit")
+local jit_off = type(jit) == "table" and jit.version == "LuaJIT 2.1.0-beta3"
+function M._no_jit()
+  if not jit_off then return end
+  local dbg = rawget(_G, "debug")
+  local info = type(dbg) == "table" and dbg.getinfo and dbg.getinfo(2, "f")
+  if info then pcall(jit.off, info.func, true) end
+end
+M._no_jit()
+
 --------------------------------------------------------------------- errors
 
 local Error = {}

@@ -9,6 +9,7 @@
 --     HTTP error status is a response (opts.options = { FailOnError = true }
 --     turns it into CURLE_HTTP_RETURNED_ERROR).
 local curl = ...
+curl._no_jit() -- LuaJIT #1000 (see curl.lua)
 
 local type, pairs, ipairs, next, tostring, setmetatable, error, pcall, require =
       type, pairs, ipairs, next, tostring, setmetatable, error, pcall, require

@@ -28,6 +28,7 @@
 -- from multi:Timeout() when it is not armed; backend:forget() drops every
 -- watch and the timer (the multi was closed behind the loop's back).
 local curl = require "curl"
+curl._no_jit() -- LuaJIT #1000 (see curl.lua)
 
 local Loop = {}
 Loop.__index = Loop

@@ -284,7 +284,8 @@ pub enum Called {
 
 thread_local! {
     /// The bytes `call_with_bytes` hands to `bytes_call`: set just before
-    /// its `lua_pcall`, taken by `bytes_call` as it starts. A call from Lua
+    /// its `lua_pcall` (and put back as it was after it), taken by
+    /// `bytes_call` as it starts. A call from Lua
     /// (the function is reachable through the debug library) finds it
     /// empty and raises, instead of reading memory through an argument.
     static BYTES: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
@@ -369,9 +370,14 @@ pub fn call_with_bytes(
             }
             ffi::lua_insert(l, -2); // caller, f
             ffi::lua_rawgeti(l, uv, dkey);
-            BYTES.with(|b| b.set(Some((bytes.as_ptr() as usize, bytes.len()))));
+            // Put back what the slot held after the call: a call hook of
+            // `bytes_call` (or a finalizer) that runs before it takes the
+            // bytes can make a nested write whose own `call_with_bytes`
+            // uses the slot; this call's bytes must still be there when
+            // `bytes_call` starts (and none left behind if a hook raised).
+            let outer = BYTES.with(|b| b.replace(Some((bytes.as_ptr() as usize, bytes.len()))));
             let r = pcall_first(raw, l, 2);
-            BYTES.with(|b| b.set(None)); // if a hook raised before it ran
+            BYTES.with(|b| b.set(outer));
             r
         }
     })

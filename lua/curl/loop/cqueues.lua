@@ -14,6 +14,7 @@
 -- multi:Close closes them without telling), which the kernel's epoll set
 -- absorbs, where a cqueues controller would fail every later poll.
 local curl = require "curl"
+curl._no_jit() -- LuaJIT #1000 (see curl.lua)
 local Loop = require "curl.loop"
 local cqueues = require "cqueues"
 local condition = require "cqueues.condition"
@@ -69,8 +70,20 @@ local function drive(self)
   end
 end
 
+-- cqueues raises "cannot step live cqueue" when the controller is in the
+-- middle of a step (a finalizer or hook that runs then and calls Run):
+-- that is Run nesting, and gets its usage error. (The pcall keeps
+-- cqueues' yields: loop:Run runs this under pcall already.)
 function B:step(ms)
-  local ok, err = self.cq:step(ms and ms / 1000 or nil)
+  local cq = self.cq
+  local called, ok, err = pcall(cq.step, cq, ms and ms / 1000 or nil)
+  if not called then
+    if type(ok) == "string" and ok:find("cannot step live cqueue", 1, true) then
+      error(Loop.usage_error("loop:Run", "called while its cqueues controller steps (from a " ..
+        "finalizer or a hook); Run cannot nest: return to the loop instead"), 0)
+    end
+    error(ok, 0)
+  end
   if not ok then error(err, 0) end
 end
 

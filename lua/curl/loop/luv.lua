@@ -10,6 +10,7 @@
 -- Drive it with loop:Run() (until idle) or with your own uv.run(); with your
 -- own uv.run, set loop.on_error to receive callback errors.
 local curl = require "curl"
+curl._no_jit() -- LuaJIT #1000 (see curl.lua)
 local Loop = require "curl.loop"
 
 local B = {}

@@ -2,6 +2,7 @@
 -- that have no event loop of their own.
 --   local loop = require("curl.loop.poller").new([multi][, opts])
 local curl = require "curl"
+curl._no_jit() -- LuaJIT #1000 (see curl.lua)
 local Loop = require "curl.loop"
 
 local B = {}

@@ -14,6 +14,7 @@
 -- easy:WsSend sends (libcurl answers pings itself). Waiting coroutines are
 -- resumed after libcurl returns, never from inside its callbacks.
 local curl = require "curl"
+curl._no_jit() -- LuaJIT #1000 (see curl.lua)
 
 -- libcurl's CURLWS_* bits (websockets.h), also where the headers lack them
 local TEXT, BINARY, CONT = curl.constants.CURLWS_TEXT or 1, curl.constants.CURLWS_BINARY or 2, curl.constants.CURLWS_CONT or 4
