@@ -45,9 +45,10 @@ M._reentry_keys = raw.reentry_guard_keys -- Lua 5.1 re-entry guard (docs/referen
 -- fetch.lua and the curl.loop files, which call M._no_jit() as they load)
 -- runs in the interpreter: jit.off(chunk, true) covers the chunk and every
 -- function defined in it, and a trace that reaches one of them stops
--- there. LuaJIT refuses jit.off inside a __gc metamethod: a file first
--- loaded by a finalizer stays compiled. The application's own code is not
--- covered (docs/reference.md, "Guards").
+-- there. LuaJIT refuses jit.off inside a __gc metamethod: fetch.lua is
+-- therefore compiled with this file (below), and a curl.loop file first
+-- required by a finalizer stays compiled. The application's own code is
+-- not covered (docs/reference.md, "Guards").
 local jit = rawget(_G, "jit")
 local jit_off = type(jit) == "table" and jit.version == "LuaJIT 2.1.0-beta3"
 function M._no_jit()
@@ -325,6 +326,12 @@ function M._fetch()
   end
   return fetch_mod
 end
+
+-- Where the module's Lua code runs in the interpreter (M._no_jit above),
+-- fetch.lua is compiled now, while jit.off works: LuaJIT refuses it inside
+-- a __gc metamethod, where a first curl.Fetch could be (the fuzzer's were,
+-- and LuaJIT then spun in fetch.lua's loops).
+if jit_off then M._fetch() end
 
 --- curl.Fetch(url[, opts]) -> response (see docs/reference.md, "Fetch")
 function M.Fetch(url, opts)

@@ -26,6 +26,9 @@
 //! - from 8.0 (8.22 checked; 7.88 unaffected), `CONNECT_ONLY` 2 with
 //!   `CUSTOMREQUEST` "HEAD": libcurl sends the request, then never ends the
 //!   transfer, its `TIMEOUT` ignored (`Perform` never returns): refused;
+//!   `CONNECT_ONLY` 2 with a URL that is not ws:// or wss:// (undefined,
+//!   libcurl's documentation says): the same wait for a server that does
+//!   not answer: refused;
 //!   and the same for a `CONNECT_ONLY` 2 transfer paused inside `Perform`
 //!   (a header callback returning `CURL_WRITEFUNC_PAUSE`, or `easy:Pause`
 //!   with `CURLPAUSE_RECV` from a callback): refused (`pause_never_ends`,
@@ -292,6 +295,16 @@ impl<H: EasyHandler> Easy<H> {
                 "CONNECT_ONLY 2 with CUSTOMREQUEST \"HEAD\": {} sends the request and then never ends the transfer, whatever its TIMEOUT (easy:Perform would never return); unset one of them",
                 this_libcurl()
             ));
+        }
+        if ws && !older_than(0x080000) {
+            let scheme = self.scheme();
+            if !matches!(scheme.name(), "ws" | "wss") {
+                return refused(format!(
+                    "CONNECT_ONLY 2 is for ws:// and wss:// URLs (libcurl leaves it undefined for other protocols), and this URL's scheme is {}: {} waits for the server's response whatever the TIMEOUT (easy:Perform would never return from a server that does not answer); use CONNECT_ONLY 1 for a connection of another protocol",
+                    scheme.name(),
+                    this_libcurl()
+                ));
+            }
         }
         if self.starts.borrow().connect_only {
             self.connect_only_ran.set(true);
