@@ -216,13 +216,9 @@ unsafe fn pcall_number(raw: &RawLua, l: *mut ffi::lua_State, nargs: c_int) -> Lu
         if ffi::lua_pcall(l, nargs, 1, 0) != ffi::LUA_OK {
             return Ok(Called::Raised(raw.pop::<Value>()?));
         }
+        // (the caller's `to_int` decides whether the number is integral)
         let v = if ffi::lua_type(l, -1) == ffi::LUA_TNUMBER {
-            let n = ffi::lua_tonumber(l, -1);
-            if n.fract() == 0.0 && n.abs() < 9.0e15 {
-                Value::Integer(n as ffi::lua_Integer)
-            } else {
-                Value::Number(n)
-            }
+            Value::Number(ffi::lua_tonumber(l, -1))
         } else {
             Value::Nil
         };
