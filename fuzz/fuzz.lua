@@ -644,7 +644,10 @@ local function mischief(ctx)
     elseif what == 3 then invoke("easy", e, "DupHandle")
     elseif what == 4 then invoke("easy", e, "Close")
     elseif what == 5 then invoke("easy", e, "GetInfo", CB.pick { curl.CURLINFO_RESPONSE_CODE, curl.CURLINFO_PRIVATE, curl.CURLINFO_EFFECTIVE_URL, curl.CURLINFO_SIZE_DOWNLOAD_T })
-    elseif what == 6 then invoke("easy", e, "Perform")
+    elseif what == 6 then
+      -- (from a hook or finalizer `e` is any easy, maybe Reset without a limit)
+      if not performing[e] then invoke("easy", e, "SetOpt", curl.CURLOPT_TIMEOUT_MS, CB.int(100, 700)) end
+      invoke("easy", e, "Perform")
     elseif what == 7 then invoke("easy", e, "SetOpt", curl.CURLOPT_URL, CB.pick(URLS_GOOD))
     elseif what == 8 then invoke("easy", e, "SetOpt", curl.CURLOPT_WRITEFUNCTION, nil)
     elseif what == 9 then invoke("easy", e, "Upkeep")
@@ -2343,12 +2346,17 @@ function RX.hook_op()
   local rate = R.pick { 1, 0.5, 0.2, 0.05, 0.01 }
   local cheap = R.chance(0.8)
   local fired = 0
+  -- at most this many actions: a hook on every call and return at rate 1
+  -- could otherwise run 1,500 actions (seconds each op), and a seed's run
+  -- time would swing with timing far past the per-seed timeout
+  local max_fired = R.int(10, 250)
   logline(("hook %s set mask=%s count=%d events=%d rate=%s%s"):format(id, mask, count, left, tostring(rate),
     cheap and " cheap" or ""))
   local function hook(event)
     if left <= 0 then debug.sethook(); return end  -- (a thread that inherited it)
     left = left - 1
-    if left == 0 then
+    if left == 0 or fired >= max_fired then
+      left = 0
       debug.sethook()
       logline("hook " .. id .. " expired after " .. fired .. " actions")
       return
@@ -2428,6 +2436,7 @@ ops = {
 }
 
 local op_names = {}
+local SLOW_MS = tonumber(os.getenv("FUZZ_SLOW_MS") or "")
 run_op = function(nested)
   if not nested then
     -- each top-level operation draws from its own stream: what earlier
@@ -2440,7 +2449,14 @@ run_op = function(nested)
     nraised, raised = 0, {}
   end
   if not VERBOSE_LOG and not nested then logline("op") end
-  f()
+  if SLOW_MS and not nested then
+    local t = now()
+    f()
+    local dt = now() - t
+    if dt >= SLOW_MS then io.stderr:write(("FUZZ SLOW op %d: %.0f ms\n"):format(opno, dt)) end
+  else
+    f()
+  end
 end
 
 ------------------------------------------------------------------ main

@@ -19,6 +19,7 @@ scripts/deps.sh || exit 1
 passed=0
 failed=0
 skipped=0
+details=()
 failures=()
 check() { # check NAME CMD...: one pass/fail entry for a whole command
   local name=$1; shift
@@ -119,7 +120,14 @@ fi
 # FUZZ_SUITE_AVOID: known triggers to steer clear of (none: all are fixed
 # or guarded; see fuzz/README.md).
 fuzz_avoid=${FUZZ_SUITE_AVOID-none}
-fuzz_check() { FUZZ_AVOID="$fuzz_avoid" scripts/fuzz.sh --out "$tmp/fuzz" "$@"; }
+# (a failing run's findings are repeated at the end, where CI's tail shows them)
+fuzz_check() {
+  local log="$tmp/fuzz-check-$((passed + failed)).log"
+  FUZZ_AVOID="$fuzz_avoid" scripts/fuzz.sh --out "$tmp/fuzz" "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 0 ] || details+=("$(grep -aE -A4 '^== FINDING' "$log" | head -n 12)")
+  return "$rc"
+}
 check "fuzz: seeds 1-3, every interpreter" fuzz_check --seeds 1,2,3 --calls 3000 --interp all
 if [ -n "${vb:-}" ] && [ -f "$vb/lua54/curl.so" ]; then
   # without the re-entry ops: one hang inside their finalizer bodies on
@@ -199,6 +207,7 @@ check "luarocks make of the scm rockspec (Lua 5.4)" rock_make 5.4 lua5.4
 check "luarocks test (Lua 5.4)" rock_test
 
 echo
+for d in "${details[@]}"; do echo "$d"; done
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
