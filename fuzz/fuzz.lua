@@ -1476,6 +1476,13 @@ if os.getenv("FUZZ_NO_LOOPS") ~= "1" then
 else
   backends = {}
 end
+-- The helpers are required now, not by a first loop_new: that can run in
+-- a finalizer during the same module's load (Lua 5.1 and LuaJIT's require
+-- then raise "loop or previous error loading module", not the module's
+-- doing), and on LuaJIT 2.1.0-beta3 a file first required by a finalizer
+-- stays JIT-compiled (a documented gap, not a finding).
+local LOOP_MOD = {}
+for _, kind in ipairs(backends) do LOOP_MOD[kind] = require("curl.loop." .. kind) end
 if uv then
   -- keeps uv.run("once") from blocking: libcurl may have neither timer nor socket
   uv_ticker = uv.new_timer()
@@ -1490,11 +1497,11 @@ local function loop_new()
   local r
   if kind == "poller" then
     local lo = R.chance(0.3) and { max_active = R.chance(0.95) and R.int(1, 4) or any_value() } or nil
-    r = call("curl.loop.poller.new(" .. D(m) .. ", " .. D(lo) .. ")", function() return require("curl.loop.poller").new(m, lo) end)
+    r = call("curl.loop.poller.new(" .. D(m) .. ", " .. D(lo) .. ")", function() return LOOP_MOD.poller.new(m, lo) end)
   elseif kind == "luv" then
-    r = call("curl.loop.luv.new(" .. D(m) .. ")", function() return require("curl.loop.luv").new(uv, m) end)
+    r = call("curl.loop.luv.new(" .. D(m) .. ")", function() return LOOP_MOD.luv.new(uv, m) end)
   else
-    r = call("curl.loop.cqueues.new(" .. D(m) .. ")", function() return require("curl.loop.cqueues").new(cqueues.new(), m) end)
+    r = call("curl.loop.cqueues.new(" .. D(m) .. ")", function() return LOOP_MOD.cqueues.new(cqueues.new(), m) end)
   end
   if r[1] then
     local l = r[2]

@@ -28,10 +28,11 @@
 #     --out DIR         keep logs of findings there (default: a new /tmp/fuzz-out.*)
 #     --no-netns        do not run in a private network namespace
 #     --keep            keep the logs of seeds without findings too
-# Environment: FUZZ_AVOID=all|none|name,... (passed to fuzz.lua), FUZZ_CORES=1,
-# CURL_BUILD=build/vendored (fuzz the bundled-libcurl build), FUZZ_GDB=1 (each
-# process under gdb: a backtrace in gdb.txt for any fatal signal)
-# (keep core files of crashed seeds), and for
+# Environment: FUZZ_AVOID=all|none|name,... (passed to fuzz.lua), FUZZ_CORES=1
+# (keep core files of crashed seeds), CURL_BUILD=build/vendored (fuzz the
+# bundled-libcurl build), FUZZ_SLOW_MS=N (report operations slower than N ms),
+# FUZZ_GDB=1 (each process under gdb: a backtrace in gdb.txt for any fatal
+# signal), FUZZ_REENTRY=0 (no finalizer or hook operations), and for
 # `make fuzz`: SEED, CALLS, INTERP, VALGRIND=1.
 #
 # Unless --no-netns, the script re-runs itself in a new network namespace
@@ -58,7 +59,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --no-netns) netns=0; shift ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "fuzz.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done

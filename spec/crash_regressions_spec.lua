@@ -705,6 +705,14 @@ describe("crash regressions", function()
       io.write(tostring(ok), " ", type(e), "\n")
     ]]):format(H.root .. "/lua/?.lua;"))
     assert.are.equal("true table\n", out, err)
+    -- the WebSocket helper is loaded with curl.loop (loop:WebSocket's own
+    -- require may be in a finalizer)
+    out, err = H.run_lua(([[
+      package.path = %q .. package.path
+      require "curl.loop"
+      io.write(type(package.loaded["curl.loop.websocket"]), "\n")
+    ]]):format(H.root .. "/lua/?.lua;"))
+    assert.are.equal("table\n", out, err)
   end)
 
   it("sharing connections twice, and again after UNSHARE (libcurl before 8.22)", function()

@@ -51,6 +51,7 @@ M._reentry_keys = raw.reentry_guard_keys -- Lua 5.1 re-entry guard (docs/referen
 -- not covered (docs/reference.md, "Guards").
 local jit = rawget(_G, "jit")
 local jit_off = type(jit) == "table" and jit.version == "LuaJIT 2.1.0-beta3"
+M._jit_off = jit_off
 function M._no_jit()
   if not jit_off then return end
   local dbg = rawget(_G, "debug")

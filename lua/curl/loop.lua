@@ -793,4 +793,10 @@ function Loop:Close()
   end
 end
 
+-- On a LuaJIT where the module's Lua code runs in the interpreter (see
+-- curl._no_jit), the WebSocket helper is loaded now, while jit.off works,
+-- not by a first loop:WebSocket that may run inside a __gc metamethod
+-- (websocket.lua requires only curl).
+if curl._jit_off then require "curl.loop.websocket" end
+
 return Loop
