@@ -645,7 +645,8 @@ local function mischief(ctx)
     elseif what == 4 then invoke("easy", e, "Close")
     elseif what == 5 then invoke("easy", e, "GetInfo", CB.pick { curl.CURLINFO_RESPONSE_CODE, curl.CURLINFO_PRIVATE, curl.CURLINFO_EFFECTIVE_URL, curl.CURLINFO_SIZE_DOWNLOAD_T })
     elseif what == 6 then
-      -- (from a hook or finalizer `e` is any easy, maybe Reset without a limit)
+      -- (`e` may be any easy, from a hook or finalizer: maybe one Reset
+      -- with no time limit)
       if not performing[e] then invoke("easy", e, "SetOpt", curl.CURLOPT_TIMEOUT_MS, CB.int(100, 700)) end
       invoke("easy", e, "Perform")
     elseif what == 7 then invoke("easy", e, "SetOpt", curl.CURLOPT_URL, CB.pick(URLS_GOOD))
@@ -1251,10 +1252,13 @@ invoke = function(cls, obj, mname, ...)
   end
   local closing_before = closing_multi
   if mname == "Close" and cls == "multi" then closing_multi = depth + 1 end
+  -- (restored, not cleared: a nested Perform of the same easy, refused,
+  -- must not unmark the outer one)
+  local was_performing = type(obj) == "userdata" and performing[obj]
   if mname == "Perform" and cls == "easy" and type(obj) == "userdata" then performing[obj] = true end
   local r = call(desc, f, obj, ...)
   closing_multi = closing_before
-  if mname == "Perform" and cls == "easy" and type(obj) == "userdata" then performing[obj] = nil end
+  if mname == "Perform" and cls == "easy" and type(obj) == "userdata" then performing[obj] = was_performing or nil end
   after(cls, obj, mname, a, r)
   if mname == "Close" and r[1] then remember_closed(obj) end
   if RX.reentry > 0 and mname == "Reset" and cls == "easy" and r[1] and own and own.kind == "easy" then
@@ -1483,6 +1487,7 @@ end
 -- stays JIT-compiled (a documented gap, not a finding).
 local LOOP_MOD = {}
 for _, kind in ipairs(backends) do LOOP_MOD[kind] = require("curl.loop." .. kind) end
+if #backends > 0 then require "curl.loop.websocket" end -- (loop:WebSocket's own require)
 if uv then
   -- keeps uv.run("once") from blocking: libcurl may have neither timer nor socket
   uv_ticker = uv.new_timer()
@@ -2357,8 +2362,8 @@ function RX.hook_op()
   -- could otherwise run 1,500 actions (seconds each op), and a seed's run
   -- time would swing with timing far past the per-seed timeout
   local max_fired = R.int(10, 250)
-  logline(("hook %s set mask=%s count=%d events=%d rate=%s%s"):format(id, mask, count, left, tostring(rate),
-    cheap and " cheap" or ""))
+  logline(("hook %s set mask=%s count=%d events=%d max=%d rate=%s%s"):format(id, mask, count, left, max_fired,
+    tostring(rate), cheap and " cheap" or ""))
   local function hook(event)
     if left <= 0 then debug.sethook(); return end  -- (a thread that inherited it)
     left = left - 1

@@ -205,7 +205,7 @@ report() {
   [ "$build" = "$root/build" ] || cb="CURL_BUILD=$build "
   echo "   replay: ${cb}FUZZ_AVOID=$FUZZ_AVOID make fuzz SEED=$s CALLS=$n INTERP=$L$vgflag"
   echo "   logs:   $dir"
-  echo "   -- stderr (last 15 lines):"
+  echo "   -- stderr (its FUZZ lines and errors, last 25):"
   tr '\r' '\n' < "$dir/stderr" | grep -aE 'FUZZ|^  |rror|free|corrupt|ssert|panic|abort|Abort|fault|Uncaught|SIG|stack|\[C\]|\.lua:' \
     | grep -avE '^\*|^  [ 0-9]+[0-9k]|Dload|^ +[0-9]+ +[0-9]' | tail -n 25 | sed 's/^/   | /'
   local core

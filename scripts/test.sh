@@ -125,7 +125,13 @@ fuzz_check() {
   local log="$tmp/fuzz-check-$((passed + failed)).log"
   FUZZ_AVOID="$fuzz_avoid" scripts/fuzz.sh --out "$tmp/fuzz" "$@" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
-  [ "$rc" = 0 ] || details+=("$(grep -aE -A4 '^== FINDING' "$log" | head -n 12)")
+  if [ "$rc" != 0 ]; then
+    # each finding's title, replay command and FUZZ lines (the violation)
+    local d
+    d=$(grep -aE '^== FINDING|^   replay:|^   \| .*FUZZ [A-Z]' "$log" | grep -av 'FUZZ SLOW' | head -n 12)
+    [ -n "$d" ] || d=$(tail -n 5 "$log")
+    details+=("$(grep -ac '^== FINDING' "$log") finding(s) in '$*':"$'\n'"$d")
+  fi
   return "$rc"
 }
 check "fuzz: seeds 1-3, every interpreter" fuzz_check --seeds 1,2,3 --calls 3000 --interp all

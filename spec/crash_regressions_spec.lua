@@ -689,8 +689,16 @@ describe("crash regressions", function()
       local e = curl.Easy { URL = "http://127.0.0.1:1/", TimeoutMS = 5, ConnectTimeoutMS = 5 }
       e:Close()
     end
+    -- dkjson (Fetch's JSON without lua-cjson): LuaJIT spun in its
+    -- isarray() pairs loop (a Fetch with `json` in a finalizer)
+    local has_cjson = pcall(require, "cjson")
+    local has_dk, dk = pcall(require, "dkjson")
+    if has_dk and not has_cjson then
+      for i = 1, 300 do dk.decode(dk.encode { a = i, b = { 1, 2, 3 }, c = { x = "y" } }) end
+    end
     jit.attach(on_trace)
     assert.is_nil(sources["=curl.lua"])
+    for source in pairs(sources) do assert.is_nil(source:match("dkjson%.lua$"), source) end
     -- LuaJIT refuses jit.off in a finalizer: a loop file first loaded
     -- there still loads (and stays compiled)
     local out, err = H.run_lua(([[

@@ -60,6 +60,33 @@ function M._no_jit()
 end
 M._no_jit()
 
+-- The same for a Lua library the module's code calls (dkjson, for Fetch's
+-- JSON): the JIT off for the Lua functions of the module table `lib` and,
+-- through their upvalues, for the functions they call (the library's
+-- locals). Tables reached through upvalues are not walked (they can lead
+-- to _G and the application's code).
+function M._no_jit_lib(lib)
+  if not jit_off or type(lib) ~= "table" then return end
+  local dbg = rawget(_G, "debug")
+  if type(dbg) ~= "table" or not dbg.getupvalue or not dbg.getinfo then return end
+  local seen = {}
+  local function walk(f)
+    if seen[f] then return end
+    seen[f] = true
+    local info = dbg.getinfo(f, "S")
+    if not info or info.what == "C" then return end
+    pcall(jit.off, f, true)
+    for i = 1, 255 do
+      local name, u = dbg.getupvalue(f, i)
+      if name == nil then break end
+      if type(u) == "function" then walk(u) end
+    end
+  end
+  for _, v in next, lib do
+    if type(v) == "function" then walk(v) end
+  end
+end
+
 --------------------------------------------------------------------- errors
 
 local Error = {}

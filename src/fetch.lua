@@ -53,6 +53,16 @@ local function json(method)
                       "or set curl.json = { encode = fn, decode = fn }"), 3)
 end
 
+-- On a LuaJIT where the module's Lua code runs with the JIT off (see
+-- curl.lua), dkjson's loops run in the interpreter too: the fuzzer met
+-- LuaJIT spinning in its isarray() pairs loop, a Fetch with `json` inside
+-- a finalizer. It is loaded and switched now (jit.off is refused inside
+-- __gc, where a first Fetch could be), unless lua-cjson serves.
+if curl._jit_off and not pcall(require, "cjson") then
+  local ok, m = pcall(require, "dkjson")
+  if ok then curl._no_jit_lib(m) end
+end
+
 ------------------------------------------------------------------- building
 
 local function escape(s)

@@ -1,4 +1,4 @@
--- WebSockets on a curl.loop, for coroutines (loaded by loop:WebSocket).
+-- WebSockets on a curl.loop, for coroutines (loaded by loop:WebSocket, or with curl.loop on LuaJIT 2.1.0-beta3).
 --
 --   local ws, err = loop:WebSocket("ws://127.0.0.1:8080/chat"[, opts])
 --   ws:Send("hello")                       -- a text message ("binary": 2nd arg)
