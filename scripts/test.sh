@@ -136,9 +136,7 @@ fuzz_check() {
 }
 check "fuzz: seeds 1-3, every interpreter" fuzz_check --seeds 1,2,3 --calls 3000 --interp all
 if [ -n "${vb:-}" ] && [ -f "$vb/lua54/curl.so" ]; then
-  # without the re-entry ops: one hang inside their finalizer bodies on
-  # 8.22 (seed 6, not reproduced on replay) is still open
-  FUZZ_REENTRY=0 CURL_BUILD="$vb" check "fuzz: seeds 6-7, Lua 5.4 and LuaJIT (bundled libcurl)" \
+  CURL_BUILD="$vb" check "fuzz: seeds 6-7, Lua 5.4 and LuaJIT (bundled libcurl)" \
     fuzz_check --seeds 6,7 --calls 3000 --interp lua5.4,luajit
 fi
 if [ -z "${SKIP_VALGRIND:-}" ]; then
