@@ -1511,15 +1511,21 @@ local function loop_new()
   if r[1] then
     local l = r[2]
     track(l, "loop", { backend = kind })
-    if kind == "luv" then
-      -- an error out of _drain inside a uv callback makes luv exit the
-      -- process ("Uncaught Error"): report it with the error instead
-      local orig = l._drain
-      l._drain = function(self)
-        local ok, e = pcall(orig, self)
-        if not ok then
-          violation("curl.loop.luv: an error escapes a uv callback (luv would exit the process): " ..
-            tostring(e) .. " " .. D(e) .. "\n" .. debug.traceback())
+    if kind == "luv" and type(l.backend) == "table" then
+      -- an error out of the backend's uv callbacks makes luv exit the
+      -- process ("Uncaught Error"): report it with the error instead.
+      -- (Not around loop._drain: that raises on a multi closed behind the
+      -- loop's back, by design, and loop._act catches it.)
+      for _, key in ipairs { "on_ready", "on_timer" } do
+        local orig = l.backend[key]
+        if type(orig) == "function" then
+          l.backend[key] = function(...)
+            local ok, e = pcall(orig, ...)
+            if not ok then
+              violation("curl.loop.luv: an error escapes a uv callback (luv would exit the process): " ..
+                tostring(e) .. " " .. D(e) .. "\n" .. debug.traceback())
+            end
+          end
         end
       end
     end
