@@ -31,28 +31,39 @@ use std::collections::HashMap;
 use std::os::raw::{c_int, c_void};
 use std::rc::Rc;
 
-/// Pushes one value: the object's own user-value table (true), or something
-/// else (false) when the userdata at `idx` has none.
+/// Pushes the object's user-value tables: mlua's wrapper table and, on top
+/// of it, the object's own table (`wrapper[1]`), and returns true; or
+/// returns false with one or two other values pushed, when the userdata at
+/// `idx` has none. The wrapper stays on the stack (removing it costs one
+/// or two more API calls on every hot path): callers restore the stack.
 ///
 /// # Safety
-/// `l` is the running state, `idx` an absolute index of a userdata, and
-/// there is stack room for 2 values (the closures below use at most 8 of
-/// the `LUA_MINSTACK` = 20 slots a C function is given).
-unsafe fn push_uv(l: *mut ffi::lua_State, idx: c_int) -> bool {
+/// `l` is the running state, `idx` an absolute index of a full userdata
+/// (checked by the caller: the Lua API does not check it, and a wrong type
+/// is undefined behaviour), and there is stack room for 2 values (the
+/// closures below use at most 10 of the `LUA_MINSTACK` = 20 slots a C
+/// function is given).
+unsafe fn push_uv_of(l: *mut ffi::lua_State, idx: c_int) -> bool {
     // SAFETY: the caller's contract (above).
     unsafe {
+        ffi::lua_getuservalue(l, idx) == ffi::LUA_TTABLE
+            && ffi::lua_rawgeti(l, -1, 1) == ffi::LUA_TTABLE
+    }
+}
+
+/// `push_uv_of` for a value at `idx` of any type (nothing but a nil is
+/// pushed when it is not a userdata).
+///
+/// # Safety
+/// As `push_uv_of`, for any value at `idx`.
+unsafe fn push_uv(l: *mut ffi::lua_State, idx: c_int) -> bool {
+    // SAFETY: the caller's contract (above); the type is checked first.
+    unsafe {
         if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA {
-            // never for the callers' values; checked because the Lua API
-            // does not check it (a wrong type is undefined behaviour)
             ffi::lua_pushnil(l);
             return false;
         }
-        if ffi::lua_getuservalue(l, idx) != ffi::LUA_TTABLE {
-            return false;
-        }
-        let t = ffi::lua_rawgeti(l, -1, 1);
-        ffi::lua_remove(l, -2);
-        t == ffi::LUA_TTABLE
+        push_uv_of(l, idx)
     }
 }
 
@@ -203,27 +214,28 @@ unsafe fn pcall_first(raw: &RawLua, l: *mut ffi::lua_State, nargs: c_int) -> Lua
     })
 }
 
-/// `pcall_first` for a caller that only looks at a numeric result (the
-/// socket and timer functions, whose -1 matters): a result that is not a
-/// number comes back as nil, without making an mlua value of it.
+/// `pcall_first` for a caller that only asks whether the result is -1
+/// (the socket and timer functions): a result of -1 comes back as the
+/// integer -1, any other as nil, without making an mlua value of it. The
+/// result stays on the stack (the caller restores it).
 ///
 /// # Safety
 /// As `pcall_first`.
-unsafe fn pcall_number(raw: &RawLua, l: *mut ffi::lua_State, nargs: c_int) -> LuaResult<Called> {
+unsafe fn pcall_minus_one(raw: &RawLua, l: *mut ffi::lua_State, nargs: c_int) -> LuaResult<Called> {
     // SAFETY: the caller's contract; the call is protected, and reading a
-    // number and popping it allocate nothing.
+    // number allocates nothing.
     unsafe {
         if ffi::lua_pcall(l, nargs, 1, 0) != ffi::LUA_OK {
             return Ok(Called::Raised(raw.pop::<Value>()?));
         }
-        // (the caller's `to_int` decides whether the number is integral)
-        let v = if ffi::lua_type(l, -1) == ffi::LUA_TNUMBER {
-            Value::Number(ffi::lua_tonumber(l, -1))
+        // (-1 as a float counts too: `to_int` takes an integral float)
+        let minus_one =
+            ffi::lua_type(l, -1) == ffi::LUA_TNUMBER && ffi::lua_tonumber(l, -1) == -1.0;
+        Ok(Called::Returned(if minus_one {
+            Value::Integer(-1)
         } else {
             Value::Nil
-        };
-        ffi::lua_pop(l, 1);
-        Ok(Called::Returned(v))
+        }))
     }
 }
 
@@ -237,8 +249,9 @@ pub fn unlink(
     multi_key: i64,
     addr: usize,
 ) -> LuaResult<()> {
-    on_stack(lua, &[Holder::Ud(mud), Holder::Ud(eud)], 4, |_, l, top| {
-        // SAFETY: the multi and the easy are at top + 1 and top + 2.
+    on_stack(lua, &[Holder::Ud(mud), Holder::Ud(eud)], 6, |_, l, top| {
+        // SAFETY: the multi and the easy (full userdata) are at top + 1 and
+        // top + 2.
         unsafe { unlink_core(l, top + 1, top + 2, handles_key, multi_key, addr) };
         Ok(())
     })
@@ -253,9 +266,10 @@ pub fn handle_of(
     addr: usize,
 ) -> LuaResult<Option<LuaAnyUserData>> {
     on_stack(lua, &[multi], 3, |raw, l, top| {
-        // SAFETY: the multi is at top + 1; raw reads only.
+        // SAFETY: the multi (a full userdata: `on_stack` pushed a holder) is
+        // at top + 1; raw reads only.
         unsafe {
-            if push_uv(l, top + 1)
+            if push_uv_of(l, top + 1)
                 && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
                 && ffi::lua_rawgetp(l, -1, addr as *const c_void) == ffi::LUA_TUSERDATA
             {
@@ -337,26 +351,26 @@ pub fn call_with_bytes(
     dkey: i64,
     bytes: &[u8],
 ) -> LuaResult<Called> {
-    on_stack(lua, &[holder], 9, |raw, l, top| {
+    on_stack(lua, &[holder], 10, |raw, l, top| {
         // SAFETY: the holder is at top + 1. Outside the lua_pcall only values
         // already alive are pushed and raw reads done; the string is made
         // inside the protected `bytes_call`.
         unsafe {
             let mut easy_at = top + 1;
             if via_multi {
-                if push_uv(l, easy_at) && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE {
-                    ffi::lua_rawgetp(l, -1, addr as *const c_void);
+                // (the holder is a full userdata)
+                if !(push_uv_of(l, easy_at)
+                    && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
+                    && ffi::lua_rawgetp(l, -1, addr as *const c_void) == ffi::LUA_TUSERDATA)
+                {
+                    return Ok(Called::NoFn(Value::Nil));
                 }
-                easy_at = ffi::lua_gettop(l);
+                easy_at = top + 5; // wrapper, uv, handles, easy
             }
-            if ffi::lua_type(l, easy_at) != ffi::LUA_TUSERDATA || !push_uv(l, easy_at) {
+            if !push_uv_of(l, easy_at) {
                 return Ok(Called::NoFn(Value::Nil));
             }
-            let uv = ffi::lua_gettop(l);
-            if ffi::lua_rawgeti(l, uv, fkey) != ffi::LUA_TFUNCTION {
-                ffi::lua_rawgeti(l, uv, dkey);
-                return raw.pop::<Value>().map(Called::NoFn);
-            }
+            let uv = easy_at + 2;
             match caller {
                 Some(c) => raw.push(c)?,
                 None if cfg!(any(feature = "lua51", feature = "luajit")) => {
@@ -364,7 +378,11 @@ pub fn call_with_bytes(
                 }
                 None => ffi::lua_pushcfunction(l, bytes_call),
             }
-            ffi::lua_insert(l, -2); // caller, f
+            if ffi::lua_rawgeti(l, uv, fkey) != ffi::LUA_TFUNCTION {
+                ffi::lua_rawgeti(l, uv, dkey);
+                return raw.pop::<Value>().map(Called::NoFn);
+            }
+            // caller, f
             ffi::lua_rawgeti(l, uv, dkey);
             // Put back what the slot held after the call: a call hook of
             // `bytes_call` (or a finalizer) that runs before it takes the
@@ -709,8 +727,8 @@ unsafe fn pinned<R>(
         }
         for i in 1..=n {
             ffi::lua_pushvalue(l, i);
-            ffi::lua_xmove(l, th, 1);
         }
+        ffi::lua_xmove(l, th, n);
         let pin = Pin {
             th,
             idx: top + 1,
@@ -718,20 +736,41 @@ unsafe fn pinned<R>(
             _call: std::marker::PhantomData,
         };
         let r = f(Holder::Pinned(pin));
-        for i in 1..=n {
-            ffi::lua_pushvalue(th, top + i);
-            ffi::lua_xmove(th, l, 1);
-            ffi::lua_replace(l, i);
-        }
-        ffi::lua_settop(th, top);
+        // (the settop drops anything a nested path might have left above
+        // the pins; the move takes the pins off the anchor)
+        ffi::lua_settop(th, top + n);
+        ffi::lua_xmove(th, l, n);
+        pop_into_args(l, n);
         Some(r)
+    }
+}
+
+/// Pops the `n` values on top of `l` into its slots `1..=n` (the first
+/// of them into 1).
+///
+/// # Safety
+/// `l` is the running state with at least `2 * n` values.
+unsafe fn pop_into_args(l: *mut ffi::lua_State, n: c_int) {
+    // SAFETY: the caller's contract. (`lua_replace` is one API call on
+    // Lua 5.1 and LuaJIT, two on later versions, where `lua_copy` is one.)
+    unsafe {
+        if cfg!(any(feature = "lua51", feature = "luajit")) {
+            for i in (1..=n).rev() {
+                ffi::lua_replace(l, i);
+            }
+        } else {
+            for i in 1..=n {
+                ffi::lua_copy(l, i - n - 1, i);
+            }
+            ffi::lua_settop(l, -n - 1);
+        }
     }
 }
 
 /// The C function of a `PairPath` (upvalues: the checked method, the
 /// pending function).
 unsafe extern "C-unwind" fn pair_call<P: PairPath>(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a C function called by Lua (20 free stack slots; at most 6
+    // SAFETY: a C function called by Lua (20 free stack slots; at most 9
     // used), made by `pair_path`. The objects are this call's arguments
     // (their userdata hold them alive for the call). The table stores of
     // `link_here` can raise (out of memory) while this frame holds nothing
@@ -969,7 +1008,7 @@ pub trait InfoPath: 'static {
 
 /// The C function of an `InfoPath` (upvalue: the full method).
 unsafe extern "C-unwind" fn info_call<P: InfoPath>(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a C function called by Lua (20 free stack slots, at most 6
+    // SAFETY: a C function called by Lua (20 free stack slots, at most 8
     // used), made by `info_path`; the object is this call's argument (its
     // userdata holds it alive: the reference `run` gets is valid for the
     // call). Nothing here raises, and the frame holds no destructors.
@@ -995,14 +1034,16 @@ unsafe extern "C-unwind" fn info_call<P: InfoPath>(l: *mut ffi::lua_State) -> c_
                         ffi::lua_pushinteger(l, msg as ffi::lua_Integer);
                         ffi::lua_pushinteger(l, result as ffi::lua_Integer);
                         ffi::lua_pushinteger(l, remaining as ffi::lua_Integer);
-                        if push_uv(l, 1)
+                        // (the object at 1 is a full userdata: `object_at`)
+                        if push_uv_of(l, 1)
                             && ffi::lua_rawgeti(l, -1, P::HANDLES_KEY) == ffi::LUA_TTABLE
                         {
                             ffi::lua_rawgetp(l, -1, addr as *const c_void);
                         } else {
                             ffi::lua_pushnil(l);
                         }
-                        // msg, result, remaining, [uv, handles,] easy: keep
+                        // msg, result, remaining, [wrapper, uv, handles,]
+                        // easy: keep
                         // the three numbers and the easy
                         ffi::lua_replace(l, 5);
                         ffi::lua_settop(l, 5);
@@ -1121,7 +1162,7 @@ pub fn num_path<P: NumPath>(
 /// The C function of `uv_any_path` (upvalues: the full function, two
 /// user-value keys).
 unsafe extern "C-unwind" fn uv_any_call<T: 'static>(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a C function called by Lua (20 free stack slots, at most 4
+    // SAFETY: a C function called by Lua (20 free stack slots, at most 5
     // used), made by `uv_any_path`; reads only, nothing raises before the
     // fallback call, and the frame holds no destructors.
     unsafe {
@@ -1169,7 +1210,8 @@ pub fn uv_any_path<T: 'static>(
 ///
 /// # Safety
 /// Called from a C function whose frame holds nothing with a destructor,
-/// with a Multi at 1 and an Easy at 2 and room for 5 values.
+/// with a Multi at 1 and an Easy at 2 (checked to be those objects) and
+/// room for 7 values.
 unsafe fn link_here(l: *mut ffi::lua_State, handles_key: i64, multi_key: i64, addr: usize) -> bool {
     // SAFETY: the caller's contract; the stack is restored.
     unsafe {
@@ -1180,27 +1222,29 @@ unsafe fn link_here(l: *mut ffi::lua_State, handles_key: i64, multi_key: i64, ad
     }
 }
 
-/// The stores of `link`, with the multi at 1 and the easy at 2: both tables
-/// are found before anything is written, so a failure changes nothing.
-/// Leaves 3 values on the stack.
+/// The stores of `link`, with the multi at 1 and the easy at 2 (full
+/// userdata, checked by the caller): both tables are found before anything
+/// is written, so a failure changes nothing. Leaves up to 5 values on the
+/// stack.
 ///
 /// # Safety
 /// As `link_here`, inside a protected call or a C function.
 unsafe fn link_core(l: *mut ffi::lua_State, handles_key: i64, multi_key: i64, addr: usize) -> bool {
     // SAFETY: the caller's contract.
     unsafe {
-        if !(push_uv(l, 1)
-            && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
-            && push_uv(l, 2))
-        {
+        if !(push_uv_of(l, 1) && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE) {
             return false;
         }
-        // multi uv, handles, easy uv
+        let handles = ffi::lua_gettop(l);
+        if !push_uv_of(l, 2) {
+            return false;
+        }
+        // multi wrapper, multi uv, handles, easy wrapper, easy uv
         ffi::lua_pushvalue(l, 1);
         ffi::lua_rawseti(l, -2, multi_key);
         ffi::lua_pushlightuserdata(l, addr as *mut c_void);
         ffi::lua_pushvalue(l, 2);
-        ffi::lua_rawset(l, -4);
+        ffi::lua_rawset(l, handles);
         true
     }
 }
@@ -1215,11 +1259,12 @@ unsafe fn unlink_here(l: *mut ffi::lua_State, handles_key: i64, multi_key: i64, 
 }
 
 /// The stores of `unlink`, with the multi at `m` and the easy at `e`
-/// (absolute indices): only keys holding a value are set to nil, which
-/// never allocates. The stack is restored.
+/// (absolute indices of full userdata): only keys holding a value are set
+/// to nil, which never allocates. The stack is restored.
 ///
 /// # Safety
-/// `l` is the running state with room for 4 values.
+/// `l` is the running state with room for 6 values; `m` and `e` hold full
+/// userdata.
 unsafe fn unlink_core(
     l: *mut ffi::lua_State,
     m: c_int,
@@ -1231,20 +1276,20 @@ unsafe fn unlink_core(
     // SAFETY: the caller's contract; raw reads and nil stores.
     unsafe {
         let top = ffi::lua_gettop(l);
-        if push_uv(l, m)
+        if push_uv_of(l, m)
             && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
             && ffi::lua_rawgetp(l, -1, addr as *const c_void) != ffi::LUA_TNIL
         {
-            ffi::lua_pop(l, 1);
+            // wrapper, uv, handles, easy
             ffi::lua_pushlightuserdata(l, addr as *mut c_void);
             ffi::lua_pushnil(l);
-            ffi::lua_rawset(l, -3);
+            ffi::lua_rawset(l, -4);
         }
         ffi::lua_settop(l, top);
-        if push_uv(l, e) && ffi::lua_rawgeti(l, -1, multi_key) != ffi::LUA_TNIL {
-            ffi::lua_pop(l, 1);
+        if push_uv_of(l, e) && ffi::lua_rawgeti(l, -1, multi_key) != ffi::LUA_TNIL {
+            // wrapper, uv, multi
             ffi::lua_pushnil(l);
-            ffi::lua_rawseti(l, -2, multi_key);
+            ffi::lua_rawseti(l, -3, multi_key);
         }
         ffi::lua_settop(l, top);
     }
@@ -1280,49 +1325,78 @@ pub enum Arg {
 }
 
 /// Calls the function stored at `fkey` in `holder`'s user-value table with
-/// `args`, in protected mode, keeping its first result if that is a
-/// number (else nil: see `pcall_number`): the socket and timer callbacks,
+/// `args`, in protected mode, keeping its first result if that is -1
+/// (else nil: see `pcall_minus_one`): the socket and timer callbacks,
 /// without building mlua values for the arguments or the result.
 pub fn call_field(lua: &Lua, holder: Holder<'_>, fkey: i64, args: &[Arg]) -> LuaResult<Called> {
-    on_stack(lua, &[holder], args.len() as c_int + 5, |raw, l, top| {
-        // SAFETY: the holder is at top + 1. Outside the lua_pcall only
-        // existing values and integers are pushed and raw reads done.
-        unsafe {
-            if !push_uv(l, top + 1) {
-                return Ok(Called::NoFn(Value::Nil));
-            }
-            let uv = top + 2;
-            if ffi::lua_rawgeti(l, uv, fkey) != ffi::LUA_TFUNCTION {
-                return Ok(Called::NoFn(Value::Nil));
-            }
-            for a in args {
-                match *a {
-                    Arg::Nil => ffi::lua_pushnil(l),
-                    Arg::Int(n) => ffi::lua_pushinteger(l, n as ffi::lua_Integer),
-                    Arg::Field(k) => {
-                        ffi::lua_rawgeti(l, uv, k);
-                    }
-                    Arg::IntIn(t, n) => {
-                        if ffi::lua_rawgeti(l, uv, t) == ffi::LUA_TTABLE {
-                            ffi::lua_rawgeti(l, -1, n as ffi::lua_Integer);
-                        } else {
-                            ffi::lua_pushnil(l);
+    /// Arguments read from a table (`IntIn`, `PtrIn`) at most.
+    const TABLES: usize = 4;
+    on_stack(
+        lua,
+        &[holder],
+        2 * args.len() as c_int + 5,
+        |raw, l, top| {
+            // SAFETY: the holder (a full userdata) is at top + 1. Outside the
+            // lua_pcall only existing values and integers are pushed and raw
+            // reads done.
+            unsafe {
+                if !push_uv_of(l, top + 1) {
+                    return Ok(Called::NoFn(Value::Nil));
+                }
+                let uv = top + 3; // (its wrapper at top + 2)
+                                  // The tables `IntIn` and `PtrIn` read from go below the
+                                  // function (one read each instead of a push and a remove): the
+                                  // slot of each, or 0 when it holds no table.
+                let mut at = [0 as c_int; TABLES];
+                let mut next = uv;
+                let mut n = 0;
+                for a in args {
+                    if let Arg::IntIn(t, _) | Arg::PtrIn(t, _) = *a {
+                        if n == TABLES {
+                            return Err(LuaError::runtime("call_field: too many table arguments"));
                         }
-                        ffi::lua_remove(l, -2);
-                    }
-                    Arg::PtrIn(t, p) => {
+                        next += 1;
                         if ffi::lua_rawgeti(l, uv, t) == ffi::LUA_TTABLE {
-                            ffi::lua_rawgetp(l, -1, p as *const c_void);
-                        } else {
-                            ffi::lua_pushnil(l);
+                            at[n] = next;
                         }
-                        ffi::lua_remove(l, -2);
+                        n += 1;
                     }
                 }
+                if ffi::lua_rawgeti(l, uv, fkey) != ffi::LUA_TFUNCTION {
+                    return Ok(Called::NoFn(Value::Nil));
+                }
+                let mut n = 0;
+                for a in args {
+                    match *a {
+                        Arg::Nil => ffi::lua_pushnil(l),
+                        Arg::Int(i) => ffi::lua_pushinteger(l, i as ffi::lua_Integer),
+                        Arg::Field(k) => {
+                            ffi::lua_rawgeti(l, uv, k);
+                        }
+                        Arg::IntIn(_, i) => {
+                            match at[n] {
+                                0 => ffi::lua_pushnil(l),
+                                t => {
+                                    ffi::lua_rawgeti(l, t, i as ffi::lua_Integer);
+                                }
+                            }
+                            n += 1;
+                        }
+                        Arg::PtrIn(_, p) => {
+                            match at[n] {
+                                0 => ffi::lua_pushnil(l),
+                                t => {
+                                    ffi::lua_rawgetp(l, t, p as *const c_void);
+                                }
+                            }
+                            n += 1;
+                        }
+                    }
+                }
+                pcall_minus_one(raw, l, args.len() as c_int)
             }
-            pcall_number(raw, l, args.len() as c_int)
-        }
-    })
+        },
+    )
 }
 
 /// mlua gives a userdata whose `__gc` ran (resurrected by a finalizer) a
