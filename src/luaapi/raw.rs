@@ -108,6 +108,10 @@ pub struct Pin<'a> {
     idx: c_int,
     /// The userdata's block (checked on every push).
     block: usize,
+    /// Where the anchor holds the userdata's user value (mlua's wrapper
+    /// table), pinned with it; 0 when it has none. The callbacks of the
+    /// call find the object's table through it without pushing the object.
+    uv: c_int,
     _call: std::marker::PhantomData<&'a ()>,
 }
 
@@ -139,6 +143,39 @@ impl Holder<'_> {
                     }
                 }
                 Ok(())
+            }
+        }
+    }
+}
+
+/// Pushes the held object's user-value tables as `push_uv_of` does (the
+/// object's own table on top) above `top`, the current top, and returns
+/// the table's index; `None` when it has none (with up to 3 values
+/// pushed). For a pinned object they come from the wrapper table pinned
+/// with it, without pushing the object itself.
+///
+/// # Safety
+/// `raw` is locked with `l` its state, whose top is `top`, with room for
+/// 3 values.
+unsafe fn push_holder_uv(
+    raw: &RawLua,
+    l: *mut ffi::lua_State,
+    h: Holder<'_>,
+    top: c_int,
+) -> LuaResult<Option<c_int>> {
+    // SAFETY: the caller's contract; the anchor holds a table at `p.uv`
+    // (`pinned` checked it) for the whole call, and both threads are of
+    // this state; a held object is a full userdata.
+    unsafe {
+        match h {
+            Holder::Pinned(p) if p.uv != 0 => {
+                ffi::lua_pushvalue(p.th, p.uv);
+                ffi::lua_xmove(p.th, l, 1);
+                Ok((ffi::lua_rawgeti(l, -1, 1) == ffi::LUA_TTABLE).then_some(top + 2))
+            }
+            _ => {
+                h.push(raw, l)?;
+                Ok(push_uv_of(l, top + 1).then_some(top + 3))
             }
         }
     }
@@ -351,26 +388,30 @@ pub fn call_with_bytes(
     dkey: i64,
     bytes: &[u8],
 ) -> LuaResult<Called> {
-    on_stack(lua, &[holder], 10, |raw, l, top| {
-        // SAFETY: the holder is at top + 1. Outside the lua_pcall only values
-        // already alive are pushed and raw reads done; the string is made
-        // inside the protected `bytes_call`.
+    on_stack(lua, &[], 11, |raw, l, top| {
+        // SAFETY: room is checked; a held object is a full userdata, and
+        // so is the value `lua_rawgetp` says is one. Outside the lua_pcall
+        // only values already alive are pushed and raw reads done; the
+        // string is made inside the protected `bytes_call`.
         unsafe {
-            let mut easy_at = top + 1;
-            if via_multi {
-                // (the holder is a full userdata)
-                if !(push_uv_of(l, easy_at)
-                    && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
-                    && ffi::lua_rawgetp(l, -1, addr as *const c_void) == ffi::LUA_TUSERDATA)
+            let uv = if via_multi {
+                // the multi's tables, then the easy it maps `addr` to
+                let Some(muv) = push_holder_uv(raw, l, holder, top)? else {
+                    return Ok(Called::NoFn(Value::Nil));
+                };
+                if !(ffi::lua_rawgeti(l, muv, handles_key) == ffi::LUA_TTABLE
+                    && ffi::lua_rawgetp(l, -1, addr as *const c_void) == ffi::LUA_TUSERDATA
+                    && push_uv_of(l, muv + 2))
                 {
                     return Ok(Called::NoFn(Value::Nil));
                 }
-                easy_at = top + 5; // wrapper, uv, handles, easy
-            }
-            if !push_uv_of(l, easy_at) {
-                return Ok(Called::NoFn(Value::Nil));
-            }
-            let uv = easy_at + 2;
+                muv + 4 // handles, easy, wrapper, uv
+            } else {
+                match push_holder_uv(raw, l, holder, top)? {
+                    Some(uv) => uv,
+                    None => return Ok(Called::NoFn(Value::Nil)),
+                }
+            };
             match caller {
                 Some(c) => raw.push(c)?,
                 None if cfg!(any(feature = "lua51", feature = "luajit")) => {
@@ -722,22 +763,32 @@ unsafe fn pinned<R>(
     // `init_anchor`) and its stack is restored.
     unsafe {
         let top = ffi::lua_gettop(th);
-        if top > ANCHOR_DEPTH || ffi::lua_checkstack(th, n + 2) == 0 {
+        if top > ANCHOR_DEPTH || ffi::lua_checkstack(th, n + 3) == 0 {
             return None;
         }
         for i in 1..=n {
             ffi::lua_pushvalue(l, i);
         }
         ffi::lua_xmove(l, th, n);
+        // the first object's wrapper table (the objects are full userdata:
+        // the caller's contract)
+        let uv = if ffi::lua_getuservalue(th, top + 1) == ffi::LUA_TTABLE {
+            top + n + 1
+        } else {
+            ffi::lua_settop(th, top + n);
+            0
+        };
         let pin = Pin {
             th,
             idx: top + 1,
             block: ffi::lua_touserdata(l, 1) as usize,
+            uv,
             _call: std::marker::PhantomData,
         };
         let r = f(Holder::Pinned(pin));
-        // (the settop drops anything a nested path might have left above
-        // the pins; the move takes the pins off the anchor)
+        // (the settop drops the wrapper table, and anything a nested path
+        // might have left above the pins; the move takes the pins off the
+        // anchor)
         ffi::lua_settop(th, top + n);
         ffi::lua_xmove(th, l, n);
         pop_into_args(l, n);
@@ -917,7 +968,8 @@ unsafe fn int_at(l: *mut ffi::lua_State, idx: c_int, range: (i64, i64)) -> Optio
         }
         ffi::lua_tonumber(l, idx)
     };
-    (x.fract() == 0.0 && x >= range.0 as f64 && x <= range.1 as f64).then_some(x as i64)
+    // (the range test first: a cast out of range would saturate; NaN fails)
+    (x >= range.0 as f64 && x <= range.1 as f64 && x == (x as i64) as f64).then_some(x as i64)
 }
 
 /// The C function of an `ActionPath` (upvalues: the checked method, the
@@ -1106,9 +1158,11 @@ unsafe extern "C-unwind" fn num_call<P: NumPath>(l: *mut ffi::lua_State) -> c_in
         } else {
             (2, 2)
         };
-        if n == want && ffi::lua_type(l, id_idx) == ffi::LUA_TNUMBER {
+        // (a bound id is a number: `bound` says so)
+        if n == want && (bound || ffi::lua_type(l, id_idx) == ffi::LUA_TNUMBER) {
             let f = ffi::lua_tonumber(l, id_idx);
-            if f.fract() == 0.0 && f.abs() < 2147483648.0 {
+            // integral and within ±2^31 (NaN fails the first test)
+            if f == (f as i32) as f64 {
                 if let Some(a) = object_at::<P::A>(l, 1) {
                     if let Some(v) = P::run(&*a, f as i64) {
                         if !bound {
@@ -1331,72 +1385,66 @@ pub enum Arg {
 pub fn call_field(lua: &Lua, holder: Holder<'_>, fkey: i64, args: &[Arg]) -> LuaResult<Called> {
     /// Arguments read from a table (`IntIn`, `PtrIn`) at most.
     const TABLES: usize = 4;
-    on_stack(
-        lua,
-        &[holder],
-        2 * args.len() as c_int + 5,
-        |raw, l, top| {
-            // SAFETY: the holder (a full userdata) is at top + 1. Outside the
-            // lua_pcall only existing values and integers are pushed and raw
-            // reads done.
-            unsafe {
-                if !push_uv_of(l, top + 1) {
-                    return Ok(Called::NoFn(Value::Nil));
+    on_stack(lua, &[], 2 * args.len() as c_int + 6, |raw, l, top| {
+        // SAFETY: room for the holder's tables is checked. Outside the
+        // lua_pcall only existing values and integers are pushed and raw
+        // reads done.
+        unsafe {
+            let Some(uv) = push_holder_uv(raw, l, holder, top)? else {
+                return Ok(Called::NoFn(Value::Nil));
+            };
+            // The tables `IntIn` and `PtrIn` read from go below the
+            // function (one read each instead of a push and a remove): the
+            // slot of each, or 0 when it holds no table.
+            let mut at = [0 as c_int; TABLES];
+            let mut next = uv;
+            let mut n = 0;
+            for a in args {
+                if let Arg::IntIn(t, _) | Arg::PtrIn(t, _) = *a {
+                    if n == TABLES {
+                        return Err(LuaError::runtime("call_field: too many table arguments"));
+                    }
+                    next += 1;
+                    if ffi::lua_rawgeti(l, uv, t) == ffi::LUA_TTABLE {
+                        at[n] = next;
+                    }
+                    n += 1;
                 }
-                let uv = top + 3; // (its wrapper at top + 2)
-                                  // The tables `IntIn` and `PtrIn` read from go below the
-                                  // function (one read each instead of a push and a remove): the
-                                  // slot of each, or 0 when it holds no table.
-                let mut at = [0 as c_int; TABLES];
-                let mut next = uv;
-                let mut n = 0;
-                for a in args {
-                    if let Arg::IntIn(t, _) | Arg::PtrIn(t, _) = *a {
-                        if n == TABLES {
-                            return Err(LuaError::runtime("call_field: too many table arguments"));
+            }
+            if ffi::lua_rawgeti(l, uv, fkey) != ffi::LUA_TFUNCTION {
+                return Ok(Called::NoFn(Value::Nil));
+            }
+            let mut n = 0;
+            for a in args {
+                match *a {
+                    Arg::Nil => ffi::lua_pushnil(l),
+                    Arg::Int(i) => ffi::lua_pushinteger(l, i as ffi::lua_Integer),
+                    Arg::Field(k) => {
+                        ffi::lua_rawgeti(l, uv, k);
+                    }
+                    Arg::IntIn(_, i) => {
+                        match at[n] {
+                            0 => ffi::lua_pushnil(l),
+                            t => {
+                                ffi::lua_rawgeti(l, t, i as ffi::lua_Integer);
+                            }
                         }
-                        next += 1;
-                        if ffi::lua_rawgeti(l, uv, t) == ffi::LUA_TTABLE {
-                            at[n] = next;
+                        n += 1;
+                    }
+                    Arg::PtrIn(_, p) => {
+                        match at[n] {
+                            0 => ffi::lua_pushnil(l),
+                            t => {
+                                ffi::lua_rawgetp(l, t, p as *const c_void);
+                            }
                         }
                         n += 1;
                     }
                 }
-                if ffi::lua_rawgeti(l, uv, fkey) != ffi::LUA_TFUNCTION {
-                    return Ok(Called::NoFn(Value::Nil));
-                }
-                let mut n = 0;
-                for a in args {
-                    match *a {
-                        Arg::Nil => ffi::lua_pushnil(l),
-                        Arg::Int(i) => ffi::lua_pushinteger(l, i as ffi::lua_Integer),
-                        Arg::Field(k) => {
-                            ffi::lua_rawgeti(l, uv, k);
-                        }
-                        Arg::IntIn(_, i) => {
-                            match at[n] {
-                                0 => ffi::lua_pushnil(l),
-                                t => {
-                                    ffi::lua_rawgeti(l, t, i as ffi::lua_Integer);
-                                }
-                            }
-                            n += 1;
-                        }
-                        Arg::PtrIn(_, p) => {
-                            match at[n] {
-                                0 => ffi::lua_pushnil(l),
-                                t => {
-                                    ffi::lua_rawgetp(l, t, p as *const c_void);
-                                }
-                            }
-                            n += 1;
-                        }
-                    }
-                }
-                pcall_minus_one(raw, l, args.len() as c_int)
             }
-        },
-    )
+            pcall_minus_one(raw, l, args.len() as c_int)
+        }
+    })
 }
 
 /// mlua gives a userdata whose `__gc` ran (resurrected by a finalizer) a
