@@ -327,6 +327,42 @@ describe("crash regressions", function()
     end
   end)
 
+  it("the C paths of methods on a handle after its own __gc give a usage error", function()
+    local seen = {}
+    do
+      local objs = {}
+      local function finalizer()
+        local b, e = objs[1], objs[2]
+        for _, call in ipairs {
+          function() return b:Len() end, function() return b:Total() end,
+          function() return b:Clear() end, function() return e:GetInfo_Private() end,
+          function() return e:GetInfo_ResponseCode() end,
+        } do
+          seen[#seen + 1] = { pcall(call) }
+        end
+      end
+      if newproxy then
+        local p = newproxy(true)
+        getmetatable(p).__gc = finalizer
+        objs.keep = p
+      else
+        objs.keep = setmetatable({}, { __gc = finalizer })
+      end
+      objs[1] = curl.Buffer()
+      objs[1]:Write("x")
+      objs[2] = curl.Easy { Private = objs[1] }
+      local _ = objs[2].GetInfo_Private, objs[2].GetInfo_ResponseCode
+    end
+    H.gc()
+    assert.are.equal(5, #seen)
+    for _, s in ipairs(seen) do
+      local ok, err = s[1], s[2]
+      assert.is_false(ok, "collected before the finalizer ran")
+      assert.are.equal("usage", err.kind)
+      assert.truthy(err.message:find("garbage%-collected"))
+    end
+  end)
+
   it("HSTS_CTRL off while CURLOPT_HSTS names a file, then a transfer", function()
     local file = os.tmpname()
     local e = curl.Easy { URL = "file:///etc/hostname", WriteFunction = function() end }

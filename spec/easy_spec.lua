@@ -143,6 +143,33 @@ describe("easy handles", function()
     assert.are.equal("s", e:GetInfo(curl.CURLINFO_PRIVATE))
   end)
 
+  it("GetInfo_Private's C path answers as the full method does", function()
+    local e = curl.Easy()
+    assert.is_nil(e:GetInfo_Private())
+    assert.are.equal(1, select("#", e:GetInfo_Private()))
+    e:SetOpt_Private(false)
+    assert.is_false(e:GetInfo_Private())
+    local t = {}
+    e:SetOpt_Private(t)
+    assert.are.equal(t, e:GetInfo_Private())
+    -- the raw GetInfo: one value, not the tables the C path reads through
+    local r = { e:GetInfo(curl.CURLINFO_PRIVATE) }
+    assert.are.equal(1, #r)
+    assert.are.equal(t, r[1])
+    e:Reset()
+    assert.is_nil(e:GetInfo_Private())
+    e:SetOpt_Private(t)
+    e:Close()
+    local ok, err = pcall(e.GetInfo_Private, e)
+    assert.is_false(ok)
+    assert.matches("closed", err.message)
+    for _, bad in ipairs { 1, "x", {}, curl.Multi(), curl.Buffer() } do
+      ok, err = pcall(e.GetInfo_Private, bad)
+      assert.is_false(ok)
+      assert.matches("bad self", err.message)
+    end
+  end)
+
   it("Reset forgets options and callbacks", function()
     local n = 0
     local e = curl.Easy { URL = H.url("/size/10"), WriteFunction = function(d) n = n + #d end }
@@ -206,6 +233,40 @@ describe("curl.Buffer", function()
     local ok, err = pcall(body.Write, body, {})
     assert.is_false(ok)
     assert.are.equal("buffer:Write", err.method)
+  end)
+
+  it("Len, Total and Clear answer through their C paths as the full methods do", function()
+    local b = curl.Buffer()
+    assert.are.equal(0, b:Len())
+    b:Write("abcd")
+    assert.are.equal(4, b:Len())
+    assert.are.equal(4, b:Len(1, 2)) -- extra arguments are ignored, as by every method
+    assert.are.equal(0, select("#", b:Clear()))
+    assert.are.equal(0, b:Len())
+    assert.are.equal(4, b:Total())
+    b:Write("ef")
+    assert.are.equal(6, b:Total())
+    for _, m in ipairs { "Len", "Total", "Clear" } do
+      for _, bad in ipairs { false, 1, "x", {}, curl.Easy(), curl.Poller() } do
+        local ok, err = pcall(b[m], bad)
+        assert.is_false(ok)
+        assert.are.equal("buffer:" .. m, err.method)
+        assert.matches("bad self", err.message)
+      end
+      local ok, err = pcall(b[m])
+      assert.is_false(ok)
+      assert.matches("bad self", err.message)
+    end
+  end)
+
+  it("a buffer that is WRITEDATA of many easies takes every body", function()
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    local b = curl.Buffer()
+    for i = 1, 5 do multi:AddHandle(curl.Easy { URL = H.url("/size/" .. i * 100), WriteData = b }) end
+    loop:run()
+    assert.are.equal(1500, b:Len())
+    assert.are.equal(1500, b:Total())
   end)
 
   it("works in a multi", function()

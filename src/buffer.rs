@@ -4,6 +4,9 @@
 
 use crate::error::{reg, reg_fn, usage, R};
 use crate::luaapi::class::lua_class;
+use crate::luaapi::raw::{
+    register_object, unary_path, unregister_object, ByteSink, Num, UnaryPath,
+};
 use crate::luaapi::{type_name, Args};
 use mlua::prelude::*;
 use mlua::Value;
@@ -15,10 +18,17 @@ pub struct BufferInner {
     data: RefCell<Vec<u8>>,
     /// Bytes taken in all, `Clear`/`Take` included.
     total: std::cell::Cell<u64>,
+    /// The address of this buffer's Lua block (see `register_object`).
+    block: std::cell::Cell<usize>,
 }
 
-#[derive(Default)]
 pub struct Buffer(Rc<BufferInner>);
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        unregister_object(self.0.block.replace(0));
+    }
+}
 
 lua_class!(Buffer, "curl.Buffer", "the buffer", Rc<BufferInner>);
 
@@ -26,6 +36,19 @@ impl BufferInner {
     pub fn append(&self, bytes: &[u8]) {
         self.data.borrow_mut().extend_from_slice(bytes);
         self.total.set(self.total.get() + bytes.len() as u64);
+    }
+}
+
+/// A buffer given as WRITEDATA or HEADERDATA without a function takes the
+/// bytes straight from the write callback's trampoline.
+impl ByteSink for BufferInner {
+    fn take_bytes(&self, bytes: &[u8]) -> bool {
+        let Ok(mut data) = self.data.try_borrow_mut() else {
+            return false;
+        };
+        data.extend_from_slice(bytes);
+        self.total.set(self.total.get() + bytes.len() as u64);
+        true
     }
 }
 
@@ -91,7 +114,56 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     })?;
     raw_t.raw_set("Buffer", t)?;
     reg_fn(lua, raw_t, "new_buffer", "curl.Buffer", |lua, _a| {
-        Ok(lua.create_userdata(Buffer::default())?)
+        let inner = Rc::new(BufferInner::default());
+        let ud = lua.create_userdata(Buffer(inner.clone()))?;
+        inner.block.set(ud.to_pointer() as usize);
+        register_object(lua, &ud, &inner);
+        Ok(ud)
     })?;
+    Ok(())
+}
+
+/// `buffer:Len()`, `buffer:Total()` and `buffer:Clear()` as C paths (no
+/// argument conversion, no Lua value made): the per-transfer calls of a
+/// loop that reuses its buffers.
+struct Len;
+impl UnaryPath for Len {
+    type A = BufferInner;
+    fn run(b: &BufferInner) -> Option<Num> {
+        Some(Num::Int(b.data.try_borrow().ok()?.len() as i64))
+    }
+}
+
+struct Total;
+impl UnaryPath for Total {
+    type A = BufferInner;
+    fn run(b: &BufferInner) -> Option<Num> {
+        Some(Num::Int(b.total.get() as i64))
+    }
+}
+
+struct Clear;
+impl UnaryPath for Clear {
+    type A = BufferInner;
+    fn run(b: &BufferInner) -> Option<Num> {
+        b.data.try_borrow_mut().ok()?.clear();
+        Some(Num::Nothing)
+    }
+}
+
+/// Adds the C paths above to `raw.fast` (see `multi::fast::register`).
+pub fn register_fast(lua: &Lua, fast: &LuaTable) -> LuaResult<()> {
+    fast.raw_set(
+        "curl.Buffer.Len",
+        crate::luaapi::function(lua, |lua, full: LuaFunction| unary_path::<Len>(lua, full))?,
+    )?;
+    fast.raw_set(
+        "curl.Buffer.Total",
+        crate::luaapi::function(lua, |lua, full: LuaFunction| unary_path::<Total>(lua, full))?,
+    )?;
+    fast.raw_set(
+        "curl.Buffer.Clear",
+        crate::luaapi::function(lua, |lua, full: LuaFunction| unary_path::<Clear>(lua, full))?,
+    )?;
     Ok(())
 }

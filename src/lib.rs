@@ -130,6 +130,7 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
     multi::register(lua, &r)?;
     // GetInfo's fast path: on the raw method, and for each GetInfo_X
     let fast: LuaTable = r.raw_get("fast")?;
+    buffer::register_fast(lua, &fast)?;
     fast.raw_set(
         "raw:curl.Easy.GetInfo",
         crate::luaapi::function(lua, |lua, full: LuaFunction| {

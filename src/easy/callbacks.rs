@@ -8,7 +8,7 @@
 //! its `CURLOPT_*FUNCTION` id, its userdata under the matching `*DATA` id.
 
 use super::{EasyInner, CAUSE_KEY};
-use crate::buffer;
+use crate::buffer::{self, BufferInner};
 use crate::ctx::{first, take_pending, Ctx, UV_HANDLES};
 use crate::error::Fail;
 use crate::ffi::{
@@ -162,7 +162,7 @@ fn on_data(e: &EasyInner, ctx: &Ctx, data: &[u8], stream: Stream) -> usize {
     };
     let called = match (holder, caller) {
         (Some((h, via_multi)), Some(caller)) => {
-            let r = call_with_bytes(
+            let r = call_with_bytes::<BufferInner>(
                 ctx.lua,
                 caller.as_ref(),
                 h,
@@ -185,6 +185,7 @@ fn on_data(e: &EasyInner, ctx: &Ctx, data: &[u8], stream: Stream) -> usize {
     };
     let v = match called {
         Called::Returned(v) => v,
+        Called::Taken => return data.len(),
         Called::Raised(v) => {
             if let Some(t) = uv_of(e, ctx) {
                 keep_cause(e, &t, v.clone());

@@ -388,6 +388,11 @@ impl NumPath for NumInfo {
     type A = EasyInner;
 
     fn run(e: &EasyInner, id: i64) -> Option<Num> {
+        if id == c::CURLINFO_PRIVATE {
+            // the Lua value SetOpt_Private stored (an open easy only: the
+            // full method says "closed" otherwise)
+            return e.is_open().then_some(Num::Field(c::CURLOPT_PRIVATE));
+        }
         if !crate::options::numeric_info(id) {
             return None;
         }

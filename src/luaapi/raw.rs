@@ -323,6 +323,9 @@ pub enum Called {
     /// No function is set (or the handle is not known); the value stored
     /// for the callback's data.
     NoFn(Value),
+    /// No function is set and the data value is a `ByteSink`, which took
+    /// the bytes.
+    Taken,
     /// It returned; its first result.
     Returned(Value),
     /// It raised this value.
@@ -370,14 +373,24 @@ pub fn bytes_caller(lua: &Lua) -> LuaResult<LuaFunction> {
     }
 }
 
+/// An object of the module that takes a transfer's bytes itself (a
+/// `curl.Buffer` given as the data value without a function):
+/// `call_with_bytes` hands them over without making a Lua value of it.
+/// Its objects are listed (`register_object`) under the type itself.
+pub trait ByteSink: 'static {
+    /// Takes `bytes`; false when it cannot now (the caller then gets the
+    /// value as `Called::NoFn`). Must not call Lua.
+    fn take_bytes(&self, bytes: &[u8]) -> bool;
+}
+
 /// Calls an easy's Lua function stored at `fkey` in its user-value table as
 /// `f(bytes, data)`, `data` being the value stored at `dkey`, in protected
-/// mode. The easy is `holder` itself, or (`via_multi`) the one that
+/// mode; without a function, an `S` as `data` takes the bytes. The easy is `holder` itself, or (`via_multi`) the one that
 /// `holder`, a multi, maps `addr` to. `caller` is `bytes_caller`'s function
 /// (`None`: `bytes_call` is pushed as a light C function, which does not
 /// allocate from Lua 5.2 on).
 #[allow(clippy::too_many_arguments)]
-pub fn call_with_bytes(
+pub fn call_with_bytes<S: ByteSink>(
     lua: &Lua,
     caller: Option<&LuaFunction>,
     holder: Holder<'_>,
@@ -420,7 +433,15 @@ pub fn call_with_bytes(
                 None => ffi::lua_pushcfunction(l, bytes_call),
             }
             if ffi::lua_rawgeti(l, uv, fkey) != ffi::LUA_TFUNCTION {
+                // caller, not a function, data: a sink takes the bytes
+                // here (its userdata, on the stack, keeps it alive; no Lua
+                // runs before it is done)
                 ffi::lua_rawgeti(l, uv, dkey);
+                if let Some(sink) = object_at::<S>(l, uv + 3) {
+                    if (*sink).take_bytes(bytes) {
+                        return Ok(Called::Taken);
+                    }
+                }
                 return raw.pop::<Value>().map(Called::NoFn);
             }
             // caller, f
@@ -1122,10 +1143,38 @@ pub fn info_path<P: InfoPath>(lua: &Lua, full: LuaFunction) -> LuaResult<LuaFunc
     export_c(lua, made)
 }
 
-/// A number a `NumPath` read.
+/// What a `NumPath` or a `UnaryPath` read: one result, or none.
 pub enum Num {
     Int(i64),
     Float(f64),
+    /// No result.
+    Nothing,
+    /// The value under this key of the object's own user-value table.
+    Field(i64),
+}
+
+/// Pushes what `v` says for the object at 1 (a full userdata: `object_at`
+/// found it) and returns how many values that is.
+///
+/// # Safety
+/// `l` is the running state, in a C function with room for 3 values.
+unsafe fn push_num(l: *mut ffi::lua_State, v: Num) -> c_int {
+    // SAFETY: the caller's contract; pushes and raw reads only.
+    unsafe {
+        match v {
+            Num::Int(i) => ffi::lua_pushinteger(l, i as ffi::lua_Integer),
+            Num::Float(x) => ffi::lua_pushnumber(l, x),
+            Num::Nothing => return 0,
+            Num::Field(k) => {
+                if push_uv_of(l, 1) {
+                    ffi::lua_rawgeti(l, -1, k);
+                } else {
+                    ffi::lua_pushnil(l);
+                }
+            }
+        }
+        1
+    }
 }
 
 /// A fast path for a getter `method(a, id)` that returns a number
@@ -1165,14 +1214,20 @@ unsafe extern "C-unwind" fn num_call<P: NumPath>(l: *mut ffi::lua_State) -> c_in
             if f == (f as i32) as f64 {
                 if let Some(a) = object_at::<P::A>(l, 1) {
                     if let Some(v) = P::run(&*a, f as i64) {
-                        if !bound {
-                            ffi::lua_pushboolean(l, 1);
+                        if bound {
+                            return push_num(l, v);
                         }
-                        match v {
-                            Num::Int(i) => ffi::lua_pushinteger(l, i as ffi::lua_Integer),
-                            Num::Float(x) => ffi::lua_pushnumber(l, x),
+                        ffi::lua_pushboolean(l, 1);
+                        if !matches!(v, Num::Field(_)) {
+                            return 1 + push_num(l, v);
                         }
-                        return if bound { 1 } else { 2 };
+                        // the results are the top values: a copy of the
+                        // `true` goes just below the value (the tables
+                        // `Field` pushed first stay under it)
+                        let k = push_num(l, v);
+                        ffi::lua_pushvalue(l, n + 1);
+                        ffi::lua_insert(l, -1 - k);
+                        return k + 1;
                     }
                 }
             }
@@ -1208,6 +1263,49 @@ pub fn num_path<P: NumPath>(
             ffi::lua_settop(l, 2);
             push_sentinel(l);
             ffi::lua_pushcclosure(l, num_call::<P>, 3);
+        })
+    }?;
+    export_c(lua, made)
+}
+
+/// A fast path for a `method(a)` that returns one value or none and calls
+/// no Lua (`buffer:Len`, `buffer:Clear`); `None` leaves the call to the
+/// full method.
+pub trait UnaryPath: 'static {
+    type A: 'static;
+    fn run(a: &Self::A) -> Option<Num>;
+}
+
+/// The C function of a `UnaryPath` (upvalues: the full method, the
+/// sentinel).
+unsafe extern "C-unwind" fn unary_call<P: UnaryPath>(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua (20 free stack slots, at most 4
+    // used), made by `unary_path`; the object is this call's argument (its
+    // userdata holds it alive for the call). Nothing here raises before the
+    // fallback call, and the frame holds no destructors.
+    unsafe {
+        if !alive(l, ffi::lua_upvalueindex(2)) {
+            raise_closed(l);
+        }
+        if ffi::lua_gettop(l) == 1 {
+            if let Some(a) = object_at::<P::A>(l, 1) {
+                if let Some(v) = P::run(&*a) {
+                    return push_num(l, v);
+                }
+            }
+        }
+        call_full(l)
+    }
+}
+
+/// The method `full` with path `P` in front of it.
+pub fn unary_path<P: UnaryPath>(lua: &Lua, full: LuaFunction) -> LuaResult<LuaFunction> {
+    // SAFETY: inside exec_raw's protected call with the full method at 1.
+    let made = unsafe {
+        lua.exec_raw(full, move |l| {
+            ffi::lua_settop(l, 1);
+            push_sentinel(l);
+            ffi::lua_pushcclosure(l, unary_call::<P>, 2);
         })
     }?;
     export_c(lua, made)

@@ -105,7 +105,7 @@ fn returned_minus_one(ctx: &Ctx, called: LuaResult<Called>, what: &str) {
             }
         }
         Ok(Called::Raised(v)) => ctx.park(Fail::Raise(v)),
-        Ok(Called::NoFn(_)) => {}
+        Ok(Called::NoFn(_) | Called::Taken) => {}
         Err(e) => ctx.park(Fail::Lua(e)),
     }
 }
