@@ -385,10 +385,11 @@ pub trait ByteSink: 'static {
 
 /// Calls an easy's Lua function stored at `fkey` in its user-value table as
 /// `f(bytes, data)`, `data` being the value stored at `dkey`, in protected
-/// mode; without a function, an `S` as `data` takes the bytes. The easy is `holder` itself, or (`via_multi`) the one that
-/// `holder`, a multi, maps `addr` to. `caller` is `bytes_caller`'s function
-/// (`None`: `bytes_call` is pushed as a light C function, which does not
-/// allocate from Lua 5.2 on).
+/// mode; without a function, an `S` as `data` takes the bytes. The easy is
+/// `holder` itself, or (`via_multi`) the one that `holder`, a multi, maps
+/// `addr` to. `caller` is `bytes_caller`'s function (`None`: `bytes_call`
+/// is pushed as a light C function, which does not allocate from Lua 5.2
+/// on).
 #[allow(clippy::too_many_arguments)]
 pub fn call_with_bytes<S: ByteSink>(
     lua: &Lua,
