@@ -168,6 +168,12 @@ describe("easy handles", function()
       assert.is_false(ok)
       assert.matches("bad self", err.message)
     end
+    -- an easy whose table a script took away: the full method's error,
+    -- not a nil
+    local e2 = curl.Easy { Private = 1 }
+    if debug.setuservalue then debug.setuservalue(e2, nil) else debug.setfenv(e2, {}) end
+    assert.is_false((pcall(e2.GetInfo_Private, e2)))
+    assert.is_false((pcall(e2.GetInfo, e2, curl.CURLINFO_PRIVATE)))
   end)
 
   it("Reset forgets options and callbacks", function()

@@ -33,16 +33,9 @@ impl Drop for Buffer {
 lua_class!(Buffer, "curl.Buffer", "the buffer", Rc<BufferInner>);
 
 impl BufferInner {
-    pub fn append(&self, bytes: &[u8]) {
-        self.data.borrow_mut().extend_from_slice(bytes);
-        self.total.set(self.total.get() + bytes.len() as u64);
-    }
-}
-
-/// A buffer given as WRITEDATA or HEADERDATA without a function takes the
-/// bytes straight from the write callback's trampoline.
-impl ByteSink for BufferInner {
-    fn take_bytes(&self, bytes: &[u8]) -> bool {
+    /// Appends `bytes`; false (nothing changed) while the data is borrowed,
+    /// which no call that can run Lua does.
+    pub fn append(&self, bytes: &[u8]) -> bool {
         let Ok(mut data) = self.data.try_borrow_mut() else {
             return false;
         };
@@ -52,14 +45,19 @@ impl ByteSink for BufferInner {
     }
 }
 
+/// A buffer given as WRITEDATA or HEADERDATA without a function takes the
+/// bytes straight from the write callback's trampoline.
+impl ByteSink for BufferInner {
+    fn take_bytes(&self, bytes: &[u8]) -> bool {
+        self.append(bytes)
+    }
+}
+
 /// The Buffer behind a userdata value, if it is one.
 pub fn append_to(v: &Value, bytes: &[u8]) -> bool {
     match v {
         Value::UserData(u) => match u.borrow::<Buffer>() {
-            Ok(b) => {
-                b.0.append(bytes);
-                true
-            }
+            Ok(b) => b.0.append(bytes),
             Err(_) => false,
         },
         _ => false,
@@ -95,7 +93,10 @@ fn write(_lua: &Lua, args: Args) -> R<()> {
             ))
         }
     };
-    with(&args, |b| b.append(&s.as_bytes()))
+    if !with(&args, |b| b.append(&s.as_bytes()))? {
+        return usage("the buffer is in use");
+    }
+    Ok(())
 }
 
 pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {

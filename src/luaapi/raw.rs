@@ -302,7 +302,7 @@ pub fn handle_of(
     handles_key: i64,
     addr: usize,
 ) -> LuaResult<Option<LuaAnyUserData>> {
-    on_stack(lua, &[multi], 3, |raw, l, top| {
+    on_stack(lua, &[multi], 4, |raw, l, top| {
         // SAFETY: the multi (a full userdata: `on_stack` pushed a holder) is
         // at top + 1; raw reads only.
         unsafe {
@@ -1155,26 +1155,27 @@ pub enum Num {
 }
 
 /// Pushes what `v` says for the object at 1 (a full userdata: `object_at`
-/// found it) and returns how many values that is.
+/// found it) and returns how many values that is; `None` (with up to 2
+/// values pushed) for a `Field` of an object without its table, which the
+/// full method reports.
 ///
 /// # Safety
 /// `l` is the running state, in a C function with room for 3 values.
-unsafe fn push_num(l: *mut ffi::lua_State, v: Num) -> c_int {
+unsafe fn push_num(l: *mut ffi::lua_State, v: Num) -> Option<c_int> {
     // SAFETY: the caller's contract; pushes and raw reads only.
     unsafe {
         match v {
             Num::Int(i) => ffi::lua_pushinteger(l, i as ffi::lua_Integer),
             Num::Float(x) => ffi::lua_pushnumber(l, x),
-            Num::Nothing => return 0,
+            Num::Nothing => return Some(0),
             Num::Field(k) => {
-                if push_uv_of(l, 1) {
-                    ffi::lua_rawgeti(l, -1, k);
-                } else {
-                    ffi::lua_pushnil(l);
+                if !push_uv_of(l, 1) {
+                    return None;
                 }
+                ffi::lua_rawgeti(l, -1, k);
             }
         }
-        1
+        Some(1)
     }
 }
 
@@ -1191,7 +1192,7 @@ pub trait NumPath: 'static {
 /// `GetInfo`): `(a, id)` returns `true, number`, the fallback is the raw
 /// method, called with the same arguments.
 unsafe extern "C-unwind" fn num_call<P: NumPath>(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a C function called by Lua (20 free stack slots, at most 4
+    // SAFETY: a C function called by Lua (20 free stack slots, at most 7
     // used), made by `num_path`; the object is this call's argument (its
     // userdata holds it alive for the call). Nothing here raises before the
     // fallback call, and the frame holds no destructors.
@@ -1215,20 +1216,24 @@ unsafe extern "C-unwind" fn num_call<P: NumPath>(l: *mut ffi::lua_State) -> c_in
             if f == (f as i32) as f64 {
                 if let Some(a) = object_at::<P::A>(l, 1) {
                     if let Some(v) = P::run(&*a, f as i64) {
-                        if bound {
-                            return push_num(l, v);
+                        let field = matches!(v, Num::Field(_));
+                        if !bound && !field {
+                            ffi::lua_pushboolean(l, 1);
                         }
-                        ffi::lua_pushboolean(l, 1);
-                        if !matches!(v, Num::Field(_)) {
-                            return 1 + push_num(l, v);
+                        if let Some(k) = push_num(l, v) {
+                            if bound {
+                                return k;
+                            }
+                            if !field {
+                                return k + 1;
+                            }
+                            // the results are the top values: `true` goes
+                            // just below the value (the tables `Field`
+                            // pushed first stay under it)
+                            ffi::lua_pushboolean(l, 1);
+                            ffi::lua_insert(l, -1 - k);
+                            return k + 1;
                         }
-                        // the results are the top values: a copy of the
-                        // `true` goes just below the value (the tables
-                        // `Field` pushed first stay under it)
-                        let k = push_num(l, v);
-                        ffi::lua_pushvalue(l, n + 1);
-                        ffi::lua_insert(l, -1 - k);
-                        return k + 1;
                     }
                 }
             }
@@ -1288,13 +1293,15 @@ unsafe extern "C-unwind" fn unary_call<P: UnaryPath>(l: *mut ffi::lua_State) -> 
         if !alive(l, ffi::lua_upvalueindex(2)) {
             raise_closed(l);
         }
-        if ffi::lua_gettop(l) == 1 {
+        let n = ffi::lua_gettop(l);
+        if n == 1 {
             if let Some(a) = object_at::<P::A>(l, 1) {
-                if let Some(v) = P::run(&*a) {
-                    return push_num(l, v);
+                if let Some(k) = P::run(&*a).and_then(|v| push_num(l, v)) {
+                    return k;
                 }
             }
         }
+        ffi::lua_settop(l, n);
         call_full(l)
     }
 }
