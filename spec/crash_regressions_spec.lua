@@ -304,13 +304,7 @@ describe("crash regressions", function()
           seen[#seen + 1] = { ok, err, tostring(o) }
         end
       end
-      if newproxy then
-        local p = newproxy(true)
-        getmetatable(p).__gc = finalizer
-        objs.keep = p
-      else
-        objs.keep = setmetatable({}, { __gc = finalizer })
-      end
+      objs.keep = H.finalized_by(finalizer)
       for _, o in ipairs { curl.Easy(), curl.Multi(), curl.Poller(), curl.Share(), curl.URL() } do
         objs[#objs + 1] = o
       end
@@ -341,13 +335,7 @@ describe("crash regressions", function()
           seen[#seen + 1] = { pcall(call) }
         end
       end
-      if newproxy then
-        local p = newproxy(true)
-        getmetatable(p).__gc = finalizer
-        objs.keep = p
-      else
-        objs.keep = setmetatable({}, { __gc = finalizer })
-      end
+      objs.keep = H.finalized_by(finalizer)
       objs[1] = curl.Buffer()
       objs[1]:Write("x")
       objs[2] = curl.Easy { Private = objs[1] }

@@ -161,17 +161,22 @@ function H.stop_servers(pids)
   for _, pid in ipairs(pids) do os.execute("kill " .. pid .. " 2>/dev/null") end
 end
 
+--- An object whose finalizer is `f` (a userdata on 5.1 and LuaJIT, where
+--- tables have no __gc).
+function H.finalized_by(f)
+  if newproxy then
+    local p = newproxy(true)
+    getmetatable(p).__gc = f
+    return p
+  end
+  return setmetatable({}, { __gc = f })
+end
+
 local cleanup = {}
 local function at_exit(f) cleanup[#cleanup + 1] = f end
 do
   local function run() for i = #cleanup, 1, -1 do pcall(cleanup[i]) end end
-  if newproxy then
-    local p = newproxy(true)
-    getmetatable(p).__gc = run
-    H._sentinel = p
-  else
-    H._sentinel = setmetatable({}, { __gc = run })
-  end
+  H._sentinel = H.finalized_by(run)
 end
 
 local function start_fixture()

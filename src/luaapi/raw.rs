@@ -1133,12 +1133,18 @@ unsafe extern "C-unwind" fn info_call<P: InfoPath>(l: *mut ffi::lua_State) -> c_
 
 /// The method `full` with path `P` in front of it.
 pub fn info_path<P: InfoPath>(lua: &Lua, full: LuaFunction) -> LuaResult<LuaFunction> {
+    full_closure(lua, info_call::<P>, full)
+}
+
+/// The C closure `f` with upvalues: the full method and the sentinel
+/// (what `info_call` and `unary_call` use).
+fn full_closure(lua: &Lua, f: ffi::lua_CFunction, full: LuaFunction) -> LuaResult<LuaFunction> {
     // SAFETY: inside exec_raw's protected call with the full method at 1.
     let made = unsafe {
         lua.exec_raw(full, move |l| {
             ffi::lua_settop(l, 1);
             push_sentinel(l);
-            ffi::lua_pushcclosure(l, info_call::<P>, 2);
+            ffi::lua_pushcclosure(l, f, 2);
         })
     }?;
     export_c(lua, made)
@@ -1308,15 +1314,7 @@ unsafe extern "C-unwind" fn unary_call<P: UnaryPath>(l: *mut ffi::lua_State) -> 
 
 /// The method `full` with path `P` in front of it.
 pub fn unary_path<P: UnaryPath>(lua: &Lua, full: LuaFunction) -> LuaResult<LuaFunction> {
-    // SAFETY: inside exec_raw's protected call with the full method at 1.
-    let made = unsafe {
-        lua.exec_raw(full, move |l| {
-            ffi::lua_settop(l, 1);
-            push_sentinel(l);
-            ffi::lua_pushcclosure(l, unary_call::<P>, 2);
-        })
-    }?;
-    export_c(lua, made)
+    full_closure(lua, unary_call::<P>, full)
 }
 
 /// The C function of `uv_any_path` (upvalues: the full function, two
