@@ -154,17 +154,17 @@ impl UnaryPath for Clear {
 
 /// Adds the C paths above to `raw.fast` (see `multi::fast::register`).
 pub fn register_fast(lua: &Lua, fast: &LuaTable) -> LuaResult<()> {
-    fast.raw_set(
-        "curl.Buffer.Len",
-        crate::luaapi::function(lua, |lua, full: LuaFunction| unary_path::<Len>(lua, full))?,
-    )?;
-    fast.raw_set(
-        "curl.Buffer.Total",
-        crate::luaapi::function(lua, |lua, full: LuaFunction| unary_path::<Total>(lua, full))?,
-    )?;
-    fast.raw_set(
-        "curl.Buffer.Clear",
-        crate::luaapi::function(lua, |lua, full: LuaFunction| unary_path::<Clear>(lua, full))?,
-    )?;
+    type Maker = fn(&Lua, LuaFunction) -> LuaResult<LuaFunction>;
+    let paths: [(&str, Maker); 3] = [
+        ("curl.Buffer.Len", unary_path::<Len>),
+        ("curl.Buffer.Total", unary_path::<Total>),
+        ("curl.Buffer.Clear", unary_path::<Clear>),
+    ];
+    for (key, make) in paths {
+        fast.raw_set(
+            key,
+            crate::luaapi::function(lua, move |lua, full: LuaFunction| make(lua, full))?,
+        )?;
+    }
     Ok(())
 }

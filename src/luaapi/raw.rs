@@ -51,22 +51,6 @@ unsafe fn push_uv_of(l: *mut ffi::lua_State, idx: c_int) -> bool {
     }
 }
 
-/// `push_uv_of` for a value at `idx` of any type (nothing but a nil is
-/// pushed when it is not a userdata).
-///
-/// # Safety
-/// As `push_uv_of`, for any value at `idx`.
-unsafe fn push_uv(l: *mut ffi::lua_State, idx: c_int) -> bool {
-    // SAFETY: the caller's contract (above); the type is checked first.
-    unsafe {
-        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA {
-            ffi::lua_pushnil(l);
-            return false;
-        }
-        push_uv_of(l, idx)
-    }
-}
-
 /// Records the link between a multi and an easy it runs:
 /// `multi.handles[lightuserdata(addr)] = easy` and `easy[multi_key] =
 /// multi`. Returns false if either object has lost its user-value table.
@@ -1117,8 +1101,7 @@ unsafe extern "C-unwind" fn info_call<P: InfoPath>(l: *mut ffi::lua_State) -> c_
                             ffi::lua_pushnil(l);
                         }
                         // msg, result, remaining, [wrapper, uv, handles,]
-                        // easy: keep
-                        // the three numbers and the easy
+                        // easy: keep the three numbers and the easy
                         ffi::lua_replace(l, 5);
                         ffi::lua_settop(l, 5);
                         return 4;
@@ -1330,7 +1313,8 @@ unsafe extern "C-unwind" fn uv_any_call<T: 'static>(l: *mut ffi::lua_State) -> c
             raise_closed(l);
         }
         let n = ffi::lua_gettop(l);
-        if n == 1 && object_at::<T>(l, 1).is_some() && push_uv(l, 1) {
+        // (`object_at` found a full userdata at 1)
+        if n == 1 && object_at::<T>(l, 1).is_some() && push_uv_of(l, 1) {
             let k1 = ffi::lua_tointeger(l, ffi::lua_upvalueindex(2));
             let k2 = ffi::lua_tointeger(l, ffi::lua_upvalueindex(3));
             let any = ffi::lua_rawgeti(l, -1, k1) != ffi::LUA_TNIL
