@@ -190,26 +190,34 @@ fn multi_kind(id: i32) -> i32 {
 /// Whether `id` is a `CURLINFO_*` of this build whose value is a number
 /// (long, double, `off_t`): `GetInfo`'s fast path serves those.
 pub fn numeric_info(id: i64) -> bool {
-    static IDS: std::sync::OnceLock<Vec<i64>> = std::sync::OnceLock::new();
+    // One bit per id, by type (the top nibble) and number (below 128: all
+    // of libcurl's; an id past that would only take the full path): a test
+    // per call instead of a search.
+    static IDS: std::sync::OnceLock<[u128; 16]> = std::sync::OnceLock::new();
     let ids = IDS.get_or_init(|| {
-        let mut v: Vec<i64> = CONSTANTS
-            .iter()
-            .filter(|(name, _, _)| name.starts_with("CURLINFO_"))
-            .map(|&(_, value, _)| value)
-            .filter(|&value| {
-                let v = value as i32;
-                let ty = v & INFO_TYPEMASK;
-                v as i64 == value
-                    && v & INFO_MASK != 0
-                    && (ty == INFO_LONG || ty == INFO_DOUBLE || ty == INFO_OFF_T)
-                    && v & !(INFO_TYPEMASK | INFO_MASK) == 0
-            })
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+        let mut bits = [0u128; 16];
+        for &(name, value, _) in CONSTANTS {
+            let v = value as i32;
+            let ty = v & INFO_TYPEMASK;
+            let n = v & INFO_MASK;
+            if name.starts_with("CURLINFO_")
+                && v as i64 == value
+                && n != 0
+                && n < 128
+                && (ty == INFO_LONG || ty == INFO_DOUBLE || ty == INFO_OFF_T)
+                && v & !(INFO_TYPEMASK | INFO_MASK) == 0
+            {
+                bits[(v >> 20) as usize & 15] |= 1 << n;
+            }
+        }
+        bits
     });
-    ids.binary_search(&id).is_ok()
+    let v = id as i32;
+    let n = v & INFO_MASK;
+    v as i64 == id
+        && v & !(INFO_TYPEMASK | INFO_MASK) == 0
+        && n < 128
+        && ids[(v >> 20) as usize & 15] & (1 << n) != 0
 }
 
 fn build() -> Tables {

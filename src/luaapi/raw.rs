@@ -51,8 +51,56 @@ unsafe fn push_uv_of(l: *mut ffi::lua_State, idx: c_int) -> bool {
     }
 }
 
+/// Whether a handles table keys an easy by its `CURL*` address as an
+/// integer (Lua 5.3 and 5.4: a hash lookup of an integer key costs about a
+/// third of a light userdata's there) or as a light userdata (Lua 5.1, 5.2
+/// and LuaJIT, whose `lua_rawgeti` takes an `int`). Addresses are below
+/// 2^47, so the integer is positive and exact, and never in a table's
+/// array part.
+const INT_ADDR_KEYS: bool = cfg!(any(feature = "lua53", feature = "lua54"));
+
+/// Pushes `t[addr]` (`t` an absolute index of a table) and returns its type.
+/// Reads only.
+///
+/// # Safety
+/// `l` is the running state with room for 1 value; `t` holds a table.
+unsafe fn get_addr(l: *mut ffi::lua_State, t: c_int, addr: usize) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if INT_ADDR_KEYS {
+            ffi::lua_rawgeti(l, t, addr as ffi::lua_Integer)
+        } else {
+            ffi::lua_rawgetp(l, t, addr as *const c_void)
+        }
+    }
+}
+
+/// `t[addr] = v` for the value at `v` (absolute indices; `nil` when `v`
+/// is 0). A new key can allocate: protected, or from a C function.
+///
+/// # Safety
+/// `l` is the running state with room for 2 values; `t` holds a table.
+unsafe fn set_addr(l: *mut ffi::lua_State, t: c_int, addr: usize, v: c_int) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if !INT_ADDR_KEYS {
+            ffi::lua_pushlightuserdata(l, addr as *mut c_void);
+        }
+        if v == 0 {
+            ffi::lua_pushnil(l);
+        } else {
+            ffi::lua_pushvalue(l, v);
+        }
+        if INT_ADDR_KEYS {
+            ffi::lua_rawseti(l, t, addr as ffi::lua_Integer);
+        } else {
+            ffi::lua_rawset(l, t);
+        }
+    }
+}
+
 /// Records the link between a multi and an easy it runs:
-/// `multi.handles[lightuserdata(addr)] = easy` and `easy[multi_key] =
+/// `multi.handles[addr] = easy` (see `INT_ADDR_KEYS`) and `easy[multi_key] =
 /// multi`. Returns false if either object has lost its user-value table.
 /// Protected: a new table key can allocate.
 pub fn link(
@@ -278,7 +326,7 @@ pub fn unlink(
     })
 }
 
-/// `multi.handles[lightuserdata(addr)]`: the easy object of a `CURL*`.
+/// `multi.handles[addr]`: the easy object of a `CURL*`.
 /// Reads only, so it runs unprotected: nothing here allocates.
 pub fn handle_of(
     lua: &Lua,
@@ -292,7 +340,7 @@ pub fn handle_of(
         unsafe {
             if push_uv_of(l, top + 1)
                 && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
-                && ffi::lua_rawgetp(l, -1, addr as *const c_void) == ffi::LUA_TUSERDATA
+                && get_addr(l, top + 4, addr) == ffi::LUA_TUSERDATA
             {
                 raw.pop::<Option<LuaAnyUserData>>()
             } else {
@@ -337,7 +385,7 @@ unsafe extern "C-unwind" fn bytes_call(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_pushstring(l, c"curl: internal function called from Lua".as_ptr());
             ffi::lua_error(l)
         };
-        ffi::lua_settop(l, 2); // f, data
+        // f, data (a hook can change the values, not their number)
         ffi::lua_pushlstring(l, p as *const _, n);
         ffi::lua_insert(l, 2); // f, bytes, data
         ffi::lua_call(l, 2, 1);
@@ -398,7 +446,7 @@ pub fn call_with_bytes<S: ByteSink>(
                     return Ok(Called::NoFn(Value::Nil));
                 };
                 if !(ffi::lua_rawgeti(l, muv, handles_key) == ffi::LUA_TTABLE
-                    && ffi::lua_rawgetp(l, -1, addr as *const c_void) == ffi::LUA_TUSERDATA
+                    && get_addr(l, muv + 1, addr) == ffi::LUA_TUSERDATA
                     && push_uv_of(l, muv + 2))
                 {
                     return Ok(Called::NoFn(Value::Nil));
@@ -1096,7 +1144,7 @@ unsafe extern "C-unwind" fn info_call<P: InfoPath>(l: *mut ffi::lua_State) -> c_
                         if push_uv_of(l, 1)
                             && ffi::lua_rawgeti(l, -1, P::HANDLES_KEY) == ffi::LUA_TTABLE
                         {
-                            ffi::lua_rawgetp(l, -1, addr as *const c_void);
+                            get_addr(l, ffi::lua_gettop(l), addr);
                         } else {
                             ffi::lua_pushnil(l);
                         }
@@ -1384,9 +1432,7 @@ unsafe fn link_core(l: *mut ffi::lua_State, handles_key: i64, multi_key: i64, ad
         // multi wrapper, multi uv, handles, easy wrapper, easy uv
         ffi::lua_pushvalue(l, 1);
         ffi::lua_rawseti(l, -2, multi_key);
-        ffi::lua_pushlightuserdata(l, addr as *mut c_void);
-        ffi::lua_pushvalue(l, 2);
-        ffi::lua_rawset(l, handles);
+        set_addr(l, handles, addr, 2);
         true
     }
 }
@@ -1420,12 +1466,10 @@ unsafe fn unlink_core(
         let top = ffi::lua_gettop(l);
         if push_uv_of(l, m)
             && ffi::lua_rawgeti(l, -1, handles_key) == ffi::LUA_TTABLE
-            && ffi::lua_rawgetp(l, -1, addr as *const c_void) != ffi::LUA_TNIL
+            && get_addr(l, top + 3, addr) != ffi::LUA_TNIL
         {
             // wrapper, uv, handles, easy
-            ffi::lua_pushlightuserdata(l, addr as *mut c_void);
-            ffi::lua_pushnil(l);
-            ffi::lua_rawset(l, -4);
+            set_addr(l, top + 3, addr, 0);
         }
         ffi::lua_settop(l, top);
         if push_uv_of(l, e) && ffi::lua_rawgeti(l, -1, multi_key) != ffi::LUA_TNIL {
@@ -1462,8 +1506,8 @@ pub enum Arg {
     Field(i64),
     /// `uv[table][n]`, or nil.
     IntIn(i64, i64),
-    /// `uv[table][lightuserdata(p)]`, or nil.
-    PtrIn(i64, usize),
+    /// `uv[table][addr]` (a handles table: see `INT_ADDR_KEYS`), or nil.
+    AddrIn(i64, usize),
 }
 
 /// Calls the function stored at `fkey` in `holder`'s user-value table with
@@ -1471,7 +1515,7 @@ pub enum Arg {
 /// (else nil: see `pcall_minus_one`): the socket and timer callbacks,
 /// without building mlua values for the arguments or the result.
 pub fn call_field(lua: &Lua, holder: Holder<'_>, fkey: i64, args: &[Arg]) -> LuaResult<Called> {
-    /// Arguments read from a table (`IntIn`, `PtrIn`) at most.
+    /// Arguments read from a table (`IntIn`, `AddrIn`) at most.
     const TABLES: usize = 4;
     on_stack(lua, &[], 2 * args.len() as c_int + 6, |raw, l, top| {
         // SAFETY: room for the holder's tables is checked. Outside the
@@ -1481,14 +1525,14 @@ pub fn call_field(lua: &Lua, holder: Holder<'_>, fkey: i64, args: &[Arg]) -> Lua
             let Some(uv) = push_holder_uv(raw, l, holder, top)? else {
                 return Ok(Called::NoFn(Value::Nil));
             };
-            // The tables `IntIn` and `PtrIn` read from go below the
+            // The tables `IntIn` and `AddrIn` read from go below the
             // function (one read each instead of a push and a remove): the
             // slot of each, or 0 when it holds no table.
             let mut at = [0 as c_int; TABLES];
             let mut next = uv;
             let mut n = 0;
             for a in args {
-                if let Arg::IntIn(t, _) | Arg::PtrIn(t, _) = *a {
+                if let Arg::IntIn(t, _) | Arg::AddrIn(t, _) = *a {
                     if n == TABLES {
                         return Err(LuaError::runtime("call_field: too many table arguments"));
                     }
@@ -1519,11 +1563,11 @@ pub fn call_field(lua: &Lua, holder: Holder<'_>, fkey: i64, args: &[Arg]) -> Lua
                         }
                         n += 1;
                     }
-                    Arg::PtrIn(_, p) => {
+                    Arg::AddrIn(_, p) => {
                         match at[n] {
                             0 => ffi::lua_pushnil(l),
                             t => {
-                                ffi::lua_rawgetp(l, t, p as *const c_void);
+                                get_addr(l, t, p);
                             }
                         }
                         n += 1;

@@ -77,7 +77,7 @@ fn on_socket(
         Arg::Nil
     };
     let args = [
-        Arg::PtrIn(UV_HANDLES, easy),
+        Arg::AddrIn(UV_HANDLES, easy),
         Arg::Int(fd as i64),
         Arg::Int(what as i64),
         Arg::Field(UV_SOCKETDATA),
