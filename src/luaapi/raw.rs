@@ -1514,10 +1514,15 @@ pub enum Arg {
 /// `args`, in protected mode, keeping its first result if that is -1
 /// (else nil: see `pcall_minus_one`): the socket and timer callbacks,
 /// without building mlua values for the arguments or the result.
-pub fn call_field(lua: &Lua, holder: Holder<'_>, fkey: i64, args: &[Arg]) -> LuaResult<Called> {
+pub fn call_field<const N: usize>(
+    lua: &Lua,
+    holder: Holder<'_>,
+    fkey: i64,
+    args: &[Arg; N],
+) -> LuaResult<Called> {
     /// Arguments read from a table (`IntIn`, `AddrIn`) at most.
     const TABLES: usize = 4;
-    on_stack(lua, &[], 2 * args.len() as c_int + 6, |raw, l, top| {
+    on_stack(lua, &[], 2 * N as c_int + 6, |raw, l, top| {
         // SAFETY: room for the holder's tables is checked. Outside the
         // lua_pcall only existing values and integers are pushed and raw
         // reads done.
@@ -1574,7 +1579,7 @@ pub fn call_field(lua: &Lua, holder: Holder<'_>, fkey: i64, args: &[Arg]) -> Lua
                     }
                 }
             }
-            pcall_minus_one(raw, l, args.len() as c_int)
+            pcall_minus_one(raw, l, N as c_int)
         }
     })
 }
