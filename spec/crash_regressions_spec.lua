@@ -469,6 +469,59 @@ describe("crash regressions", function()
     f:Close()
   end)
 
+  it("an easy attached to its CONNECT_ONLY connection: no Upkeep, no share change (libcurl before 8.22)", function()
+    -- found by the fuzzer under valgrind: Send and Recv attach the handle
+    -- to its CONNECT_ONLY connection; 7.88's upkeep attaches it to every
+    -- cached connection again and detaches it once, and after a share
+    -- change ACTIVESOCKET looks in another cache, so another transfer was
+    -- let through while the handle was still attached: either way the
+    -- connection was never freed (the valgrind pass sees a leak)
+    local s = curl.Share { Share = curl.CURL_LOCK_DATA_CONNECT }
+    local e = curl.Easy { URL = H.nginx_http .. "/", ConnectOnly = 1, TimeoutMs = 5000, UpkeepIntervalMs = 0 }
+    e:Perform()
+    e:Upkeep() -- not attached yet: fine
+    e:Send("GET /100b HTTP/1.1\r\nHost: x\r\n\r\n")
+    if older_than(0x081600) then
+      usage_error(function() e:Upkeep() end, "8%.22%.0")
+      usage_error(function() e:SetOpt_Share(s) end, "8%.22%.0")
+      usage_error(function() e:SetOpt_Share(nil) end, "8%.22%.0")
+      if older_than(0x080C00) then
+        usage_error(function() e:Perform() end, "8%.12%.0")
+      end
+    else
+      e:Upkeep()
+    end
+    -- a copy is a fresh handle: it may do all of that
+    local copy = e:DupHandle()
+    copy:SetOpt_Share(s)
+    copy:Upkeep()
+    copy:Close()
+    e:Close()
+    s:Close()
+  end)
+
+  it("DupHandle after an SSLENGINE that failed to load", function()
+    -- found by the fuzzer under valgrind: libcurl keeps the name of an
+    -- engine that failed to load; duphandle gives the copy its own cookie
+    -- store, fails to load the engine for it, and before 8.5.0 frees the
+    -- copy without its cookie store (a leak). On every version it then
+    -- fails with CURLE_OUT_OF_MEMORY, which says nothing of the cause.
+    local e = curl.Easy { CookieList = "Set-Cookie: a=b; domain=example.com" }
+    assert.is_false(pcall(e.SetOpt_SSLEngine, e, "curl-no-such-engine"))
+    usage_error(function() e:DupHandle() end, "SSLENGINE")
+    -- SSLENGINE_DEFAULT forgets the name (whatever it returns)
+    pcall(e.SetOpt_SSLEngine_Default, e, 1)
+    e:DupHandle():Close()
+    -- nil and "" leave the name as it was (libcurl ignores them)
+    assert.is_false(pcall(e.SetOpt_SSLEngine, e, "curl-no-such-engine"))
+    e:SetOpt_SSLEngine(nil)
+    usage_error(function() e:DupHandle() end, "SSLENGINE")
+    -- so does Reset
+    e:Reset()
+    e:DupHandle():Close()
+    e:Close()
+  end)
+
   it("a share of TLS sessions is not set on an easy with its own session cache (libcurl before 8.12.0)", function()
     -- 7.88 made the easy's own cache at its first transfer and lost it
     -- when such a share replaced it (a leak the valgrind pass sees).

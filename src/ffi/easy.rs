@@ -157,6 +157,13 @@ pub struct Easy<H: EasyHandler> {
     /// The last transfer was a `CONNECT_ONLY` one that succeeded: `Send`,
     /// `Recv` and `WsRecv` have its connection (see `need_connection`).
     pub(super) co_conn: Cell<bool>,
+    /// `Send`, `Recv` or a WebSocket call ran on that connection: libcurl
+    /// attached the handle to it, and it stays attached until the handle's
+    /// next transfer or its cleanup (see `attached_conn_guard`).
+    pub(super) co_attached: Cell<bool>,
+    /// `SSLENGINE` names an engine that failed to load: libcurl keeps the
+    /// name, and `curl_easy_duphandle` then fails (see `dup`).
+    bad_engine: Cell<bool>,
     /// The transfer started last has ended (removing it then closes no
     /// connection: no write, see `Multi::remove`).
     pub(super) done: Cell<bool>,
@@ -247,6 +254,8 @@ impl<H: EasyHandler> Easy<H> {
             starts: RefCell::new(Starts::default()),
             connect_only_ran: Cell::new(false),
             co_conn: Cell::new(false),
+            co_attached: Cell::new(false),
+            bad_engine: Cell::new(false),
             done: Cell::new(true),
             own_ssl_cache: Cell::new(false),
             ssl_from_share: Cell::new(false),
@@ -363,6 +372,10 @@ impl<H: EasyHandler> Easy<H> {
             // cache: drop the list first, as 8.21.0 does.
             self.set_string(c::CURLOPT_HSTS, None)?;
         }
+        if opt == c::CURLOPT_SSLENGINE_DEFAULT {
+            // libcurl frees the engine name first, whatever follows
+            self.bad_engine.set(false);
+        }
         self.set_long_raw(opt, v)?;
         self.starts.borrow_mut().long_set(opt, v);
         Ok(())
@@ -403,7 +416,12 @@ impl<H: EasyHandler> Easy<H> {
         if option_kind(opt as i32) != ot::STRING {
             return refused(format!("option {opt} does not take a string"));
         }
-        self.set_string_raw(opt, s)?;
+        let r = self.set_string_raw(opt, s);
+        if opt == c::CURLOPT_SSLENGINE && s.is_some_and(|n| !n.is_empty()) {
+            // (libcurl ignores NULL and "": the name set before stays)
+            self.bad_engine.set(r.is_err());
+        }
+        r?;
         if opt == c::CURLOPT_HSTS {
             self.kept.borrow_mut().hsts_files = s.is_some();
         }
@@ -518,6 +536,7 @@ impl<H: EasyHandler> Easy<H> {
 
     /// `CURLOPT_SHARE`: the handle holds the share while it uses it.
     pub fn set_share(&self, s: Option<Rc<Share>>) -> Res<()> {
+        self.attached_conn_guard("a share change")?;
         let ssl = s
             .as_ref()
             .is_some_and(|s| s.shares(c::CURL_LOCK_DATA_SSL_SESSION));
@@ -616,6 +635,7 @@ impl<H: EasyHandler> Easy<H> {
     }
 
     pub fn upkeep(&self) -> Res<()> {
+        self.attached_conn_guard("Upkeep")?;
         let h = self.raw()?;
         // SAFETY: live handle.
         code(super::maybe_without_sigpipe(|| unsafe { curl_easy_upkeep(h) }) as CURLcode)
@@ -647,6 +667,7 @@ impl<H: EasyHandler> Easy<H> {
         };
         // SAFETY: live handle.
         unsafe { sys::curl_easy_reset(h) };
+        self.bad_engine.set(false); // (the engine name is freed with the rest)
         if let Some(lines) = cookies {
             self.restore_cookies(lines);
         }
@@ -719,6 +740,14 @@ impl<H: EasyHandler> Easy<H> {
         if self.kept.borrow().hsts_files && older_than(0x080500) {
             return refused(format!(
                 "refused while CURLOPT_HSTS names a file: {} gives the copy the same file list and both handles free it (fixed in 8.5.0); unset it first (SetOpt_HSTS(nil)) and set it on each handle",
+                this_libcurl()
+            ));
+        }
+        if self.bad_engine.get() {
+            // duphandle loads the copy's engine by the kept name, fails, and
+            // (before 8.5.0) leaks the copy's cookie store on the way out
+            return refused(format!(
+                "refused while SSLENGINE names an engine that failed to load: {} would fail to load it for the copy too (and leak memory before 8.5.0); set SSLENGINE to an engine that loads, or SSLENGINE_DEFAULT, first",
                 this_libcurl()
             ));
         }
@@ -846,8 +875,33 @@ impl<H: EasyHandler> Easy<H> {
         )
     }
 
-    pub fn send(&self, data: &[u8]) -> Res<usize> {
+    /// `need_connection`, for a call that makes libcurl attach the handle
+    /// to the connection.
+    pub(super) fn use_connection(&self) -> Res<()> {
         self.need_connection()?;
+        self.co_attached.set(true);
+        Ok(())
+    }
+
+    /// Before 8.22.0 a handle attached to its `CONNECT_ONLY` connection
+    /// (`co_attached`) loses that connection for good when `what` runs:
+    /// `curl_easy_upkeep` attaches the handle to every cached connection
+    /// and detaches it once (the connection stays counted as in use and is
+    /// never freed), and after a share change the handle's connection is
+    /// looked up in another cache, so ACTIVESOCKET says -1 and the next
+    /// transfer is let through while the handle is still attached.
+    pub(super) fn attached_conn_guard(&self, what: &str) -> Res<()> {
+        if self.co_attached.get() && older_than(0x081600) {
+            return refused(format!(
+                "this easy is attached to the connection of its CONNECT_ONLY transfer (Send, Recv or a WebSocket call used it), and {} loses that connection on {what} (fixed in 8.22.0): use DupHandle for a handle without it",
+                this_libcurl()
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn send(&self, data: &[u8]) -> Res<usize> {
+        self.use_connection()?;
         let h = self.raw()?;
         let mut n: usize = 0;
         // SAFETY: live handle; (ptr, len) describe `data`.
@@ -858,7 +912,7 @@ impl<H: EasyHandler> Easy<H> {
     }
 
     pub fn recv(&self, buf: &mut [u8]) -> Res<usize> {
-        self.need_connection()?;
+        self.use_connection()?;
         let h = self.raw()?;
         let mut n: usize = 0;
         // SAFETY: live handle; libcurl writes at most buf.len() bytes.

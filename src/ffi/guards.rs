@@ -23,6 +23,10 @@
 //!   cannot start one while it holds it (and, checked in `set_share`, a
 //!   handle that made its own TLS session cache leaks it when a share of
 //!   TLS sessions is set: refused);
+//! - before 8.22.0, a handle that `Send`, `Recv` or a WebSocket call
+//!   attached to its `CONNECT_ONLY` connection loses that connection on
+//!   `curl_easy_upkeep` and on a share change (`Easy::attached_conn_guard`,
+//!   checked by `upkeep` and `set_share`);
 //! - from 8.0 (8.22 checked; 7.88 unaffected), `CONNECT_ONLY` 2 with
 //!   `CUSTOMREQUEST` "HEAD": libcurl sends the request, then never ends the
 //!   transfer, its `TIMEOUT` ignored (`Perform` never returns): refused;
@@ -275,10 +279,13 @@ impl<H: EasyHandler> Easy<H> {
         }
         if older_than(0x080C00) && self.connect_only_ran.get() {
             // The connection a CONNECT_ONLY transfer left for Send/Recv is
-            // still attached when its socket is known.
-            let held = self
-                .info_socket(c::CURLINFO_ACTIVESOCKET as i32)
-                .is_ok_and(|s| s != -1);
+            // still attached when its socket is known, and always once
+            // Send, Recv or a WebSocket call used it (ACTIVESOCKET can say
+            // -1 then: after a share change it looks in another cache).
+            let held = self.co_attached.get()
+                || self
+                    .info_socket(c::CURLINFO_ACTIVESOCKET as i32)
+                    .is_ok_and(|s| s != -1);
             if held {
                 return refused(format!(
                     "this easy holds the connection of its CONNECT_ONLY transfer (for Send and Recv), and {} cannot start another transfer on it without leaking that connection (fixed in 8.12.0): use DupHandle for a fresh handle with the same options",
@@ -310,6 +317,7 @@ impl<H: EasyHandler> Easy<H> {
             self.connect_only_ran.set(true);
         }
         self.co_conn.set(false); // a new transfer: no CONNECT_ONLY connection yet
+        self.co_attached.set(false); // (8.12.0 on: the new transfer detaches it)
         self.done.set(false);
         if !(self.ssl_from_share.get() && self.kept.borrow().share.is_some()) {
             self.own_ssl_cache.set(true);

@@ -169,7 +169,7 @@ impl<H: EasyHandler> Easy<H> {
         let api = api().map_err(Fault::Refused)?;
         // callback mode: the transfer runs; CONNECT_ONLY mode: it succeeded
         if !(self.in_multi.get() || self.performing.get()) {
-            self.need_connection()?;
+            self.use_connection()?;
         }
         let h = self.raw()?;
         let mut n: usize = 0;
@@ -190,7 +190,7 @@ impl<H: EasyHandler> Easy<H> {
     /// `curl_ws_recv` into `buf`: bytes received and the frame's metadata.
     pub fn ws_recv(&self, buf: &mut [u8]) -> Res<(usize, Option<WsFrame>)> {
         let api = api().map_err(Fault::Refused)?;
-        self.need_connection()?;
+        self.use_connection()?;
         let h = self.raw()?;
         let mut n: usize = 0;
         let mut meta: *const RawFrame = std::ptr::null();
