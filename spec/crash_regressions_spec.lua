@@ -516,6 +516,8 @@ describe("crash regressions", function()
     assert.is_false(pcall(e.SetOpt_SSLEngine, e, "curl-no-such-engine"))
     e:SetOpt_SSLEngine(nil)
     usage_error(function() e:DupHandle() end, "SSLENGINE")
+    e:SetOpt_SSLEngine("")
+    usage_error(function() e:DupHandle() end, "SSLENGINE")
     -- so does Reset
     e:Reset()
     e:DupHandle():Close()
@@ -877,6 +879,46 @@ describe("crash regressions", function()
     assert.is_true(ok, tostring(err))
     assert.are.equal(10, #table.concat(got))
     if nested == 1 then assert.are.equal(7, #table.concat(inner_got)) end
+  end)
+
+  it("a call hook of the write callback's caller that calls it with other arguments", function()
+    -- found by review: a hook of the caller runs while the bytes are set
+    -- for it, and can call it with any arguments; it used to take the
+    -- bytes and index past what it was given (a crash on Lua 5.1 and 5.2)
+    local caller
+    local probe = curl.Easy {
+      URL = H.url("/size/10"),
+      WriteFunction = function(s)
+        caller = caller or debug.getinfo(2, "f").func
+        return #s
+      end,
+    }
+    probe:Perform()
+    probe:Close()
+    assert.is_function(caller)
+    local unpack = table.unpack or unpack
+    local got, results, hooked = {}, {}, false
+    local outer = curl.Easy { URL = H.url("/size/10"), WriteFunction = function(s) got[#got + 1] = s end }
+    debug.sethook(function()
+      local info = debug.getinfo(2, "f")
+      if not hooked and info and info.func == caller then
+        hooked = true
+        for _, args in ipairs { {}, { print }, { print, 1, 2 } } do
+          results[#results + 1] = { pcall(caller, unpack(args)) }
+        end
+      end
+    end, "c")
+    local ok, err = pcall(outer.Perform, outer)
+    debug.sethook()
+    outer:Close()
+    assert.is_true(ok, tostring(err))
+    assert.are.equal(10, #table.concat(got)) -- the real call still got its bytes
+    assert.is_true(hooked)
+    assert.are.equal(3, #results)
+    for _, r in ipairs(results) do
+      assert.is_false(r[1])
+      assert.truthy(tostring(r[2]):find("internal function called from Lua", 1, true), tostring(r[2]))
+    end
   end)
 
   it("CONNECT_ONLY over TLS, then Recv", function()

@@ -158,7 +158,7 @@ pub struct Easy<H: EasyHandler> {
     /// `Recv` and `WsRecv` have its connection (see `need_connection`).
     pub(super) co_conn: Cell<bool>,
     /// `Send`, `Recv` or a WebSocket call ran on that connection: libcurl
-    /// attached the handle to it, and it stays attached until the handle's
+    /// attached the handle to it, and it stays attached until `RemoveHandle`, the
     /// next transfer or its cleanup (see `attached_conn_guard`).
     pub(super) co_attached: Cell<bool>,
     /// `SSLENGINE` names an engine that failed to load: libcurl keeps the
@@ -605,6 +605,9 @@ impl<H: EasyHandler> Easy<H> {
         let h = self.raw()?;
         if !self.in_multi.get() {
             self.prepare(None)?;
+            // (reached before 8.12.0 only by a handle not attached: from
+            // 8.12.0 on, curl_easy_perform detaches it first)
+            self.co_attached.set(false);
         }
         let was = self.performing.replace(true);
         let no_pause = self.handler.no_pause.replace(self.pause_never_ends());

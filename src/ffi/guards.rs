@@ -317,7 +317,6 @@ impl<H: EasyHandler> Easy<H> {
             self.connect_only_ran.set(true);
         }
         self.co_conn.set(false); // a new transfer: no CONNECT_ONLY connection yet
-        self.co_attached.set(false); // (8.12.0 on: the new transfer detaches it)
         self.done.set(false);
         if !(self.ssl_from_share.get() && self.kept.borrow().share.is_some()) {
             self.own_ssl_cache.set(true);

@@ -40,6 +40,7 @@ pub use ws::WsFrame;
 
 use curl_sys as sys;
 use std::ffi::CStr;
+use std::mem::MaybeUninit;
 use std::os::raw::{c_char, c_int};
 use std::ptr;
 use std::sync::{Once, OnceLock};
@@ -358,21 +359,25 @@ pub(crate) fn note_nosignal() {
     NOSIGNAL_SEEN.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Restores the thread's signal mask (also when the call unwinds).
+/// Restores the thread's signal mask (also when the call unwinds). The
+/// sets stay `MaybeUninit`, only ever passed by pointer: sigemptyset and
+/// pthread_sigmask need not write all of a `sigset_t` (glibc's kernel call
+/// fills 8 of its 128 bytes), and zeroing both on every call costs more
+/// than the rest of the guard.
 struct MaskGuard {
-    old: libc::sigset_t,
-    set: libc::sigset_t,
+    old: MaybeUninit<libc::sigset_t>,
+    set: MaybeUninit<libc::sigset_t>,
 }
 
 impl Drop for MaskGuard {
     fn drop(&mut self) {
-        // SAFETY: sigset_t values built by sigemptyset/pthread_sigmask; the
-        // calls only read and write them.
+        // SAFETY: sets built by sigemptyset/pthread_sigmask, passed by
+        // pointer to calls that read the parts those wrote.
         unsafe {
             // a SIGPIPE raised while it was blocked: discard it here (it
             // would terminate the process the moment the mask is restored)
-            if libc::sigismember(&self.old, libc::SIGPIPE) == 0 {
-                let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+            if libc::sigismember(self.old.as_ptr(), libc::SIGPIPE) == 0 {
+                let mut pending = MaybeUninit::<libc::sigset_t>::uninit();
                 if libc::sigpending(pending.as_mut_ptr()) == 0
                     && libc::sigismember(pending.as_ptr(), libc::SIGPIPE) == 1
                 {
@@ -380,10 +385,10 @@ impl Drop for MaskGuard {
                         tv_sec: 0,
                         tv_nsec: 0,
                     };
-                    libc::sigtimedwait(&self.set, ptr::null_mut(), &zero);
+                    libc::sigtimedwait(self.set.as_ptr(), ptr::null_mut(), &zero);
                 }
             }
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, ptr::null_mut());
+            libc::pthread_sigmask(libc::SIG_SETMASK, self.old.as_ptr(), ptr::null_mut());
         }
     }
 }
@@ -397,19 +402,16 @@ impl Drop for MaskGuard {
 /// write), and not at all once `CURLOPT_NOSIGNAL` is set. A Lua script has
 /// no way to handle the signal: it would end the host process.
 pub(crate) fn without_sigpipe<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: plain signal-mask calls on local sigset_t values; `set` is
-    // initialised by sigemptyset, `old` by a pthread_sigmask that succeeded
-    // (not zeroed first: 128 bytes each, on every call).
+    // SAFETY: plain signal-mask calls on local sets (see `MaskGuard`):
+    // `set` is made by sigemptyset, `old` written by a pthread_sigmask
+    // that succeeded (none is made otherwise: the mask did not change).
     let guard = unsafe {
-        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
         libc::sigemptyset(set.as_mut_ptr());
         libc::sigaddset(set.as_mut_ptr(), libc::SIGPIPE);
-        let set = set.assume_init();
-        let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        (libc::pthread_sigmask(libc::SIG_BLOCK, &set, old.as_mut_ptr()) == 0).then(|| MaskGuard {
-            old: old.assume_init(),
-            set,
-        })
+        let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+        (libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), old.as_mut_ptr()) == 0)
+            .then_some(MaskGuard { old, set })
     };
     let r = f();
     drop(guard);

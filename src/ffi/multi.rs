@@ -300,6 +300,8 @@ impl<M: MultiHandler> Multi<M> {
         mcode(unsafe { sys::curl_multi_add_handle(self.ptr.as_ptr(), e.as_ptr()) })
             .map_err(Fault::Multi)?;
         e.set_in_multi(true);
+        // (reached before 8.12.0 only by a handle not attached: `prepare`)
+        e.co_attached.set(false);
         Ok(())
     }
 
@@ -318,6 +320,7 @@ impl<M: MultiHandler> Multi<M> {
             super::without_sigpipe(remove)
         })?;
         e.set_in_multi(false);
+        e.co_attached.set(false); // libcurl detaches a removed handle
         Ok(())
     }
 

@@ -170,6 +170,10 @@ impl<H: EasyHandler> Easy<H> {
         // callback mode: the transfer runs; CONNECT_ONLY mode: it succeeded
         if !(self.in_multi.get() || self.performing.get()) {
             self.use_connection()?;
+        } else if self.co_conn.get() {
+            // a CONNECT_ONLY 2 transfer done and still in its multi: libcurl
+            // attaches the handle to its connection here too
+            self.co_attached.set(true);
         }
         let h = self.raw()?;
         let mut n: usize = 0;

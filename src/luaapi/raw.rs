@@ -54,9 +54,8 @@ unsafe fn push_uv_of(l: *mut ffi::lua_State, idx: c_int) -> bool {
 /// Whether a handles table keys an easy by its `CURL*` address as an
 /// integer (Lua 5.3 and 5.4: a hash lookup of an integer key costs about a
 /// third of a light userdata's there) or as a light userdata (Lua 5.1, 5.2
-/// and LuaJIT, whose `lua_rawgeti` takes an `int`). Addresses are below
-/// 2^47, so the integer is positive and exact, and never in a table's
-/// array part.
+/// and LuaJIT, whose `lua_rawgeti` takes an `int`). An address fits an
+/// integer exactly, and (being large) is never in a table's array part.
 const INT_ADDR_KEYS: bool = cfg!(any(feature = "lua53", feature = "lua54"));
 
 /// Pushes `t[addr]` (`t` an absolute index of a table) and returns its type.
@@ -381,7 +380,16 @@ unsafe extern "C-unwind" fn bytes_call(l: *mut ffi::lua_State) -> c_int {
     // call (it is taken, so a later call cannot reuse it). Errors unwind
     // through this frame, which holds nothing with a destructor.
     unsafe {
-        let Some((p, n)) = BYTES.with(|b| b.take()) else {
+        // `call_with_bytes` passes exactly `f, data`; a call from Lua (a
+        // hook of this very call can reach the function and call it while
+        // the bytes are set) may pass any number, and is refused before it
+        // takes them
+        let bytes = if ffi::lua_gettop(l) == 2 {
+            BYTES.with(|b| b.take())
+        } else {
+            None
+        };
+        let Some((p, n)) = bytes else {
             ffi::lua_pushstring(l, c"curl: internal function called from Lua".as_ptr());
             ffi::lua_error(l)
         };
@@ -436,7 +444,7 @@ pub fn call_with_bytes<S: ByteSink>(
 ) -> LuaResult<Called> {
     on_stack(lua, &[], 11, |raw, l, top| {
         // SAFETY: room is checked; a held object is a full userdata, and
-        // so is the value `lua_rawgetp` says is one. Outside the lua_pcall
+        // so is the value `get_addr` says is one. Outside the lua_pcall
         // only values already alive are pushed and raw reads done; the
         // string is made inside the protected `bytes_call`.
         unsafe {

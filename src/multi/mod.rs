@@ -5,7 +5,8 @@
 //! `RemoveHandle` in `fast.rs`.
 //!
 //! User values of the multi userdata (GC-visible), under the `UV_*` keys:
-//! - handles: `CURL*` (light userdata) → Easy userdata, for every added easy;
+//! - handles: `CURL*` (an integer on Lua 5.3/5.4, a light userdata on the
+//!   others: `raw::INT_ADDR_KEYS`) → Easy userdata, for every added easy;
 //!   this keeps added easies alive and maps callback handles back to objects;
 //! - assigned: socket → the Lua value given to `Assign`;
 //! - the socket, timer and push functions and their userdata.
