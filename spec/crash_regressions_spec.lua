@@ -881,6 +881,43 @@ describe("crash regressions", function()
     if nested == 1 then assert.are.equal(7, #table.concat(inner_got)) end
   end)
 
+  it("a file:// transfer whose progress callback aborts (libcurl before 8.22)", function()
+    -- found by the fuzzer under valgrind: a file:// transfer has no socket
+    -- and goes to DONE within one pass of libcurl's loop; a progress
+    -- callback that aborts at the end of that pass (the 5th call for an
+    -- empty upload) made 7.88 skip the transfer's "done" step, so the
+    -- file's path and descriptor were never freed. Before 8.22 the
+    -- binding runs file:// transfers without progress callbacks.
+    local path = os.tmpname()
+    local calls = 0
+    local e = curl.Easy {
+      URL = "file://" .. path,
+      Upload = true,
+      ReadFunction = function() return nil end,
+      XferInfoFunction = function()
+        calls = calls + 1
+        return calls == 5
+      end,
+    }
+    local ok, err = pcall(e.Perform, e)
+    if older_than(0x081600) then
+      assert.is_true(ok, tostring(err))
+      assert.are.equal(0, calls)
+    else
+      assert.is_true(calls > 0)
+    end
+    -- the script's own setting is back for other URLs
+    calls = 0
+    e:SetOpt_Upload(false)
+    e:SetOpt_URL(H.url("/size/10"))
+    e:SetOpt_XferInfoFunction(function() calls = calls + 1 end)
+    e:SetOpt_WriteFunction(function() end)
+    e:Perform()
+    assert.is_true(calls > 0)
+    e:Close()
+    os.remove(path)
+  end)
+
   it("a call hook of the write callback's caller that calls it with other arguments", function()
     -- found by review: a hook of the caller runs while the bytes are set
     -- for it, and can call it with any arguments; it used to take the

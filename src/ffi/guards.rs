@@ -8,6 +8,10 @@
 //! - a file:// transfer's connection is never kept in a connection cache
 //!   (`FORBID_REUSE` while the URL is file://): a transfer that later
 //!   prunes it as dead frees its own protocol state as the file one;
+//! - before 8.22.0, a file:// transfer runs without progress callbacks
+//!   (`NOPROGRESS` while the URL is file://): one that aborts at a certain
+//!   point skips the transfer's "done" step, and the file's path and
+//!   descriptor are never freed;
 //! - `CONNECT_ONLY` over TLS may negotiate HTTP/2, after which `easy:Recv`
 //!   crashes in the HTTP/2 code (before 8.1.0) or fails (8.22): on every
 //!   version `CONNECT_ONLY` transfers are made with `HTTP_VERSION` 1.1;
@@ -68,6 +72,10 @@ pub struct Starts {
     /// `FORBID_REUSE` as set, and whether the guard turned it on (file://).
     forbid_reuse: c_long,
     forbid_applied: bool,
+    /// `NOPROGRESS` as set (`None`: libcurl's default, 1), and whether the
+    /// guard turned it on (file://, before 8.22.0).
+    noprogress: Option<c_long>,
+    noprogress_applied: bool,
     /// The URL option's scheme, or the one libcurl guesses for a URL
     /// without one (`None` as guessed: `DEFAULT_PROTOCOL` applies first).
     url: Option<(Scheme, bool)>,
@@ -145,6 +153,10 @@ impl Starts {
             c::CURLOPT_FORBID_REUSE => {
                 self.forbid_reuse = v;
                 self.forbid_applied = false;
+            }
+            c::CURLOPT_NOPROGRESS => {
+                self.noprogress = Some(v);
+                self.noprogress_applied = false;
             }
             c::CURLOPT_HTTP_VERSION => {
                 self.version = v;
@@ -356,6 +368,24 @@ impl<H: EasyHandler> Easy<H> {
         } else if !file && forbid_applied {
             self.set_long_raw(c::CURLOPT_FORBID_REUSE, forbid_reuse)?;
             self.starts.borrow_mut().forbid_applied = false;
+        }
+        // file://, before 8.22.0: no progress callbacks. A progress
+        // callback that aborts at the end of the loop pass in which the
+        // transfer (which has no socket) went to DONE makes libcurl jump to
+        // COMPLETED without its "done" step, so the file protocol's state
+        // (the file's path, and its descriptor) is never freed (7.88: found
+        // by the fuzzer under valgrind; 8.22 frees it with the handle).
+        let quiet = file && older_than(0x081600);
+        let (noprogress_applied, noprogress) = {
+            let st = self.starts.borrow();
+            (st.noprogress_applied, st.noprogress)
+        };
+        if quiet && !noprogress_applied {
+            self.set_long_raw(c::CURLOPT_NOPROGRESS, 1)?;
+            self.starts.borrow_mut().noprogress_applied = true;
+        } else if !quiet && noprogress_applied {
+            self.set_long_raw(c::CURLOPT_NOPROGRESS, noprogress.unwrap_or(1))?;
+            self.starts.borrow_mut().noprogress_applied = false;
         }
         if !older_than(0x080100) {
             return Ok(());
