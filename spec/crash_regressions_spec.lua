@@ -881,6 +881,50 @@ describe("crash regressions", function()
     if nested == 1 then assert.are.equal(7, #table.concat(inner_got)) end
   end)
 
+  it("an easy whose transfer ended while resolving over DoH (libcurl before 8.22)", function()
+    -- found by the fuzzer under valgrind: 7.88 frees a DoH lookup's state
+    -- when the lookup ends or at cleanup; a transfer that ends during it
+    -- (an abort, a timeout, RemoveHandle) leaves it in the handle, and
+    -- the handle's next transfer cleared it without freeing it
+    local doh = "http://127.0.0.1:1/dns-query" -- never reached here
+    local e = curl.Easy {
+      URL = "http://doh-guard.invalid/", DoH_URL = doh,
+      XferInfoFunction = function() return true end, -- abort while resolving
+    }
+    local ok, err = pcall(e.Perform, e)
+    assert.is_false(ok)
+    if older_than(0x081600) then
+      -- (8.22 finds the DoH server refused before the first progress call)
+      assert.are.equal(curl.CURLE_ABORTED_BY_CALLBACK, err.code, tostring(err))
+      usage_error(function() e:Perform() end, "DOH_URL")
+      e:Reset() -- the state is still there
+      e:SetOpt_URL(H.url("/size/5"))
+      usage_error(function() e:Perform() end, "DOH_URL")
+    end
+    -- a copy is a fresh handle
+    local copy = e:DupHandle()
+    copy:SetOpt_URL(H.url("/size/5"))
+    copy:SetOpt_DoH_URL(nil)
+    copy:SetOpt_XferInfoFunction(nil)
+    copy:SetOpt_WriteFunction(function() end)
+    copy:Perform()
+    copy:Close()
+    e:Close()
+    -- removed from a multi while resolving
+    local m = curl.Multi()
+    local f = curl.Easy { URL = "http://doh-guard.invalid/", DoH_URL = doh, WriteFunction = function() end }
+    m:AddHandle(f)
+    m:Perform()
+    m:RemoveHandle(f)
+    f:SetOpt_URL(H.url("/size/5"))
+    f:SetOpt_DoH_URL(nil)
+    if older_than(0x081600) then
+      usage_error(function() f:Perform() end, "DOH_URL")
+    end
+    f:Close()
+    m:Close()
+  end)
+
   it("a file:// transfer whose progress callback aborts (libcurl before 8.22)", function()
     -- found by the fuzzer under valgrind: a file:// transfer has no socket
     -- and goes to DONE within one pass of libcurl's loop; a progress

@@ -161,6 +161,9 @@ pub struct Easy<H: EasyHandler> {
     /// attached the handle to it, and it stays attached until `RemoveHandle`, the
     /// next transfer or its cleanup (see `attached_conn_guard`).
     pub(super) co_attached: Cell<bool>,
+    /// A transfer ended while its name was resolved over DoH: libcurl keeps
+    /// the lookup's state until cleanup (see `doh_ended`). Survives Reset.
+    pub(super) doh_left: Cell<bool>,
     /// `SSLENGINE` names an engine that failed to load: libcurl keeps the
     /// name, and `curl_easy_duphandle` then fails (see `dup`).
     bad_engine: Cell<bool>,
@@ -255,6 +258,7 @@ impl<H: EasyHandler> Easy<H> {
             connect_only_ran: Cell::new(false),
             co_conn: Cell::new(false),
             co_attached: Cell::new(false),
+            doh_left: Cell::new(false),
             bad_engine: Cell::new(false),
             done: Cell::new(true),
             own_ssl_cache: Cell::new(false),
@@ -861,6 +865,27 @@ impl<H: EasyHandler> Easy<H> {
         self.done.set(true);
         self.co_conn
             .set(result == 0 && self.starts.borrow().connect_only);
+        if result != 0 {
+            self.doh_ended();
+        }
+    }
+
+    /// A transfer that used DoH ended other than with success. Before
+    /// 8.22.0 libcurl frees a DoH lookup's state when the lookup finishes,
+    /// or at cleanup; a transfer that ends while it runs (an abort, a
+    /// timeout, `RemoveHandle`) leaves it in the handle, and the next
+    /// transfer's start clears the request state without freeing it (7.88:
+    /// found by the fuzzer under valgrind). No name lookup time means the
+    /// lookup never finished.
+    pub(super) fn doh_ended(&self) {
+        if self.starts.borrow().doh
+            && older_than(0x081600)
+            && self
+                .info_off_t(c::CURLINFO_NAMELOOKUP_TIME_T as i32)
+                .is_ok_and(|t| t == 0)
+        {
+            self.doh_left.set(true);
+        }
     }
 
     /// `curl_easy_send`, `curl_easy_recv` and `curl_ws_recv` use the

@@ -27,6 +27,10 @@
 //!   cannot start one while it holds it (and, checked in `set_share`, a
 //!   handle that made its own TLS session cache leaks it when a share of
 //!   TLS sessions is set: refused);
+//! - before 8.22.0, a transfer that ends while its name is resolved over
+//!   DoH (an abort, a timeout, `RemoveHandle`) leaves the lookup's state
+//!   in the handle, and the handle's next transfer loses it: the handle
+//!   cannot start one (`Easy::doh_ended`);
 //! - before 8.22.0, a handle that `Send`, `Recv` or a WebSocket call
 //!   attached to its `CONNECT_ONLY` connection loses that connection on
 //!   `curl_easy_upkeep` and on a share change (`Easy::attached_conn_guard`,
@@ -72,6 +76,8 @@ pub struct Starts {
     /// `FORBID_REUSE` as set, and whether the guard turned it on (file://).
     forbid_reuse: c_long,
     forbid_applied: bool,
+    /// `DOH_URL` is set.
+    pub(super) doh: bool,
     /// `NOPROGRESS` as set (`None`: libcurl's default, 1), and whether the
     /// guard turned it on (file://, before 8.22.0).
     noprogress: Option<c_long>,
@@ -175,6 +181,7 @@ impl Starts {
         matches!(
             opt,
             c::CURLOPT_URL
+                | c::CURLOPT_DOH_URL
                 | c::CURLOPT_DEFAULT_PROTOCOL
                 | c::CURLOPT_REDIR_PROTOCOLS_STR
                 | c::CURLOPT_CUSTOMREQUEST
@@ -185,6 +192,7 @@ impl Starts {
     pub(super) fn string_set(&mut self, opt: i64, v: Option<&[u8]>) {
         match opt {
             c::CURLOPT_URL => self.url = v.map(url_scheme),
+            c::CURLOPT_DOH_URL => self.doh = v.is_some_and(|u| !u.is_empty()),
             c::CURLOPT_DEFAULT_PROTOCOL => self.default_protocol = v.map(Scheme::of),
             c::CURLOPT_CUSTOMREQUEST => {
                 self.custom_head = v.is_some_and(|m| m.eq_ignore_ascii_case(b"HEAD"))
@@ -286,6 +294,12 @@ impl<H: EasyHandler> Easy<H> {
         if self.handler.trailers_sent.get() && older_than(0x080700) {
             return refused(format!(
                 "this easy handle sent trailers (TRAILERFUNCTION), and {} cannot run another transfer on it without corrupting memory (fixed in 8.7.0): use DupHandle for a fresh handle with the same options",
+                this_libcurl()
+            ));
+        }
+        if self.doh_left.get() && older_than(0x081600) {
+            return refused(format!(
+                "this easy's last transfer ended while its host name was being resolved over DNS-over-HTTPS (DOH_URL), and {} loses that lookup's memory when the handle starts another transfer (8.22.0 does not): use DupHandle for a fresh handle with the same options",
                 this_libcurl()
             ));
         }

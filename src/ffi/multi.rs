@@ -321,6 +321,9 @@ impl<M: MultiHandler> Multi<M> {
         })?;
         e.set_in_multi(false);
         e.co_attached.set(false); // libcurl detaches a removed handle
+        if !e.done.get() {
+            e.doh_ended(); // (removed half-way)
+        }
         Ok(())
     }
 
