@@ -10,6 +10,23 @@ local usage_error = H.usage_error
 
 local older_than = function(num) return curl.VersionInfo().version_num < num end
 
+-- The C function the write trampoline calls a write function through
+-- (its caller, as debug.getinfo sees it from the write function).
+local function write_caller()
+  local caller
+  local probe = curl.Easy {
+    URL = H.url("/size/10"),
+    WriteFunction = function(s)
+      caller = caller or debug.getinfo(2, "f").func
+      return #s
+    end,
+  }
+  probe:Perform()
+  probe:Close()
+  assert.is_function(caller)
+  return caller
+end
+
 describe("crash regressions", function()
   after_each(H.gc)
 
@@ -851,17 +868,7 @@ describe("crash regressions", function()
     -- outer write had handed its bytes over and before the caller took
     -- them; the nested write's own hand-over emptied the slot, and the
     -- outer write then failed with "internal function called from Lua"
-    local caller
-    local probe = curl.Easy {
-      URL = H.url("/size/10"),
-      WriteFunction = function(s)
-        caller = caller or debug.getinfo(2, "f").func
-        return #s
-      end,
-    }
-    probe:Perform()
-    probe:Close()
-    assert.is_function(caller)
+    local caller = write_caller()
     local inner_got, got, nested = {}, {}, 0
     local inner = curl.Easy { URL = H.url("/size/7"), WriteFunction = function(s) inner_got[#inner_got + 1] = s end }
     local outer = curl.Easy { URL = H.url("/size/10"), WriteFunction = function(s) got[#got + 1] = s end }
@@ -966,17 +973,7 @@ describe("crash regressions", function()
     -- found by review: a hook of the caller runs while the bytes are set
     -- for it, and can call it with any arguments; it used to take the
     -- bytes and index past what it was given (a crash on Lua 5.1 and 5.2)
-    local caller
-    local probe = curl.Easy {
-      URL = H.url("/size/10"),
-      WriteFunction = function(s)
-        caller = caller or debug.getinfo(2, "f").func
-        return #s
-      end,
-    }
-    probe:Perform()
-    probe:Close()
-    assert.is_function(caller)
+    local caller = write_caller()
     local unpack = table.unpack or unpack
     local got, results, hooked = {}, {}, false
     local outer = curl.Easy { URL = H.url("/size/10"), WriteFunction = function(s) got[#got + 1] = s end }

@@ -290,6 +290,16 @@ impl<H: EasyHandler> Easy<H> {
     /// Applies the guards before a transfer starts in the connection cache
     /// `cache` (a multi's; `None`: the handle's own, for `perform`). A
     /// share that shares connections has the cache instead.
+    /// Sets long option `opt` to 1 while `on`, and back to the script's
+    /// own value `own` once not; `applied`: whether it is forced now.
+    /// Returns whether it is forced after the call.
+    fn force_on(&self, opt: i64, on: bool, applied: bool, own: c_long) -> Res<bool> {
+        if on != applied {
+            self.set_long_raw(opt, if on { 1 } else { own })?;
+        }
+        Ok(on)
+    }
+
     pub(super) fn prepare(&self, cache: Option<&CacheMix>) -> Res<()> {
         if self.handler.trailers_sent.get() && older_than(0x080700) {
             return refused(format!(
@@ -376,13 +386,8 @@ impl<H: EasyHandler> Easy<H> {
             let st = self.starts.borrow();
             (st.forbid_applied, st.forbid_reuse)
         };
-        if file && !forbid_applied {
-            self.set_long_raw(c::CURLOPT_FORBID_REUSE, 1)?;
-            self.starts.borrow_mut().forbid_applied = true;
-        } else if !file && forbid_applied {
-            self.set_long_raw(c::CURLOPT_FORBID_REUSE, forbid_reuse)?;
-            self.starts.borrow_mut().forbid_applied = false;
-        }
+        let applied = self.force_on(c::CURLOPT_FORBID_REUSE, file, forbid_applied, forbid_reuse)?;
+        self.starts.borrow_mut().forbid_applied = applied;
         // file://, before 8.22.0: no progress callbacks. A progress
         // callback that aborts at the end of the loop pass in which the
         // transfer (which has no socket) went to DONE makes libcurl jump to
@@ -394,13 +399,9 @@ impl<H: EasyHandler> Easy<H> {
             let st = self.starts.borrow();
             (st.noprogress_applied, st.noprogress)
         };
-        if quiet && !noprogress_applied {
-            self.set_long_raw(c::CURLOPT_NOPROGRESS, 1)?;
-            self.starts.borrow_mut().noprogress_applied = true;
-        } else if !quiet && noprogress_applied {
-            self.set_long_raw(c::CURLOPT_NOPROGRESS, noprogress.unwrap_or(1))?;
-            self.starts.borrow_mut().noprogress_applied = false;
-        }
+        let own = noprogress.unwrap_or(1);
+        let applied = self.force_on(c::CURLOPT_NOPROGRESS, quiet, noprogress_applied, own)?;
+        self.starts.borrow_mut().noprogress_applied = applied;
         if !older_than(0x080100) {
             return Ok(());
         }
