@@ -929,6 +929,18 @@ describe("crash regressions", function()
       usage_error(function() f:Perform() end, "DOH_URL")
     end
     f:Close()
+    -- DOH_URL cleared while the lookup runs (found by review): the
+    -- transfer started with DoH all the same
+    local g = curl.Easy { URL = "http://doh-guard.invalid/", DoH_URL = doh, WriteFunction = function() end }
+    m:AddHandle(g)
+    m:Perform()
+    g:SetOpt_DoH_URL(nil)
+    m:RemoveHandle(g)
+    g:SetOpt_URL(H.url("/size/5"))
+    if older_than(0x081600) then
+      usage_error(function() g:Perform() end, "DOH_URL")
+    end
+    g:Close()
     m:Close()
   end)
 
@@ -966,7 +978,84 @@ describe("crash regressions", function()
     e:Perform()
     assert.is_true(calls > 0)
     e:Close()
+    -- "file:/path" (one slash) is a file URL to libcurl too (found by
+    -- review: the guard read only "scheme://")
+    calls = 0
+    local f = curl.Easy {
+      URL = "file:" .. path, Upload = true, ReadFunction = function() return nil end,
+      XferInfoFunction = function()
+        calls = calls + 1
+        return calls == 5
+      end,
+    }
+    ok, err = pcall(f.Perform, f)
+    if older_than(0x081600) then
+      assert.is_true(ok, tostring(err))
+      assert.are.equal(0, calls)
+    end
+    f:Close()
     os.remove(path)
+  end)
+
+  it("Upkeep on an easy whose transfer runs (libcurl before 8.22)", function()
+    -- found by review: 7.88's curl_easy_upkeep attaches the easy to each
+    -- cached connection and detaches it, so a running transfer lost its
+    -- connection (a crash from the easy's own callback; between
+    -- multi:Perform calls CURLM_INTERNAL_ERROR and a leaked connection)
+    local refused = older_than(0x081600)
+    local e = curl.Easy { URL = H.url("/size/10"), UpkeepIntervalMs = 0, WriteFunction = function() end }
+    e:Perform() -- a connection idles in the easy's own cache
+    e:Upkeep() -- not transferring: fine
+    local seen
+    e:SetOpt_URL(H.url("/size/300000"))
+    e:SetOpt_WriteFunction(function()
+      if seen == nil then seen = { pcall(e.Upkeep, e) } end
+    end)
+    e:Perform()
+    if refused then
+      assert.is_false(seen[1])
+      assert.matches("Upkeep cannot run", tostring(seen[2]))
+    end
+    -- in a multi, between calls
+    local m = curl.Multi()
+    local body = {}
+    e:SetOpt_URL(H.url("/size/300000"))
+    e:SetOpt_WriteFunction(function(d) body[#body + 1] = d end)
+    m:AddHandle(e)
+    m:Perform()
+    if refused then usage_error(function() e:Upkeep() end, "Upkeep cannot run") end
+    local deadline = os.time() + 10
+    while m:Perform() > 0 do
+      assert.is_true(os.time() <= deadline, "deadline passed")
+      m:Wait(100)
+    end
+    local msg, result = m:InfoRead()
+    assert.are.equal(curl.CURLMSG_DONE, msg)
+    assert.are.equal(curl.CURLE_OK, result)
+    assert.are.equal(H.pattern(300000), table.concat(body))
+    m:RemoveHandle(e)
+    e:Upkeep() -- removed: fine again
+    e:Close()
+    m:Close()
+  end)
+
+  it("__gc called by hand (debug library): twice, or on another class", function()
+    -- found by review: mlua's destructor drops whatever block it is given
+    local gc = debug.getmetatable(curl.Easy()).__gc
+    local e = curl.Easy()
+    gc(e)
+    gc(e) -- nothing: the object is already destructed
+    assert.has_error(function() e:Perform() end)
+    local m = curl.Multi()
+    gc(m) -- the Easy's __gc on a Multi: nothing
+    assert.are.equal(0, m:Perform())
+    local p = curl.Poller()
+    debug.getmetatable(m).__gc(p)
+    assert.are.equal(0, p:Count())
+    m:Close()
+    p:Close()
+    collectgarbage()
+    collectgarbage()
   end)
 
   it("a call hook of the write callback's caller that calls it with other arguments", function()

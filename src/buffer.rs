@@ -116,7 +116,7 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     raw_t.raw_set("Buffer", t)?;
     reg_fn(lua, raw_t, "new_buffer", "curl.Buffer", |lua, _a| {
         let inner = Rc::new(BufferInner::default());
-        let ud = lua.create_userdata(Buffer(inner.clone()))?;
+        let ud = crate::luaapi::raw::new_object(lua, Buffer(inner.clone()))?;
         inner.block.set(ud.to_pointer() as usize);
         register_object(lua, &ud, &inner);
         Ok(ud)

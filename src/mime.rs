@@ -43,7 +43,7 @@ fn mime_fault(what: &str) -> impl Fn(Fault) -> Fail + '_ {
 
 /// The Lua object of a new mime (`curl.Mime(easy)`, made by the easy).
 pub fn wrap(lua: &Lua, m: ffi::Mime) -> R<LuaAnyUserData> {
-    let ud = lua.create_userdata(Mime(m))?;
+    let ud = crate::luaapi::raw::new_object(lua, Mime(m))?;
     let t = lua.create_table()?;
     t.raw_set("callbacks", lua.create_table()?)?;
     ud.set_user_value(t)?;
@@ -65,7 +65,7 @@ pub fn is_mime(v: &LuaAnyUserData) -> bool {
 fn add_part(lua: &Lua, args: Args) -> R<LuaAnyUserData> {
     let (ud, m) = args.this::<Mime>()?;
     let part = m.add_part().map_err(mime_fault("curl_mime_addpart"))?;
-    let pud = lua.create_userdata(MimePart(Rc::new(part)))?;
+    let pud = crate::luaapi::raw::new_object(lua, MimePart(Rc::new(part)))?;
     // The part keeps its mime's Lua object (and so its callbacks) alive.
     let t = lua.create_table()?;
     t.raw_set("mime", ud)?;

@@ -395,7 +395,7 @@ fn create(lua: &Lua) -> R<LuaAnyUserData> {
     // the poller stays collectable.
     let it_state = state.clone();
     let iter = crate::luaapi::function(lua, move |_, ()| Ok(next(&it_state)))?;
-    let ud = lua.create_userdata(Poller(state))?;
+    let ud = crate::luaapi::raw::new_object(lua, Poller(state))?;
     ud.set_user_value(iter)?;
     Ok(ud)
 }

@@ -74,9 +74,12 @@ fn close(_lua: &Lua, args: Args) -> R<()> {
 fn create(lua: &Lua) -> R<LuaAnyUserData> {
     let h = ffi::Share::new()
         .ok_or_else(|| Fail::Usage("curl_share_init failed (out of memory)".into()))?;
-    Ok(lua.create_userdata(Share(Rc::new(ShareInner {
-        handle: RefCell::new(Some(Rc::new(h))),
-    })))?)
+    Ok(crate::luaapi::raw::new_object(
+        lua,
+        Share(Rc::new(ShareInner {
+            handle: RefCell::new(Some(Rc::new(h))),
+        })),
+    )?)
 }
 
 pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {

@@ -93,9 +93,12 @@ fn get(lua: &Lua, args: Args) -> R<Value> {
 }
 
 fn wrap(lua: &Lua, h: ffi::Url) -> R<LuaAnyUserData> {
-    Ok(lua.create_userdata(Url(Rc::new(UrlInner {
-        handle: RefCell::new(Some(Rc::new(h))),
-    })))?)
+    Ok(crate::luaapi::raw::new_object(
+        lua,
+        Url(Rc::new(UrlInner {
+            handle: RefCell::new(Some(Rc::new(h))),
+        })),
+    )?)
 }
 
 fn dup(lua: &Lua, args: Args) -> R<LuaAnyUserData> {

@@ -238,7 +238,7 @@ fn new_state(
 }
 
 fn wrap(lua: &Lua, inner: Rc<EasyInner>) -> R<LuaAnyUserData> {
-    let ud = lua.create_userdata(Easy(inner.clone()))?;
+    let ud = crate::luaapi::raw::new_object(lua, Easy(inner.clone()))?;
     inner.block.set(ud.to_pointer() as usize);
     register_object(lua, &ud, &inner);
     ud.set_user_value(lua.create_table()?)?;

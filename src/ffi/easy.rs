@@ -164,6 +164,10 @@ pub struct Easy<H: EasyHandler> {
     /// A transfer ended while its name was resolved over DoH: libcurl keeps
     /// the lookup's state until cleanup (see `doh_ended`). Survives Reset.
     pub(super) doh_left: Cell<bool>,
+    /// The transfer started last may resolve over DoH: `DOH_URL` was set
+    /// when it started, or while it ran (what `doh_ended` looks at, not the
+    /// option as it is when the transfer ends).
+    pub(super) doh_ran: Cell<bool>,
     /// `SSLENGINE` names an engine that failed to load: libcurl keeps the
     /// name, and `curl_easy_duphandle` then fails (see `dup`).
     bad_engine: Cell<bool>,
@@ -259,6 +263,7 @@ impl<H: EasyHandler> Easy<H> {
             co_conn: Cell::new(false),
             co_attached: Cell::new(false),
             doh_left: Cell::new(false),
+            doh_ran: Cell::new(false),
             bad_engine: Cell::new(false),
             done: Cell::new(true),
             own_ssl_cache: Cell::new(false),
@@ -437,6 +442,13 @@ impl<H: EasyHandler> Easy<H> {
             self.starts
                 .borrow_mut()
                 .string_set(opt, s.map(CStr::to_bytes));
+        }
+        if opt == c::CURLOPT_DOH_URL
+            && s.is_some_and(|u| !u.is_empty())
+            && (self.in_multi.get() || self.performing.get())
+        {
+            // a transfer that has not resolved its name yet uses it
+            self.doh_ran.set(true);
         }
         Ok(())
     }
@@ -643,6 +655,7 @@ impl<H: EasyHandler> Easy<H> {
 
     pub fn upkeep(&self) -> Res<()> {
         self.attached_conn_guard("Upkeep")?;
+        self.upkeep_guard()?;
         let h = self.raw()?;
         // SAFETY: live handle.
         code(super::maybe_without_sigpipe(|| unsafe { curl_easy_upkeep(h) }) as CURLcode)
@@ -878,7 +891,7 @@ impl<H: EasyHandler> Easy<H> {
     /// found by the fuzzer under valgrind). No name lookup time means the
     /// lookup never finished.
     pub(super) fn doh_ended(&self) {
-        if self.starts.borrow().doh
+        if self.doh_ran.get()
             && older_than(0x081600)
             && self
                 .info_off_t(c::CURLINFO_NAMELOOKUP_TIME_T as i32)
@@ -922,6 +935,24 @@ impl<H: EasyHandler> Easy<H> {
         if self.co_attached.get() && older_than(0x081600) {
             return refused(format!(
                 "this easy is attached to the connection of its CONNECT_ONLY transfer (Send, Recv or a WebSocket call used it), and {} loses that connection on {what} (fixed in 8.22.0): use DupHandle for a handle without it",
+                this_libcurl()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Before 8.22.0 `curl_easy_upkeep` attaches the handle itself to each
+    /// cached connection in turn and then detaches it: a handle whose
+    /// transfer runs (inside `Perform`, from its own callbacks too, or added
+    /// to a multi) is left without its connection, and the transfer then
+    /// reads through a null pointer (7.88: a crash; from a callback, or a
+    /// `CURLM_INTERNAL_ERROR` and a leaked connection between
+    /// `multi:Perform` calls). 8.22 keeps the connections alive with the
+    /// cache's own internal handle.
+    pub(super) fn upkeep_guard(&self) -> Res<()> {
+        if (self.performing.get() || self.in_multi.get()) && older_than(0x081600) {
+            return refused(format!(
+                "Upkeep cannot run on an easy whose transfer is running (inside Perform or its callbacks, or added to a multi until RemoveHandle): {} takes the transfer's connection away from it (a crash; fixed in 8.22.0); call it on an easy that is not transferring",
                 this_libcurl()
             ));
         }

@@ -128,14 +128,21 @@ impl Scheme {
     }
 }
 
-/// A URL's scheme (`scheme://...`), or the one libcurl guesses from the host
+/// libcurl's `MAX_SCHEME_LEN`: a longer run of scheme characters is no
+/// scheme.
+const MAX_SCHEME_LEN: usize = 40;
+
+/// A URL's scheme (`scheme:/...`), or the one libcurl guesses from the host
 /// of a URL without one; the flag says it was guessed.
 fn url_scheme(url: &[u8]) -> (Scheme, bool) {
     let end = url
         .iter()
         .position(|&b| !(b.is_ascii_alphanumeric() || b"+-.".contains(&b)))
         .unwrap_or(url.len());
-    if url[end..].starts_with(b"://") {
+    // libcurl's rule (`Curl_is_absolute_url` while guessing schemes): up
+    // to 40 scheme characters, then ":/" (one slash is enough: "file:/x"
+    // is a file URL); anything else has its scheme guessed from the host.
+    if (1..=MAX_SCHEME_LEN).contains(&end) && url[end..].starts_with(b":/") {
         return (Scheme::of(&url[..end]), false);
     }
     for p in ["ftp", "dict", "ldap", "imap", "smtp", "pop3"] {
@@ -352,6 +359,7 @@ impl<H: EasyHandler> Easy<H> {
         if self.starts.borrow().connect_only {
             self.connect_only_ran.set(true);
         }
+        self.doh_ran.set(self.starts.borrow().doh);
         self.co_conn.set(false); // a new transfer: no CONNECT_ONLY connection yet
         self.done.set(false);
         if !(self.ssl_from_share.get() && self.kept.borrow().share.is_some()) {

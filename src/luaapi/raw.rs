@@ -1622,3 +1622,77 @@ pub fn patch_collected(lua: &Lua, index: LuaFunction, tostring: LuaFunction) -> 
         })
     }
 }
+
+/// The key (its address, as a light userdata) a class metatable gets once
+/// its `__gc` is `gc_guard`.
+static GC_GUARDED: u8 = 0;
+
+/// `__gc` of the module's classes, in front of mlua's destructor (the
+/// first upvalue) for the class metatable (the second). Lua calls `__gc`
+/// with the object, but Lua code can call it too
+/// (`debug.getmetatable(obj).__gc`): mlua's destructor takes whatever
+/// block it is given and drops it, so a second call, or a call with an
+/// object of another class, would drop freed memory or memory of another
+/// type. Here the destructor runs only for a userdata whose metatable is
+/// the class's own: once it ran, mlua has given the object its
+/// "destructed" metatable, and later calls do nothing.
+unsafe extern "C-unwind" fn gc_guard(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua (20 free slots; 3 used), made by
+    // `guard_gc` with the two upvalues; the call to mlua's destructor runs
+    // with the object as its only argument, as Lua's own call does.
+    unsafe {
+        if ffi::lua_type(l, 1) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, 1) == 0 {
+            return 0;
+        }
+        if ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) == 0 {
+            return 0;
+        }
+        ffi::lua_settop(l, 1);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(l, 1);
+        ffi::lua_call(l, 1, 0);
+        0
+    }
+}
+
+/// A new object of class `T` whose metatable's `__gc` is `gc_guard` (set
+/// the first time an object of the class is made in this state).
+pub fn new_object<T: mlua::UserData + 'static>(lua: &Lua, v: T) -> LuaResult<LuaAnyUserData> {
+    let ud = lua.create_userdata(v)?;
+    let key = &GC_GUARDED as *const u8 as *const c_void;
+    let guarded = on_stack(lua, &[Holder::Ud(&ud)], 2, |_, l, top| {
+        // SAFETY: the userdata is at top + 1; reading its metatable and a
+        // light-userdata key does not allocate.
+        unsafe {
+            Ok(ffi::lua_getmetatable(l, top + 1) == 0
+                || ffi::lua_rawgetp(l, -1, key) != ffi::LUA_TNIL)
+        }
+    })?;
+    if !guarded {
+        // SAFETY: inside exec_raw's protected call with the userdata at 1;
+        // only stores into its metatable (which can allocate: protected).
+        unsafe {
+            lua.exec_raw::<()>(&ud, |l| {
+                if ffi::lua_getmetatable(l, 1) == 0 {
+                    return;
+                }
+                // ud, mt
+                ffi::lua_pushstring(l, c"__gc".as_ptr());
+                if ffi::lua_rawget(l, 2) != ffi::LUA_TFUNCTION {
+                    ffi::lua_settop(l, 0);
+                    return;
+                }
+                // ud, mt, mlua's __gc
+                ffi::lua_pushvalue(l, 2);
+                ffi::lua_pushcclosure(l, gc_guard, 2);
+                ffi::lua_pushstring(l, c"__gc".as_ptr());
+                ffi::lua_insert(l, -2);
+                ffi::lua_rawset(l, 2);
+                ffi::lua_pushboolean(l, 1);
+                ffi::lua_rawsetp(l, 2, key);
+                ffi::lua_settop(l, 0);
+            })?;
+        }
+    }
+    Ok(ud)
+}

@@ -259,7 +259,7 @@ pub fn create(lua: &Lua) -> R<LuaAnyUserData> {
     if oom {
         return usage("curl_multi_init failed (out of memory)");
     }
-    let ud = lua.create_userdata(Multi(inner.clone()))?;
+    let ud = crate::luaapi::raw::new_object(lua, Multi(inner.clone()))?;
     inner.block.set(ud.to_pointer() as usize);
     register_object(lua, &ud, &inner);
     let t = lua.create_table()?;
