@@ -368,3 +368,83 @@ describe("multi socket interface", function()
     end)
   end)
 end)
+
+describe("curl._drain (InfoRead and RemoveHandle in one call, for the loop helpers)", function()
+  after_each(H.gc)
+
+  -- runs `multi` (Poller as its socket and timer function) until no
+  -- transfer runs, taking no message
+  local function run_all(multi, poller)
+    local deadline = os.time() + 10
+    local running = multi:SocketAction(curl.CURL_SOCKET_TIMEOUT, 0)
+    while running > 0 do
+      assert.is_true(os.time() <= deadline, "deadline passed")
+      running = poller:Dispatch(multi, 100)
+    end
+  end
+
+  it("takes the transfers that are keys of `transfers`, and leaves the others", function()
+    local multi, poller = curl.Multi(), curl.Poller()
+    multi:SetOpt_SocketFunction(poller)
+    multi:SetOpt_TimerFunction(poller)
+    local mine, other = {}, {}
+    local transfers = {}
+    for i = 1, 6 do
+      local e = curl.Easy { URL = H.url("/size/" .. i), WriteFunction = function() end }
+      multi:AddHandle(e)
+      if i % 2 == 0 then mine[#mine + 1] = e; transfers[e] = true else other[#other + 1] = e end
+    end
+    local bad = curl.Easy { URL = "http://127.0.0.1:1/", WriteFunction = function() end }
+    multi:AddHandle(bad)
+    transfers[bad] = true
+    run_all(multi, poller)
+    local out = { "kept" }
+    local n = curl._drain(multi, transfers, out)
+    assert.are.equal(8, n)
+    assert.are.equal("kept", out[1])
+    local got = {}
+    for i = 2, 9, 2 do got[out[i]] = out[i + 1] end
+    for _, e in ipairs(mine) do assert.are.equal(curl.CURLE_OK, got[e]) end
+    assert.are.equal(curl.CURLE_COULDNT_CONNECT, got[bad])
+    -- taken ones are removed; the others stay added, their messages gone
+    assert.are.equal(3, #multi:GetHandles())
+    for _, e in ipairs(other) do assert.is_nil(got[e]) end
+    assert.are.equal(0, curl._drain(multi, transfers, out))
+    local msg = multi:InfoRead()
+    assert.are.equal(curl.CURLMSG_NONE, msg)
+    for _, e in ipairs(mine) do multi:AddHandle(e) end -- free to run again
+    multi:Close()
+    poller:Close()
+  end)
+
+  it("refuses arguments that are not a multi and two tables", function()
+    local multi = curl.Multi()
+    assert.has_error(function() curl._drain(multi, {}, nil) end)
+    assert.has_error(function() curl._drain(multi, nil, {}) end)
+    assert.has_error(function() curl._drain(curl.Easy(), {}, {}) end)
+    assert.has_error(function() curl._drain() end)
+    assert.are.equal(0, curl._drain(multi, {}, {}))
+    multi:Close()
+    assert.has_error(function() curl._drain(multi, {}, {}) end)
+  end)
+
+  it("gives the same results from a coroutine (the full method)", function()
+    local multi, poller = curl.Multi(), curl.Poller()
+    multi:SetOpt_SocketFunction(poller)
+    multi:SetOpt_TimerFunction(poller)
+    local transfers = {}
+    for i = 1, 3 do
+      local e = curl.Easy { URL = H.url("/size/" .. i), WriteFunction = function() end }
+      multi:AddHandle(e)
+      transfers[e] = true
+    end
+    run_all(multi, poller)
+    local out = {}
+    local n = coroutine.wrap(function() return curl._drain(multi, transfers, out) end)()
+    assert.are.equal(6, n)
+    for i = 2, 6, 2 do assert.are.equal(curl.CURLE_OK, out[i]) end
+    assert.are.equal(0, #multi:GetHandles())
+    multi:Close()
+    poller:Close()
+  end)
+end)

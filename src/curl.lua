@@ -342,6 +342,7 @@ end
 
 -- For the loop helpers: whether an easy's body goes anywhere but stdout.
 M._writes = raw.fast_writes(checked(raw.writes))
+M._drain = raw.fast["curl._drain"](checked(raw.drain))
 
 ------------------------------------------------------------------- Fetch
 

@@ -129,7 +129,7 @@ function Loop.new(backend, multi, opts)
   end)
   local m = self.multi
   -- the methods of every transfer, looked up once
-  self._info_read, self._remove, self._add = m.InfoRead, m.RemoveHandle, m.AddHandle
+  self._add, self._out = m.AddHandle, {}
   self._backend_added = backend.added -- (or nil)
   m:SetOpt_SocketFunction(function(_, fd, what)
     if what == curl.CURL_POLL_REMOVE then backend:unwatch(fd) else backend:watch(fd, what) end
@@ -272,24 +272,40 @@ end
 
 --- Takes what finished (InfoRead), then runs what callbacks deferred.
 --- Errors go to loop:_error.
-local DONE, OK = curl.CURLMSG_DONE, curl.CURLE_OK
+local OK = curl.CURLE_OK
+
+local drain = curl._drain
 
 function Loop:_drain()
-  local m, transfers = self.multi, self.transfers
-  local multi_info_read, multi_remove = self._info_read, self._remove
+  local m, transfers, out = self.multi, self.transfers, self._out
   -- (for finish: whether a yield here could suspend a coroutine, asked
   -- once; the on_done callbacks return to this coroutine)
   local no_yield = not yieldable()
   repeat
     if self.closed or self.lost then return end -- an on_done may close the loop
-    -- raises on a closed multi (see _act)
-    local msg, result, remaining, easy = multi_info_read(m)
-    if msg == DONE and easy and transfers[easy] then
-      local ok, e = pcall(multi_remove, m, easy)
-      if not ok then self:_error(e) end
-      finish(self, easy, result, result ~= OK and transfer_error(easy, result) or nil, no_yield)
+    -- every finished transfer at once, removed from the multi: `out` gets
+    -- easy, result pairs (InfoRead and RemoveHandle in one call)
+    local ok, e = pcall(drain, m, transfers, out)
+    local n = #out
+    if n > 0 then
+      -- a new table for the next call: whatever the on_done callbacks do,
+      -- these pairs are read once
+      local got = out
+      out = {}
+      self._out = out
+      for i = 1, n, 2 do
+        local easy, result = got[i], got[i + 1]
+        -- (once an on_done closed the loop, finish finds no transfers)
+        finish(self, easy, result, result ~= OK and transfer_error(easy, result) or nil, no_yield)
+      end
     end
-  until remaining == 0
+    if not ok then
+      -- raises on a closed multi (see _act); a callback error from a
+      -- removal goes to the loop, and the drain goes on
+      if multi_closed(m) then error(e, 0) end
+      self:_error(e)
+    end
+  until n == 0 and ok
   -- what callbacks asked for while libcurl was busy
   while #self.deferred > 0 and not self.closed and not self.lost do
     local d = table.remove(self.deferred, 1)

@@ -1117,6 +1117,8 @@ pub trait InfoPath: 'static {
     type A: 'static;
     /// The user-value key of the holder's `address → object` table.
     const HANDLES_KEY: i64;
+    /// The message that says an object's work is done (for a drain).
+    const DONE: i64;
     fn run(a: &Self::A) -> Info;
 }
 
@@ -1168,6 +1170,152 @@ unsafe extern "C-unwind" fn info_call<P: InfoPath>(l: *mut ffi::lua_State) -> c_
         ffi::lua_settop(l, n);
         call_full(l)
     }
+}
+
+/// The C function of a drain (`curl._drain(multi, transfers, out)`): the
+/// messages of `I` with the removal of `P` for each, in one call
+/// (upvalues: the checked full method, the pending function). For each
+/// `CURLMSG_DONE` message whose object (looked up as `info_call` does) is
+/// a key of `transfers`, it removes the object (`P`, when `P::ready`) and
+/// appends `object, result` to `out`; it returns how many values it
+/// appended. An error `P` kept is raised (through the pending function)
+/// once its pair is appended.
+unsafe extern "C-unwind" fn drain_call<I: InfoPath, P: PairPath<A = I::A>>(
+    l: *mut ffi::lua_State,
+) -> c_int {
+    // SAFETY: a C function called by Lua (20 free stack slots, at most 10
+    // used), made by `drain_path`. The objects are this call's argument (the
+    // multi) and a value of its handles table held in slot 2 (pinned, and
+    // put back, for the removal). Slots 3 and 4 are checked to hold tables
+    // before every raw access (Lua code run by a callback can change a C
+    // frame's slots with `debug.setlocal`). The stores into `out` can raise
+    // (out of memory) while this frame holds nothing with a destructor;
+    // `run` runs inside `with_rcs`, which drops the strong references it
+    // makes and calls no Lua itself.
+    unsafe {
+        let Some((lua, th)) = live(l, ffi::lua_upvalueindex(3)) else {
+            raise_closed(l);
+        };
+        let nargs = ffi::lua_gettop(l);
+        if nargs != 3
+            || ffi::lua_type(l, 2) != ffi::LUA_TTABLE
+            || ffi::lua_type(l, 3) != ffi::LUA_TTABLE
+        {
+            return call_full(l);
+        }
+        let Some(a) = object_at::<I::A>(l, 1) else {
+            return call_full(l);
+        };
+        // (a removal this C path cannot pin for, from a coroutine mlua is not
+        // running, goes to the full method before any message is taken)
+        if th.is_null()
+            || lua.exec_raw_lua(|raw| raw.state()) != l
+            || ffi::lua_gettop(th) > ANCHOR_DEPTH
+        {
+            return call_full(l);
+        }
+        // multi, (the easy of each message), transfers, out
+        ffi::lua_pushnil(l);
+        ffi::lua_insert(l, 2);
+        let start = ffi::lua_rawlen(l, 4) as ffi::lua_Integer;
+        let mut n = start;
+        let tables =
+            |l| ffi::lua_type(l, 3) == ffi::LUA_TTABLE && ffi::lua_type(l, 4) == ffi::LUA_TTABLE;
+        loop {
+            ffi::lua_settop(l, 4);
+            if !tables(l) {
+                break;
+            }
+            let (result, addr) = match I::run(&*a) {
+                Info::Msg(msg, result, _, addr) if msg == I::DONE => (result, addr),
+                Info::Msg(..) => continue,
+                Info::Empty(_) => break,
+                Info::Full => {
+                    if n == start {
+                        ffi::lua_remove(l, 2);
+                        return call_full(l);
+                    }
+                    break;
+                }
+            };
+            // the message's object into slot 2, if it is a key of transfers
+            if !(push_uv_of(l, 1)
+                && ffi::lua_rawgeti(l, -1, I::HANDLES_KEY) == ffi::LUA_TTABLE
+                && get_addr(l, 7, addr) == ffi::LUA_TUSERDATA)
+            {
+                continue;
+            }
+            ffi::lua_pushvalue(l, -1);
+            if ffi::lua_rawget(l, 3) == ffi::LUA_TNIL {
+                continue;
+            }
+            ffi::lua_settop(l, 8);
+            ffi::lua_replace(l, 2);
+            ffi::lua_settop(l, 4);
+            let mut failed = false;
+            if let Some(b) = object_at::<P::B>(l, 2) {
+                if let Some(b_addr) = P::ready(&*a, &*b) {
+                    let outcome = pinned(lua, th, l, 2, |ah| {
+                        unwind_guard(
+                            || with_rcs(a, b, |a, b| P::run(lua, ah, a, b)),
+                            |msg| P::panicked(&*a, panic_text(msg)),
+                            Fast::Failed { unlink: true },
+                        )
+                    });
+                    match outcome {
+                        Some(Fast::Done) => unlink_removed::<P>(l, b_addr),
+                        Some(Fast::Failed { .. }) => {
+                            unlink_removed::<P>(l, b_addr);
+                            failed = true;
+                        }
+                        // (not removed: the pair is reported all the same,
+                        // as the loop did when RemoveHandle failed)
+                        Some(Fast::Full) => {}
+                        // (no room on the anchor: out of memory)
+                        None => {
+                            P::panicked(&*a, "no stack space to remove the easy".into());
+                            failed = true;
+                        }
+                    }
+                }
+            }
+            if !tables(l) {
+                break;
+            }
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_rawseti(l, 4, n + 1);
+            ffi::lua_pushinteger(l, result as ffi::lua_Integer);
+            ffi::lua_rawseti(l, 4, n + 2);
+            n += 2;
+            if failed {
+                ffi::lua_remove(l, 2);
+                return raise_pending(l);
+            }
+        }
+        ffi::lua_pushinteger(l, n - start);
+        1
+    }
+}
+
+/// `P::UNLINK` for the multi at 1 and the easy at 2.
+///
+/// # Safety
+/// As `unlink_here`.
+unsafe fn unlink_removed<P: PairPath>(l: *mut ffi::lua_State, addr: usize) {
+    if let Some((hk, mk)) = P::UNLINK {
+        // SAFETY: the caller's contract.
+        unsafe { unlink_here(l, hk, mk, addr) };
+    }
+}
+
+/// `curl._drain`: the checked full method `full` with the drain of `I`
+/// and `P` in front of it (see `drain_call`).
+pub fn drain_path<I: InfoPath, P: PairPath<A = I::A>>(
+    lua: &Lua,
+    full: LuaFunction,
+    pending: LuaFunction,
+) -> LuaResult<LuaFunction> {
+    path_closure(lua, drain_call::<I, P>, full, pending)
 }
 
 /// The method `full` with path `P` in front of it.

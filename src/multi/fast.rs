@@ -14,7 +14,9 @@
 use super::{act, added, with_holder, Multi, MultiInner, UV_HANDLES};
 use crate::easy::{EasyInner, UV_MULTI};
 use crate::error::{finish, multi_fail, Fail, R};
-use crate::luaapi::raw::{action_path, info_path, pair_path, Act, ActionPath, Fast, Info};
+use crate::luaapi::raw::{
+    action_path, drain_path, info_path, pair_path, Act, ActionPath, Fast, Info,
+};
 use crate::luaapi::raw::{Holder, InfoPath, PairPath};
 use crate::luaapi::Args;
 use crate::options::c;
@@ -43,6 +45,7 @@ struct InfoRead;
 impl InfoPath for InfoRead {
     type A = MultiInner;
     const HANDLES_KEY: i64 = UV_HANDLES;
+    const DONE: i64 = c::CURLMSG_DONE as i64;
 
     fn run(m: &MultiInner) -> Info {
         // curl_multi_info_read calls nothing back: a borrow is fine here.
@@ -207,5 +210,11 @@ pub fn register(lua: &Lua, t: &LuaTable) -> LuaResult<()> {
     install(lua, t, "multi:AddHandle", pair_path::<AddHandle>)?;
     install(lua, t, "multi:RemoveHandle", pair_path::<RemoveHandle>)?;
     install(lua, t, "multi:SocketAction", action_path::<SocketAction>)?;
+    t.raw_set(
+        "curl._drain",
+        crate::luaapi::function(lua, |lua, full: LuaFunction| {
+            drain_path::<InfoRead, RemoveHandle>(lua, full, pending_fn(lua, "curl._drain")?)
+        })?,
+    )?;
     Ok(())
 }

@@ -465,6 +465,55 @@ fn info_read(lua: &Lua, args: Args) -> R<(i64, i64, i64, Value)> {
     ))
 }
 
+/// `raw.drain(multi, transfers, out)` (`curl._drain`, for the loop
+/// helpers): what `InfoRead` and `RemoveHandle` do for each finished
+/// transfer, in one call. For each `CURLMSG_DONE` message whose easy is a
+/// key of `transfers` (other messages are read and dropped, their easies
+/// left in the multi), removes the easy and appends `easy, result` to
+/// `out`. Returns the number of values appended. A callback error from a
+/// removal (the socket callback) is raised once its easy is appended; the
+/// messages after it stay for the next call. Inside a callback of this
+/// multi there are no messages (as for `InfoRead`).
+fn drain(lua: &Lua, args: Args) -> R<i64> {
+    let (ud, inner, h) = open(&args)?;
+    let table = |i: usize, name: &str| match args.get(i) {
+        Value::Table(t) => Ok(t),
+        v => usage(format!(
+            "bad argument #{i} '{name}' (table expected, got {})",
+            type_name(&v)
+        )),
+    };
+    let transfers = table(1, "transfers")?;
+    let out = table(2, "out")?;
+    let start = out.raw_len() as i64;
+    let mut n = start;
+    while let Some(msg) = inner.info_read(&h) {
+        if msg.msg != c::CURLMSG_DONE as c_int {
+            continue;
+        }
+        let Some(eud) = crate::luaapi::raw::handle_of(lua, Holder::Ud(ud), UV_HANDLES, msg.easy)?
+        else {
+            continue;
+        };
+        if transfers.raw_get::<Value>(&eud)?.is_nil() {
+            continue;
+        }
+        let e = eud.borrow::<Easy>()?.inner();
+        let failed = if inner.owns(&e) {
+            detach_easy(lua, ud, &inner, &eud, &e)?
+        } else {
+            None
+        };
+        out.raw_set(n + 1, eud)?;
+        out.raw_set(n + 2, msg.result as i64)?;
+        n += 2;
+        if let Some(f) = failed {
+            return Err(f);
+        }
+    }
+    Ok(n - start)
+}
+
 fn timeout(_lua: &Lua, args: Args) -> R<i64> {
     let (_ud, _inner, h) = open_idle(&args)?;
     h.timeout().map_err(multi_fail)
@@ -739,6 +788,7 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     reg(lua, &t, "GetHandles", "multi:GetHandles", get_handles)?;
     reg(lua, &t, "Close", "multi:Close", close)?;
     raw_t.raw_set("Multi", t)?;
+    reg(lua, raw_t, "drain", "curl._drain", drain)?;
     reg_fn(lua, raw_t, "new_multi", "curl.Multi", |lua, _a| create(lua))?;
     // `poller:Dispatch(multi)` drives a multi: registered with the poller's
     // methods (the poller module comes first).
