@@ -1058,6 +1058,53 @@ describe("crash regressions", function()
     collectgarbage()
   end)
 
+  it("a tree of mimes is at most 64 levels deep", function()
+    -- found by review: freeing a chain of 100,000 nested mimes overflowed
+    -- the stack (the binding's drops and libcurl's own free recurse)
+    local e = curl.Easy()
+    local sub
+    for i = 1, 64 do
+      local m = curl.Mime(e)
+      local p = m:AddPart()
+      if sub then p:SubParts(sub) else p:Data("x") end
+      sub = m
+    end
+    local top = curl.Mime(e)
+    usage_error(function() top:AddPart():SubParts(sub) end, "64 levels")
+    -- from the top down, through parts made before their mime was attached
+    local root = curl.Mime(e)
+    local p = root:AddPart()
+    for _ = 1, 63 do
+      local s = curl.Mime(e)
+      local sp = s:AddPart()
+      p:SubParts(s)
+      p = sp
+    end
+    usage_error(function() p:SubParts(curl.Mime(e)) end, "64 levels")
+    p:Data("leaf") -- the tree is unchanged and usable
+    sub:Close()
+    root:Close()
+    top:Close()
+    e:Close()
+    collectgarbage()
+  end)
+
+  it("url:Get of a host that is not ASCII with CURLU_PUNYCODE (libcurl before 8.22)", function()
+    -- found by review under valgrind: 7.88 loses its copy of the host when
+    -- the conversion fails
+    local u = curl.URL("http://m\195\188nchen.example/")
+    if older_than(0x081600) then
+      usage_error(function() u:Get(curl.CURLUPART_HOST, curl.CURLU_PUNYCODE) end, "CURLU_PUNYCODE")
+    else
+      pcall(u.Get, u, curl.CURLUPART_HOST, curl.CURLU_PUNYCODE)
+    end
+    pcall(u.Get, u, curl.CURLUPART_URL, curl.CURLU_PUNYCODE) -- no loss there
+    local ascii = curl.URL("http://example.com/")
+    assert.are.equal("example.com", ascii:Get(curl.CURLUPART_HOST, curl.CURLU_PUNYCODE))
+    u:Close()
+    ascii:Close()
+  end)
+
   it("a call hook of the write callback's caller that calls it with other arguments", function()
     -- found by review: a hook of the caller runs while the bytes are set
     -- for it, and can call it with any arguments; it used to take the

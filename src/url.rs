@@ -85,6 +85,9 @@ fn get(lua: &Lua, args: Args) -> R<Value> {
     let u = open(&args)?;
     let part = args.c_int(1, "part")?;
     let flags = args.opt_int_in(2, "flags", 0, 0, u32::MAX as i64)?;
+    if let Err(why) = u.punycode_guard(part, flags as c_uint) {
+        return Err(Fail::Usage(why));
+    }
     match u.get(part, flags as c_uint) {
         Ok(b) => Ok(Value::String(lua.create_string(&b)?)),
         Err(rc) if is_absent(rc) => Ok(Value::Nil),

@@ -55,6 +55,10 @@ extern "C" {
     ) -> sys::CURLcode;
 }
 
+/// The most mimes on a path from a tree's top-level mime down (`SubParts`
+/// nests them).
+pub const MAX_DEPTH: usize = 64;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
     /// A top-level mime: freed when its last holder goes.
@@ -117,6 +121,29 @@ impl Node {
 
     fn frozen(self: &Rc<Self>) -> bool {
         self.root().posted.get()
+    }
+
+    /// Levels of mimes above this one (0 for a top-level mime).
+    fn level(self: &Rc<Self>) -> usize {
+        let mut n = self.clone();
+        let mut level = 0;
+        loop {
+            let p = n.parent.borrow().upgrade();
+            match p {
+                Some(p) => {
+                    n = p;
+                    level += 1;
+                }
+                None => return level,
+            }
+        }
+    }
+
+    /// Levels of mimes attached below this one (0: none). Bounded by
+    /// `MAX_DEPTH`, which every attachment checks.
+    fn height(&self) -> usize {
+        let subs = self.subs.borrow();
+        subs.iter().map(|(_, s)| 1 + s.height()).max().unwrap_or(0)
     }
 
     /// The part at `addr` gets new content: libcurl frees its sub-mime.
@@ -435,6 +462,16 @@ impl Part {
         if Rc::ptr_eq(&self.node.root(), s) {
             // libcurl refuses it too, but only after freeing the content.
             return refused("a mime cannot be a part of itself");
+        }
+        // (mimes on the deepest path: this part's mime and those above it,
+        // then `sub` and those below it)
+        if (self.node.level() + 1) + (s.height() + 1) > MAX_DEPTH {
+            // libcurl frees, reads and sizes a tree recursively, and so do
+            // the binding's own drops: a deep enough tree overflows the
+            // stack (a crash at some 100,000 levels)
+            return refused(format!(
+                "the tree of mimes would be more than {MAX_DEPTH} levels deep (libcurl handles trees recursively)"
+            ));
         }
         self.node.content_replaced(self.addr());
         // SAFETY: a live part and a live top-level mime; on success the part
