@@ -1916,7 +1916,9 @@ local URL_PARTS = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }
 local function url_value(part)
   if part == curl.CURLUPART_URL then
     return R.chance(0.7) and R.pick(URLS_GOOD) or R.pick { "../x?y", "rel%20ative", "", "#frag", "?q", "http://" .. LONG_LABEL }
-  elseif part == curl.CURLUPART_HOST then return R.pick(SAFE_HOSTISH)
+  elseif part == curl.CURLUPART_HOST then
+    -- (a host that is not ASCII: CURLU_PUNYCODE converts it)
+    return R.chance(0.9) and R.pick(SAFE_HOSTISH) or "m\195\188nchen.invalid"
   elseif part == curl.CURLUPART_SCHEME then return R.pick { "http", "https", "file", "ftp", "nope", "" }
   elseif part == curl.CURLUPART_PORT then return R.pick { FPORT, HTTP_PORT, "0", "99999", "x", "" }
   end
@@ -1940,7 +1942,8 @@ local function url_op()
     local flags = R.chance(0.2) and R.pick { 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, "x" } or nil
     invoke("url", u, "Set", part, v, flags)
   elseif k <= 7 then
-    invoke("url", u, "Get", R.chance(0.95) and R.pick(URL_PARTS) or any_value(), R.chance(0.2) and R.pick { 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512 } or nil)
+    invoke("url", u, "Get", R.chance(0.95) and R.pick(URL_PARTS) or any_value(),
+      R.chance(0.2) and R.pick { 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 4096, 4096 + 64, 8192 } or nil)
   elseif k == 8 then invoke("url", u, "Dup")
   elseif k == 9 then
     local e = any_of("easy")
