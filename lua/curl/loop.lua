@@ -301,11 +301,11 @@ function Loop:_drain()
     end
     if not ok then
       -- raises on a closed multi (see _act); a callback error from a
-      -- removal goes to the loop, and the drain goes on
+      -- removal goes to the loop, and the drain goes on after its pair
       if multi_closed(m) then error(e, 0) end
       self:_error(e)
     end
-  until n == 0 and ok
+  until n == 0
   -- what callbacks asked for while libcurl was busy
   while #self.deferred > 0 and not self.closed and not self.lost do
     local d = table.remove(self.deferred, 1)

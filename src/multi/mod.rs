@@ -498,11 +498,11 @@ fn drain(lua: &Lua, args: Args) -> R<i64> {
         if transfers.raw_get::<Value>(&eud)?.is_nil() {
             continue;
         }
-        let e = eud.borrow::<Easy>()?.inner();
-        let failed = if inner.owns(&e) {
-            detach_easy(lua, ud, &inner, &eud, &e)?
-        } else {
-            None
+        // (not an open Easy: reported, not removed, as the C path does)
+        let e = eud.borrow::<Easy>().ok().map(|b| b.inner());
+        let failed = match e {
+            Some(e) if inner.owns(&e) => detach_easy(lua, ud, &inner, &eud, &e)?,
+            _ => None,
         };
         out.raw_set(n + 1, eud)?;
         out.raw_set(n + 2, msg.result as i64)?;
