@@ -372,6 +372,22 @@ end)
 describe("curl._drain (InfoRead and RemoveHandle in one call, for the loop helpers)", function()
   after_each(H.gc)
 
+  -- a multi with a Poller as its socket and timer function, running `n`
+  -- tiny GETs, all keys of the returned `transfers`
+  local function fast_multi(n)
+    local multi, poller = curl.Multi(), curl.Poller()
+    multi:SetOpt_SocketFunction(poller)
+    multi:SetOpt_TimerFunction(poller)
+    local transfers, easies = {}, {}
+    for i = 1, n do
+      local e = curl.Easy { URL = H.url("/size/" .. i), WriteFunction = function() end }
+      multi:AddHandle(e)
+      transfers[e] = true
+      easies[i] = e
+    end
+    return multi, poller, transfers, easies
+  end
+
   -- runs `multi` (Poller as its socket and timer function) until no
   -- transfer runs, taking no message
   local function run_all(multi, poller)
@@ -384,15 +400,10 @@ describe("curl._drain (InfoRead and RemoveHandle in one call, for the loop helpe
   end
 
   it("takes the transfers that are keys of `transfers`, and leaves the others", function()
-    local multi, poller = curl.Multi(), curl.Poller()
-    multi:SetOpt_SocketFunction(poller)
-    multi:SetOpt_TimerFunction(poller)
-    local mine, other = {}, {}
-    local transfers = {}
-    for i = 1, 6 do
-      local e = curl.Easy { URL = H.url("/size/" .. i), WriteFunction = function() end }
-      multi:AddHandle(e)
-      if i % 2 == 0 then mine[#mine + 1] = e; transfers[e] = true else other[#other + 1] = e end
+    local multi, poller, all, easies = fast_multi(6)
+    local mine, other, transfers = {}, {}, {}
+    for i, e in ipairs(easies) do
+      if i % 2 == 0 then mine[#mine + 1] = e; transfers[e] = all[e] else other[#other + 1] = e end
     end
     local bad = curl.Easy { URL = "http://127.0.0.1:1/", WriteFunction = function() end }
     multi:AddHandle(bad)
@@ -429,15 +440,7 @@ describe("curl._drain (InfoRead and RemoveHandle in one call, for the loop helpe
   end)
 
   it("gives the same results from a coroutine (the full method)", function()
-    local multi, poller = curl.Multi(), curl.Poller()
-    multi:SetOpt_SocketFunction(poller)
-    multi:SetOpt_TimerFunction(poller)
-    local transfers = {}
-    for i = 1, 3 do
-      local e = curl.Easy { URL = H.url("/size/" .. i), WriteFunction = function() end }
-      multi:AddHandle(e)
-      transfers[e] = true
-    end
+    local multi, poller, transfers = fast_multi(3)
     run_all(multi, poller)
     local out = {}
     local n = coroutine.wrap(function() return curl._drain(multi, transfers, out) end)()
