@@ -66,6 +66,44 @@ describe("driving from luv", function()
     return
   end
 
+  it("curl.loop.luv: a script that ends after loop timers, or loop:Close() from one, exits cleanly", function()
+    -- found by review: luv (1.44) crashes at exit on handles closed with
+    -- no uv.run after them (timers closed as they fired or were cancelled,
+    -- or by loop:Close() from a uv callback inside loop:Run)
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write(("package.cpath = %q .. package.cpath\n"):format(H.build_dir .. "/?.so;"))
+    f:write(("package.path = %q .. package.path\n"):format(os.getenv("CURL_REPO") .. "/lua/?.lua;"))
+    f:write([[
+      local loop = require("curl.loop.luv").new(require "luv")
+      loop:After(5000, function() end):Cancel()
+      loop:After(5, function() end)
+      loop:After(10, function() loop:Close() end)
+      loop:Run()
+    ]])
+    f:close()
+    local r1, _, r3 = os.execute(("timeout -k 5 60 %s %s > /dev/null 2>&1"):format(H.lua, script))
+    os.remove(script)
+    -- (5.1 and LuaJIT: the status; 5.2 on: true or nil, how, the code)
+    assert.is_true(r1 == 0 or (r1 == true and r3 == 0), "exit status " .. tostring(r1) .. " " .. tostring(r3))
+  end)
+
+  it("curl.loop.luv: the loop's Poller cannot be closed behind its back", function()
+    -- found by review: the error came out of a uv callback, where luv ends
+    -- the process; and libuv aborts on a watched descriptor closed
+    local loop = require("curl.loop.luv").new(uv)
+    local got, closing
+    loop:Add(curl.Easy { URL = H.url("/slow/2000/200"), WriteFunction = function() end },
+      function(_, code) got = code end)
+    loop:After(100, function() closing = { pcall(loop.backend.poller.Close, loop.backend.poller) } end)
+    loop:Run { seconds = 10 }
+    assert.is_false(closing[1])
+    assert.matches("belongs to a curl.loop", tostring(closing[2]))
+    assert.are.equal(curl.CURLE_OK, got)
+    loop:Close()
+    loop.backend.poller:Close() -- (the loop closed it: twice is harmless)
+  end)
+
   it("completes 200 transfers to nginx, each with the right byte count", function()
     local multi = curl.Multi()
     local D = luv_driver(multi)

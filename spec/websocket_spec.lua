@@ -320,9 +320,18 @@ describe("WebSockets", function()
           errs.close = { pcall(ws.Close, ws, 5) }
           errs.close_frac = { pcall(ws.Close, ws, 1000.5) }
           errs.close_nan = { pcall(ws.Close, ws, 0 / 0) }
+          -- from another transfer's write function (inside libcurl, which
+          -- would send the whole message there, waiting on the peer)
+          local e = curl.Easy { URL = H.url("/size/10") }
+          e:SetOpt_WriteFunction(function()
+            errs.in_callback = errs.in_callback or { ws:Send("x") }
+          end)
+          l:Await(e)
           ws:Close()
         end)
         loop:Run { seconds = 20 }
+        assert.is_nil(errs.in_callback[1])
+        assert.matches("inside a libcurl callback", tostring(errs.in_callback[2]))
         for _, k in ipairs { "send", "kind", "close", "close_frac", "close_nan", "options" } do
           assert.is_false(errs[k][1])
           assert.are.equal(curl.Error, getmetatable(errs[k][2]), k)

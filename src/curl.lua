@@ -343,6 +343,9 @@ end
 -- For the loop helpers: whether an easy's body goes anywhere but stdout.
 M._writes = raw.fast_writes(checked(raw.writes))
 M._drain = raw.fast["curl._drain"](checked(raw.drain))
+-- For the loop backends whose event loop watches a Poller's descriptor:
+-- poller:Close() is refused while held.
+M._poller_hold = checked(raw.poller_hold)
 
 ------------------------------------------------------------------- Fetch
 

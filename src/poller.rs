@@ -91,6 +91,10 @@ pub struct PollerState {
     /// The timer expired in the last `Wait`: the iterator ends with
     /// `CURL_SOCKET_TIMEOUT, 0`.
     fired: Cell<bool>,
+    /// Another event loop watches the descriptor (a `curl.loop` backend,
+    /// `curl._poller_hold`): `Close` is refused. Closed behind libuv's back,
+    /// its next poll of the descriptor fails and libuv aborts the process.
+    held: Cell<bool>,
 }
 
 lua_class!(Poller, "curl.Poller", "the poller", Rc<PollerState>,
@@ -373,6 +377,11 @@ fn count(_lua: &Lua, args: Args) -> R<i64> {
 
 fn close(_lua: &Lua, args: Args) -> R<()> {
     let (_ud, p) = args.this::<Poller>()?;
+    if p.held.get() {
+        return usage(
+            "this Poller belongs to a curl.loop, whose event loop watches its descriptor: close the loop (loop:Close())",
+        );
+    }
     p.ep.borrow_mut().take(); // closes the descriptor
     p.watched.borrow_mut().clear();
     p.ready.borrow_mut().clear();
@@ -390,6 +399,7 @@ fn create(lua: &Lua) -> R<LuaAnyUserData> {
         watched: RefCell::new(FdMap::default()),
         deadline: Cell::new(None),
         fired: Cell::new(false),
+        held: Cell::new(false),
     });
     // The iterator `Wait` returns holds the state, not the Lua object, so
     // the poller stays collectable.
@@ -417,6 +427,13 @@ pub fn register(lua: &Lua, raw_t: &LuaTable) -> LuaResult<()> {
     raw_t.raw_set("Poller", t)?;
     reg_fn(lua, raw_t, "new_poller", "curl.Poller", |lua, _a| {
         create(lua)
+    })?;
+    // `curl._poller_hold(poller, on)`, for the loop backends whose event
+    // loop watches the Poller's descriptor (see `held`).
+    reg_fn(lua, raw_t, "poller_hold", "curl._poller_hold", |_lua, a| {
+        let (_ud, p) = a.arg::<Poller>(1, "poller")?;
+        p.held.set(a.get(2).as_boolean().unwrap_or(false));
+        Ok(())
     })?;
     Ok(())
 }

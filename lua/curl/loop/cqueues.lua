@@ -169,6 +169,7 @@ local M = {}
 function M.new(cq, multi, opts)
   cq = cq or cqueues.new()
   local poller = curl.Poller()
+  curl._poller_hold(poller, true) -- (cqueues polls its descriptor: see below)
   local b = setmetatable({ cq = cq, poller = poller, changed = condition.new() }, B)
   local loop = Loop.new(b, multi, opts)
   b.loop = loop
@@ -183,6 +184,7 @@ function M.new(cq, multi, opts)
     -- loop it hosts), so it forgets it first
     local ok, fd = pcall(poller.Fd, poller)
     if ok then pcall(cqueues.cancel, fd) end
+    curl._poller_hold(poller, false)
     pcall(poller.Close, poller)
   end)
   return loop

@@ -64,18 +64,33 @@ end
 function B:now() return self.uv.hrtime() / 1e6 end
 
 -- loop:After: a uv timer of its own (it keeps uv.run going until it fires).
+-- A timer that fired or was cancelled is stopped and kept for the next
+-- After, not closed: luv (1.44) crashes at exit on a handle closed with
+-- no uv.run after it, so handles are closed only by loop:Close, which
+-- runs the loop once more.
 function B:after(ms, fire)
-  local t = self.uv.new_timer()
-  t:start(ms, 0, function()
-    t:close()
-    pcall(fire) -- never raises; the pcall keeps luv safe all the same
-  end)
-  return function()
-    if not t:is_closing() then
-      t:stop()
-      t:close()
-    end
+  local spare = self.spare
+  local t = spare[#spare]
+  if t then
+    spare[#spare] = nil
+  else
+    t = self.uv.new_timer()
+    self.timers[t] = true
   end
+  local live = true
+  local function done()
+    if not live then return false end
+    live = false
+    if not self.closed then
+      t:stop()
+      spare[#spare + 1] = t
+    end
+    return true
+  end
+  t:start(ms, 0, function()
+    if done() then pcall(fire) end -- never raises; the pcall keeps luv safe all the same
+  end)
+  return function() done() end
 end
 
 -- uv.run inside a uv callback is not supported by libuv.
@@ -92,11 +107,17 @@ function B:step(ms)
   if guard then self.guard_h:start(ms, 0, function() end) end
   self.uv.run("once")
   if guard and not self.closed then self.guard_h:stop() end
+  -- closed from a uv callback of that run: let the handles finish closing
+  -- now (luv crashes at exit on handles closed and never run to the end)
+  if self.close_pending then
+    self.close_pending = false
+    self.uv.run("nowait")
+  end
 end
 
 -- The multi was closed behind the loop's back: nothing is left to watch.
 function B:forget()
-  self.poller:SetTimer(-1)
+  pcall(self.poller.SetTimer, self.poller, -1) -- (raises once the Poller is closed)
   self:sync(0, -1)
 end
 
@@ -107,10 +128,20 @@ function B:close()
   self.poll_h:close()
   self.timer_h:close()
   self.guard_h:close()
+  -- the After timers: spare ones, and those still armed (their handles
+  -- are all the loop made)
+  for t in pairs(self.timers) do
+    if not t:is_closing() then t:close() end
+  end
+  curl._poller_hold(self.poller, false)
   self.poller:Close()
-  -- let the closed handles finish closing (the running loop does that when
-  -- this is called from a uv callback: uv.run does not nest)
-  if not (self.uv.loop_mode and self.uv.loop_mode()) then self.uv.run("nowait") end
+  -- let the closed handles finish closing (from a uv callback uv.run does
+  -- not nest: the running loop does it, or `step` when loop:Run runs it)
+  if self.uv.loop_mode and self.uv.loop_mode() then
+    self.close_pending = true
+  else
+    self.uv.run("nowait")
+  end
 end
 
 local M = {}
@@ -118,9 +149,10 @@ local M = {}
 function M.new(uv, multi, opts)
   uv = uv or require "luv"
   local poller = curl.Poller()
+  curl._poller_hold(poller, true) -- (closed behind luv's back, libuv aborts)
   local b = setmetatable({
     uv = uv, poller = poller, armed = false, polling = false,
-    closed = false, dirty = false, acting = false,
+    closed = false, dirty = false, acting = false, spare = {}, timers = {},
     poll_h = uv.new_poll(poller:Fd()), timer_h = uv.new_timer(), guard_h = uv.new_timer(),
   }, B)
   local loop = Loop.new(b, multi, opts)
@@ -135,12 +167,25 @@ function M.new(uv, multi, opts)
   end
   -- Both uv callbacks. Errors never reach luv (it would end the process):
   -- _act gives them to Run or loop.on_error, the pcall catches the rest.
+  local after_act
   local function act()
     running, ms, b.dirty, b.acting = nil, nil, false, true
     local ok, e = pcall(loop._act, loop, turn, poller)
     b.acting = false
     if not ok then pcall(loop._error, loop, e) end
     if loop.lost or loop.closed then return end
+    -- the rest raises only when the Poller was closed behind the loop's
+    -- back; an error must not reach luv (it would end the process)
+    ok, e = pcall(after_act)
+    if not ok then
+      if pcall(poller.Fd, poller) then
+        pcall(loop._error, loop, e)
+      else
+        pcall(loop._lose, loop, "loop:Run", "the loop's Poller was closed behind its back (poller:Close)")
+      end
+    end
+  end
+  after_act = function()
     -- Dispatch raised (a callback error), or an on_done added a transfer
     -- (which moved libcurl's timer): ask the poller
     if running == nil or b.dirty then ms = poller:Timeout() end

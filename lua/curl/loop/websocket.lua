@@ -149,6 +149,13 @@ function WS:_send(data, flags, method)
   if self.state ~= "open" then
     return nil, usage(method, "the WebSocket is " .. self.state)
   end
+  if self.loop.depth > 0 then
+    -- inside a callback of a libcurl call of the loop (another transfer's
+    -- write function, say): libcurl would send the whole message there,
+    -- waiting as long as the peer does not read (found by review)
+    return nil, usage(method, "called from inside a libcurl callback, where libcurl would send the " ..
+      "whole message before returning, waiting on the peer; send from a coroutine, an on_done or a loop:After timer")
+  end
   local rest = data
   repeat
     local ok, n = pcall(self.easy.WsSend, self.easy, rest, flags)
