@@ -65,10 +65,9 @@ local function valid_max(n)
   return n == nil or (type(n) == "number" and n == n and n >= 1)
 end
 
--- `why`: what was closed behind the loop's back (default: its multi).
-local function lost_error(method, why)
-  return usage_error(method, (why or "the loop's multi was closed behind its back (multi:Close)") ..
-                             "; its transfers ended, close the loop with loop:Close()")
+local function lost_error(method)
+  return usage_error(method, "the loop's multi was closed behind its back (multi:Close); " ..
+                             "its transfers ended, close the loop with loop:Close()")
 end
 
 -- An object whose finalizer calls f (a proxy on 5.1 and LuaJIT, whose
@@ -259,9 +258,8 @@ end
 -- drops its watches and timer, the transfers end with the returned usage
 -- error (on_done gets CURLE_ABORTED_BY_CALLBACK), and Run/Add/Await raise
 -- it until loop:Close().
-function Loop:_lose(method, why)
-  if not (self.lost or self.closed) then self.lost_why = why end
-  local err = lost_error(method, self.lost_why)
+function Loop:_lose(method)
+  local err = lost_error(method)
   if self.lost or self.closed then return err end
   self.lost = true
   if self.backend.forget then
@@ -405,7 +403,7 @@ end
 
 local function check_open(self, method)
   if self.closed or self.closing then error(usage_error(method, "the loop is closed"), 3) end
-  if self.lost then error(lost_error(method, self.lost_why), 3) end
+  if self.lost then error(lost_error(method), 3) end
 end
 
 local function options(o)
@@ -716,7 +714,7 @@ end
 -- multi:Timeout(). Returns how long the turn may wait.
 local function check_turn(self, ms)
   if self.closed then return ms end
-  if self.lost then error(lost_error("loop:Run", self.lost_why), 0) end
+  if self.lost then error(lost_error("loop:Run"), 0) end
   local m = self.multi
   local ok, t = pcall(m.Timeout, m)
   if not ok then
@@ -750,7 +748,7 @@ local function run(self, opts)
         ("loop:Run deadline passed with %d transfers running"):format(self.active), "loop:Run"), 0)
     end
   end
-  if self.lost then error(lost_error("loop:Run", self.lost_why), 0) end
+  if self.lost then error(lost_error("loop:Run"), 0) end
 end
 
 --- loop:Run([opts]): drives the loop until no transfer runs (and, on

@@ -797,6 +797,18 @@ pub fn init_anchor(lua: &Lua) -> LuaResult<()> {
     super::export::set_anchor(lua, p.0.cast())
 }
 
+/// Whether `pinned` may pin for a call on `l`: there is an anchor, `l` is
+/// the thread mlua has as current, and the anchor is not nested too deep.
+///
+/// # Safety
+/// `th` is null or the anchor of `l`'s state (`export::live`).
+unsafe fn can_pin(lua: &Lua, th: *mut ffi::lua_State, l: *mut ffi::lua_State) -> bool {
+    // SAFETY: the caller's contract: a live anchor thread.
+    !th.is_null()
+        && lua.exec_raw_lua(|raw| raw.state()) == l
+        && unsafe { ffi::lua_gettop(th) } <= ANCHOR_DEPTH
+}
+
 /// Runs `f` with the objects at 1..=`n` of the running C call pinned on
 /// the anchor thread (the first given to `f`), then puts them back in
 /// their argument slots (Lua code run by a callback can change a C
@@ -818,16 +830,13 @@ unsafe fn pinned<R>(
     n: c_int,
     f: impl FnOnce(Holder<'_>) -> R,
 ) -> Option<R> {
-    if th.is_null() || lua.exec_raw_lua(|raw| raw.state()) != l {
-        return None;
-    }
     // SAFETY: the caller's contract; the anchor is this state's (made by
     // `init_anchor`) and its stack is restored.
     unsafe {
-        let top = ffi::lua_gettop(th);
-        if top > ANCHOR_DEPTH || ffi::lua_checkstack(th, n + 3) == 0 {
+        if !can_pin(lua, th, l) || ffi::lua_checkstack(th, n + 3) == 0 {
             return None;
         }
+        let top = ffi::lua_gettop(th);
         for i in 1..=n {
             ffi::lua_pushvalue(l, i);
         }
@@ -1208,10 +1217,7 @@ unsafe extern "C-unwind" fn drain_call<I: InfoPath, P: PairPath<A = I::A>>(
         };
         // (a removal this C path cannot pin for, from a coroutine mlua is not
         // running, goes to the full method before any message is taken)
-        if th.is_null()
-            || lua.exec_raw_lua(|raw| raw.state()) != l
-            || ffi::lua_gettop(th) > ANCHOR_DEPTH
-        {
+        if !can_pin(lua, th, l) {
             return call_full(l);
         }
         // multi, (the easy of each message), transfers, out
@@ -1786,7 +1792,7 @@ static GC_GUARDED: u8 = 0;
 /// "destructed" metatable, and later calls do nothing.
 unsafe extern "C-unwind" fn gc_guard(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: a C function called by Lua (20 free slots; 3 used), made by
-    // `guard_gc` with the two upvalues; the call to mlua's destructor runs
+    // `new_object` with the two upvalues; the call to mlua's destructor runs
     // with the object as its only argument, as Lua's own call does.
     unsafe {
         if ffi::lua_type(l, 1) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, 1) == 0 {

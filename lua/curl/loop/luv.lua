@@ -117,7 +117,7 @@ end
 
 -- The multi was closed behind the loop's back: nothing is left to watch.
 function B:forget()
-  pcall(self.poller.SetTimer, self.poller, -1) -- (raises once the Poller is closed)
+  self.poller:SetTimer(-1)
   self:sync(0, -1)
 end
 
@@ -174,16 +174,10 @@ function M.new(uv, multi, opts)
     b.acting = false
     if not ok then pcall(loop._error, loop, e) end
     if loop.lost or loop.closed then return end
-    -- the rest raises only when the Poller was closed behind the loop's
-    -- back; an error must not reach luv (it would end the process)
+    -- (nothing here raises; an error must not reach luv all the same: it
+    -- would end the process)
     ok, e = pcall(after_act)
-    if not ok then
-      if pcall(poller.Fd, poller) then
-        pcall(loop._error, loop, e)
-      else
-        pcall(loop._lose, loop, "loop:Run", "the loop's Poller was closed behind its back (poller:Close)")
-      end
-    end
+    if not ok then pcall(loop._error, loop, e) end
   end
   after_act = function()
     -- Dispatch raised (a callback error), or an on_done added a transfer
