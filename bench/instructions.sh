@@ -8,9 +8,13 @@
 #   BUILD=build/lua54 N1=500 N2=5000 C=100 URLPATH=/100b bench/instructions.sh poller
 # Drivers: c, poller, poller-gen (generational GC), poller-buffer, poller-lua,
 # luv, luv-fd (luv on the Poller's one descriptor), loop-luv (the
-# curl.loop.luv helper), luv-same (../shared/bench/luv_same_shape.lua when
-# present), poller-jit, luv-jit, pycurl. NGINX_ENV=file: use that running
-# nginx (bench/run.sh's) instead of starting one.
+# curl.loop.luv helper), loop-cqueues (curl.loop.cqueues), luv-same (../shared/bench/luv_same_shape.lua when
+# present), poller-jit, luv-jit, pycurl; floor-poller and floor-same: the
+# poller and luv-same drivers on bench/floor/floor.c, the leanest binding
+# that still checks its arguments and pcalls its callbacks (what no binding
+# gets under), floor-bare-poller and floor-bare-same without even that.
+# NGINX_ENV=file: use that running nginx (bench/run.sh's) instead of
+# starting one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build/lua54}
@@ -34,6 +38,15 @@ else
 fi
 url="$NGINX_HTTP${URLPATH:-/100b}"
 cc -O2 -g -o "$tmp/baseline" bench/c/baseline.c -lcurl
+case " ${drivers[*]} " in
+  *" floor-"*)
+    for v in safe bare; do
+      mkdir -p "$tmp/floor-$v"
+      def=(); [ $v = bare ] && def=(-DFLOOR_BARE)
+      cc -O2 -g -shared -fPIC "${def[@]}" $(pkg-config --cflags lua5.4) \
+        -o "$tmp/floor-$v/curl.so" bench/floor/floor.c -lcurl
+    done ;;
+esac
 
 cmd_for() { # driver n -> command line
   local jbuild=${build%/*}/luajit
@@ -47,7 +60,10 @@ cmd_for() { # driver n -> command line
     luv) echo "lua5.4 bench/drivers/luv.lua $url $2 $conc $build" ;;
     luv-fd) echo "lua5.4 bench/drivers/luv_fd.lua $url $2 $conc $build" ;;
     loop-luv) echo "lua5.4 bench/drivers/loop_luv.lua $url $2 $conc $build" ;;
-    luv-same) echo "lua5.4 ../shared/bench/luv_same_shape.lua $url $2 $conc" ;;
+    loop-cqueues) echo "lua5.4 bench/drivers/loop_cqueues.lua $url $2 $conc $build" ;;
+    luv-same|floor-same|floor-bare-same) echo "lua5.4 ../shared/bench/luv_same_shape.lua $url $2 $conc" ;;
+    floor-poller) echo "lua5.4 bench/drivers/poller.lua $url $2 $conc $tmp/floor-safe" ;;
+    floor-bare-poller) echo "lua5.4 bench/drivers/poller.lua $url $2 $conc $tmp/floor-bare" ;;
     poller-jit) echo "luajit bench/drivers/poller.lua $url $2 $conc $jbuild" ;;
     luv-jit) echo "luajit bench/drivers/luv.lua $url $2 $conc $jbuild" ;;
     *) echo "unknown driver $1" >&2; exit 2 ;;
@@ -59,7 +75,12 @@ count() {
   local out="$tmp/cg.$1.$2"
   # shellcheck disable=SC2046
   # LUA_CPATH: for the drivers that take no build argument (luv-same)
-  LUA_CPATH="$build/?.so;;" "${pin[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" \
+  local cpath="$build/?.so;;"
+  case $1 in
+    floor-same) cpath="$tmp/floor-safe/?.so;;" ;;
+    floor-bare-same) cpath="$tmp/floor-bare/?.so;;" ;;
+  esac
+  LUA_CPATH="$cpath" "${pin[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" \
     $(cmd_for "$1" "$2") >/dev/null 2>&1
   bench/cgobjects.py "$out"
 }

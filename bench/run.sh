@@ -34,7 +34,8 @@ declare -A W=(
   [big20]="$NGINX_HTTP/1m 2000 20"
 )
 workloads=${WORKLOADS:-"tiny10 tiny100 tiny1000 big20"}
-drivers=("c" "poller-5.4" "poller-gen-5.4" "poller-buffer-5.4" "poller-lua-5.4" "luv-5.4" "loop-luv-5.4")
+drivers=("c" "poller-5.4" "poller-gen-5.4" "poller-buffer-5.4" "poller-lua-5.4" "luv-5.4" "luv-fd-5.4" "loop-luv-5.4"
+  "loop-cqueues-5.4")
 # the luv driver of the peer comparison (issue 10), when it is next to the repository
 same=../shared/bench/luv_same_shape.lua
 [ -f "$same" ] && drivers+=("luv-same-5.4")
@@ -42,7 +43,8 @@ drivers+=("poller-jit" "luv-jit" "pycurl")
 instr_workloads=${INSTR-tiny100}
 # bench/instructions.sh's name for each driver
 declare -A IDRIVER=([c]=c [poller-5.4]=poller [poller-gen-5.4]=poller-gen [poller-buffer-5.4]=poller-buffer
-  [poller-lua-5.4]=poller-lua [luv-5.4]=luv [loop-luv-5.4]=loop-luv [luv-same-5.4]=luv-same
+  [poller-lua-5.4]=poller-lua [luv-5.4]=luv [luv-fd-5.4]=luv-fd [loop-luv-5.4]=loop-luv
+  [loop-cqueues-5.4]=loop-cqueues [luv-same-5.4]=luv-same
   [poller-jit]=poller-jit [luv-jit]=luv-jit [pycurl]=pycurl)
 
 run_driver() { # driver url n c -> "elapsed user sys maxrss_kb"
@@ -55,7 +57,9 @@ run_driver() { # driver url n c -> "elapsed user sys maxrss_kb"
     poller-lua-5.4) cmd=(lua5.4 bench/drivers/poller_lua.lua "$@" build/lua54) ;;
     poller-buffer-5.4) cmd=(lua5.4 bench/drivers/poller_buffer.lua "$@" build/lua54) ;;
     luv-5.4) cmd=(lua5.4 bench/drivers/luv.lua "$@" build/lua54) ;;
+    luv-fd-5.4) cmd=(lua5.4 bench/drivers/luv_fd.lua "$@" build/lua54) ;;
     loop-luv-5.4) cmd=(lua5.4 bench/drivers/loop_luv.lua "$@" build/lua54) ;;
+    loop-cqueues-5.4) cmd=(lua5.4 bench/drivers/loop_cqueues.lua "$@" build/lua54) ;;
     luv-same-5.4) cmd=(env LUA_CPATH="build/lua54/?.so;;" lua5.4 "$same" "$@") ;;
     poller-jit) cmd=(luajit bench/drivers/poller.lua "$@" build/luajit) ;;
     luv-jit) cmd=(luajit bench/drivers/luv.lua "$@" build/luajit) ;;

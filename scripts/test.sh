@@ -153,6 +153,17 @@ scale_check() { # 10,000 transfers at once through the Poller / luv helper
 soak_check() { # 100,000 transfers on reused handles: RSS flat within 2 MiB
   "$1" bench/soak.lua "$NGINX_HTTP/100b" 100000 50 100 "$2"
 }
+floor_check() { # bench/floor/floor.c builds and drives the Poller driver
+  local d
+  d=$(mktemp -d)
+  cc -O2 -Wall -Werror -shared -fPIC $(pkg-config --cflags lua5.4) -o "$d/curl.so" \
+    bench/floor/floor.c -lcurl &&
+    lua5.4 bench/drivers/poller.lua "$NGINX_HTTP/100b" 200 20 "$d" | grep -qx 'ok=200 bytes=20000'
+  local rc=$?
+  rm -rf "$d"
+  return $rc
+}
+check "bench floor binding builds and runs the Poller driver" floor_check
 check "soak: 100,000 transfers, RSS flat (Lua 5.4)" soak_check lua5.4 build/lua54
 check "soak: 100,000 transfers, RSS flat (LuaJIT)" soak_check luajit build/luajit
 check "10,000 concurrent transfers (Poller)" scale_check poller
