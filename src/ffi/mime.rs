@@ -109,22 +109,16 @@ impl Node {
     }
 
     fn root(self: &Rc<Self>) -> Rc<Node> {
-        let mut n = self.clone();
-        loop {
-            let p = n.parent.borrow().upgrade();
-            match p {
-                Some(p) => n = p,
-                None => return n,
-            }
-        }
+        self.root_and_level().0
     }
 
     fn frozen(self: &Rc<Self>) -> bool {
         self.root().posted.get()
     }
 
-    /// Levels of mimes above this one (0 for a top-level mime).
-    fn level(self: &Rc<Self>) -> usize {
+    /// The top-level mime of this one's tree, and the levels of mimes
+    /// above this one (0 for a top-level mime).
+    fn root_and_level(self: &Rc<Self>) -> (Rc<Node>, usize) {
         let mut n = self.clone();
         let mut level = 0;
         loop {
@@ -134,7 +128,7 @@ impl Node {
                     n = p;
                     level += 1;
                 }
-                None => return level,
+                None => return (n, level),
             }
         }
     }
@@ -459,13 +453,14 @@ impl Part {
             State::Root if s.posted.get() => return refused("it is posted by an easy handle"),
             State::Root => {}
         }
-        if Rc::ptr_eq(&self.node.root(), s) {
+        let (root, level) = self.node.root_and_level();
+        if Rc::ptr_eq(&root, s) {
             // libcurl refuses it too, but only after freeing the content.
             return refused("a mime cannot be a part of itself");
         }
         // (mimes on the deepest path: this part's mime and those above it,
         // then `sub` and those below it)
-        if (self.node.level() + 1) + (s.height() + 1) > MAX_DEPTH {
+        if (level + 1) + (s.height() + 1) > MAX_DEPTH {
             // libcurl frees, reads and sizes a tree recursively, and so do
             // the binding's own drops: a deep enough tree overflows the
             // stack (a crash at some 100,000 levels)
