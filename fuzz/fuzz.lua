@@ -2441,6 +2441,21 @@ ops = {
       end
       if a == YIELD_TOKEN then violation("a callback yielded out of the module to the coroutine") end
     end },
+  { 2, function()
+      -- the same under curl._enter (mlua has the coroutine as current: the
+      -- C paths serve it, as in curl.loop.cqueues' driver)
+      local co = coroutine.create(function()
+        local ok, err
+        curl._enter(function() ok, err = pcall(run_op, true) end)
+        if not ok then error(err, 0) end
+      end)
+      local ok, a = coroutine.resume(co)
+      if not ok then
+        if type(a) == "table" and a.fuzzbug then fuzzbug(a.fuzzbug) end
+        fuzzbug("an operation inside curl._enter failed: " .. tostring(a))
+      end
+      if a == YIELD_TOKEN then violation("a callback yielded out of the module to the coroutine") end
+    end },
   -- (on every interpreter; on LuaJIT 2.1.0-beta3 see the jit.off above)
   { 3, function() if RX.enabled then RX.arm_op() end end },
   { 2, function() if RX.enabled then RX.hook_op() end end },

@@ -451,3 +451,63 @@ describe("curl._drain (InfoRead and RemoveHandle in one call, for the loop helpe
     poller:Close()
   end)
 end)
+
+describe("curl._enter", function()
+  after_each(H.gc)
+
+  -- Transfers driven from the coroutine `co` (AddHandle, SocketAction,
+  -- InfoRead, RemoveHandle: C paths when mlua has `co` as its current
+  -- thread, full methods when not): every callback runs on `co`.
+  local function drive(via_enter)
+    local multi = curl.Multi()
+    local loop = H.loop(multi)
+    local threads = {}
+    local function seen() threads[#threads + 1] = coroutine.running() end
+    multi:SetOpt_TimerFunction(function(ms) seen(); loop.timeout = ms end)
+    multi:SetOpt_SocketFunction(function(_, s, what)
+      seen()
+      if what == curl.CURL_POLL_REMOVE then loop.poller:Unwatch(s) else loop.poller:Watch(s, what) end
+    end)
+    local co = coroutine.create(function()
+      local function body()
+        for i = 1, 3 do
+          multi:AddHandle(curl.Easy { URL = H.url("/size/" .. (1000 * i)), WriteFunction = seen })
+        end
+        loop:run { remove = true }
+      end
+      if via_enter then curl._enter(body) else body() end
+      return "done"
+    end)
+    local ok, res = coroutine.resume(co)
+    assert.is_true(ok, res)
+    assert.are.equal("done", res)
+    assert.are.equal(3, #loop.done)
+    for _, d in ipairs(loop.done) do assert.are.equal(curl.CURLE_OK, d.result) end
+    assert.is_true(#threads >= 9) -- (timer, socket and write calls)
+    for _, t in ipairs(threads) do assert.are.equal(co, t) end
+    multi:Close()
+    loop.poller:Close()
+  end
+
+  it("runs libcurl's callbacks on the coroutine that made the call", function()
+    drive(false)
+    drive(true)
+  end)
+
+  it("calls f(a), returns nothing, and refuses what is not a function", function()
+    local got
+    assert.are.equal(0, select("#", curl._enter(function(a) got = a; return 1, 2 end, "x")))
+    assert.are.equal("x", got)
+    assert.has_error(function() curl._enter(nil) end)
+    assert.has_error(function() curl._enter({}) end)
+  end)
+
+  it("does not let f yield", function()
+    local co = coroutine.wrap(function()
+      return pcall(curl._enter, function() coroutine.yield("out") end)
+    end)
+    local ok, err = co()
+    assert.is_false(ok)
+    assert.matches("yield", tostring(err))
+  end)
+end)

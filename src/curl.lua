@@ -346,6 +346,9 @@ M._drain = raw.fast["curl._drain"](checked(raw.drain))
 -- For the loop backends whose event loop watches a Poller's descriptor:
 -- poller:Close() is refused while held.
 M._poller_hold = checked(raw.poller_hold)
+-- For the loop backends that drive from a coroutine (cqueues): `f(a)`
+-- with the module's C paths serving that coroutine; `f` must not raise.
+M._enter = raw.enter
 
 ------------------------------------------------------------------- Fetch
 

@@ -145,6 +145,13 @@ fn curl(lua: &Lua) -> LuaResult<LuaTable> {
         "fast_writes",
         crate::luaapi::function(lua, easy::fast_writes)?,
     )?;
+    // `curl._enter(f, a)`: `f(a)` called by mlua, so that mlua has the
+    // calling thread as its current one while `f` runs (the C paths then
+    // serve calls from that coroutine; see luaapi/raw.rs `can_pin`).
+    r.raw_set(
+        "enter",
+        crate::luaapi::function(lua, |_, (f, a): (LuaFunction, LuaValue)| f.call::<()>(a))?,
+    )?;
     reg_fn(lua, &r, "Version", "curl.Version", |_l, _a| {
         Ok(ffi::version())
     })?;

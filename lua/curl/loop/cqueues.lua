@@ -48,14 +48,16 @@ local function dispatch(self)
   self.loop:_act(self.poller.Dispatch, self.poller, self.loop.multi, 0)
 end
 
--- dispatch(self) under a C call (string.gsub's replacement function), so
--- that a yield from an on_done fails there, an ordinary callback error as
--- on the other backends (and on Lua 5.1), instead of suspending the driver:
--- cqueues would take the yielded values for a poll, or pass them on to the
--- caller of cq:step.
+-- dispatch(self) under curl._enter: mlua has this coroutine as its current
+-- thread for the turn, so the module's C paths serve it (the loop's drain,
+-- an on_done's AddHandle) and the callbacks still run here. It is also a C
+-- call, so that a yield from an on_done fails there, an ordinary callback
+-- error as on the other backends (and on Lua 5.1), instead of suspending
+-- the driver: cqueues would take the yielded values for a poll, or pass
+-- them on to the caller of cq:step.
 local function dispatch_unyielding(self)
   local ok, err
-  string.gsub(" ", " ", function() ok, err = pcall(dispatch, self) end)
+  curl._enter(function() ok, err = pcall(dispatch, self) end)
   return ok, err
 end
 
