@@ -1058,6 +1058,103 @@ describe("crash regressions", function()
     collectgarbage()
   end)
 
+  -- One object of every class (the guard is installed per class).
+  local function one_of_each()
+    local e = curl.Easy()
+    local mime = curl.Mime(e)
+    return { Easy = e, Multi = curl.Multi(), Poller = curl.Poller(), Share = curl.Share(),
+             URL = curl.URL(), Buffer = curl.Buffer(), Mime = mime, MimePart = mime:AddPart() }
+  end
+
+  it("every class's __gc is the module's guard, not mlua's destructor", function()
+    -- (the guard calls mlua's destructor directly: new_object leaves a
+    -- class unguarded if mlua's __gc is not an upvalue-less C function)
+    for name, obj in pairs(one_of_each()) do
+      local gc = debug.getmetatable(obj).__gc
+      assert.are.equal("C", debug.getinfo(gc, "S").what, name)
+      assert.is_nil(debug.getupvalue(gc, 1), name) -- nothing to swap
+    end
+  end)
+
+  it("__gc by hand from a call hook inside __gc, or with its argument swapped", function()
+    -- found by a hook hunt: the guard called mlua's destructor with
+    -- lua_call, where a call hook could call __gc again on the same object
+    -- (the outer call then dropped freed memory), swap the argument for an
+    -- object of another class (debug.setlocal), or take the destructor
+    -- itself (debug.getinfo) and call it on anything
+    for name, obj in pairs(one_of_each()) do
+      local gc = debug.getmetatable(obj).__gc
+      local nested, calls = false, 0
+      debug.sethook(function()
+        calls = calls + 1
+        local caller = debug.getinfo(3, "f")
+        if not nested and caller and caller.func == gc then
+          nested = true
+          gc(obj)
+        end
+      end, "c")
+      gc(obj)
+      debug.sethook()
+      assert.is_false(nested, name) -- no call event inside the guard
+      gc(obj) -- destructed: nothing
+    end
+    local victim = curl.Multi()
+    local easy_gc = debug.getmetatable(curl.Easy()).__gc
+    local taken
+    debug.sethook(function()
+      local info = debug.getinfo(2, "fS")
+      if info and info.what == "C" and info.func ~= easy_gc and info.func ~= debug.sethook then
+        taken = taken or info.func
+        pcall(debug.setlocal, 2, 1, victim)
+      end
+    end, "c")
+    easy_gc(curl.Easy())
+    debug.sethook()
+    if taken then pcall(taken, victim) end
+    assert.are.equal(0, victim:Perform())
+    victim:Close()
+    collectgarbage()
+    collectgarbage()
+  end)
+
+  it("debug.setlocal on the frame that keeps mlua's registry entries (Lua 5.1)", function()
+    -- found by a hook hunt: on 5.1 the exported functions keep two of mlua's
+    -- registry entries across the call, on their own Lua stack, where a
+    -- callback could replace them with debug.setlocal; a call from a return
+    -- hook inside mlua's next protected call then put the replacements back
+    -- and mlua ran the wrong function (SIGSEGV). They are kept in Rust now.
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb")); f:write("x"); f:close()
+    local e2 = curl.Easy { URL = "file://" .. path }
+    local Perform = e2.Perform
+    local replaced = 0
+    e2:SetOpt_WriteFunction(function(s)
+      for level = 2, 30 do
+        local info = debug.getinfo(level, "f")
+        if not info then break end
+        if info.func == Perform then
+          for i = 1, 2 do
+            if debug.setlocal(level - 1, i, print) then replaced = replaced + 1 end
+          end
+          break
+        end
+      end
+      return #s
+    end)
+    local busy = false
+    debug.sethook(function()
+      if busy then return end
+      busy = true
+      pcall(Perform, e2)
+      busy = false
+    end, "r")
+    for _ = 1, 200 do curl.Easy():Close() end
+    debug.sethook()
+    e2:Close()
+    os.remove(path)
+    if H.feature == "lua51" then assert.are.equal(0, replaced) end -- nothing left there
+  end)
+
   it("a tree of mimes is at most 64 levels deep", function()
     -- found by review: freeing a chain of 100,000 nested mimes overflowed
     -- the stack (the binding's drops and libcurl's own free recurse)

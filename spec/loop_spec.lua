@@ -344,6 +344,26 @@ for _, name in ipairs(backends) do
       assert.are.equal(0, loop:Active())
     end)
 
+    it("Run{seconds} ends at its deadline while a transfer waits and libcurl has no timer", function()
+      -- found by a hook hunt: on luv, uv.run("once") waited for the
+      -- Poller's descriptor alone (libcurl had no timer: a server that never
+      -- answers, no TIMEOUT), so Run never came back to check its deadline
+      assert.truthy(silent_port, "fixture fault ports")
+      local e = curl.Easy { URL = "http://127.0.0.1:" .. silent_port .. "/", WriteFunction = function() end }
+      local done
+      loop:Add(e, function(_, r) done = r end)
+      drive_until(loop, function() return e:GetInfo_ConnectTime_T() > 0 end)
+      local late = false -- (a loop timer long after the deadline: it would wake a stuck Run)
+      local watchdog = loop:After(20000, function() late = true end)
+      local ok, err = pcall(loop.Run, loop, { seconds = 0.3 })
+      assert.is_false(ok)
+      assert.are.equal(curl.CURLE_OPERATION_TIMEDOUT, err.code)
+      assert.is_false(late)
+      watchdog:Cancel()
+      loop:Close()
+      assert.are.equal(curl.CURLE_ABORTED_BY_CALLBACK, done)
+    end)
+
     -- (luv: in a child interpreter below; before the fix the process died)
     local it_in_process = name == "luv" and function() end or it
     it_in_process("Run raises a usage error when the multi was closed behind its back, and ends its transfers", function()

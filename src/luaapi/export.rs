@@ -302,9 +302,15 @@ mod keep51 {
             lua.exec_raw::<()>((), |l| {
                 ffi::lua_pushnil(l);
                 while ffi::lua_next(l, ffi::LUA_REGISTRYINDEX) != 0 {
-                    if ffi::lua_type(l, -2) == ffi::LUA_TLIGHTUSERDATA
-                        && ffi::lua_iscfunction(l, -1) != 0
-                    {
+                    // (upvalue-less: `call` keeps the function pointer)
+                    let plain = ffi::lua_iscfunction(l, -1) != 0 && {
+                        let up = !ffi::lua_getupvalue(l, -1, 1).is_null();
+                        if up {
+                            ffi::lua_pop(l, 1);
+                        }
+                        !up
+                    };
+                    if ffi::lua_type(l, -2) == ffi::LUA_TLIGHTUSERDATA && plain {
                         let k = ffi::lua_touserdata(l, -2) as usize;
                         out.push((k, ffi::lua_topointer(l, -1) as usize));
                     }
@@ -326,40 +332,52 @@ mod keep51 {
             .iter()
             .filter(|(k, v)| before.iter().any(|(k0, v0)| k0 == k && v0 != v))
             .map(|(k, _)| *k)
+            .take(MAX_KEYS)
             .collect();
         let _ = KEYS.set(changed);
         Ok(())
     }
 
+    /// At most this many kept entries (mlua has two).
+    const MAX_KEYS: usize = 4;
+
     /// Saves the kept entries, calls upvalue 1 with the arguments in
     /// protected mode, puts the entries back, then returns the results or
-    /// raises the error value unchanged.
+    /// raises the error value unchanged. The entries are upvalue-less C
+    /// functions (`snapshot` keeps no other): they are saved as function
+    /// pointers in this Rust frame, not as values on the Lua stack, where
+    /// `debug.setlocal` on this C frame (Lua 5.1 lets it) could replace
+    /// them with any function before they go back.
     ///
     /// # Safety
     /// Called by `guard_call` (its contract).
     pub unsafe fn call(l: *mut ffi::lua_State) -> c_int {
-        // SAFETY: the caller's contract.
+        // SAFETY: the caller's contract; the frame holds only plain values
+        // (the pushes after the call can raise on memory errors).
         unsafe {
             let keys = keys();
-            let k = keys.len() as c_int;
-            let n = ffi::lua_gettop(l);
-            ffi::luaL_checkstack(l, k + 2, std::ptr::null());
-            for key in keys {
+            let mut saved: [Option<ffi::lua_CFunction>; MAX_KEYS] = [None; MAX_KEYS];
+            for (slot, key) in saved.iter_mut().zip(keys) {
                 ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, *key as *const c_void);
-                ffi::lua_insert(l, 1);
+                *slot = ffi::lua_tocfunction(l, -1);
+                ffi::lua_pop(l, 1);
             }
+            let n = ffi::lua_gettop(l);
+            ffi::luaL_checkstack(l, 2, std::ptr::null());
             ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-            ffi::lua_insert(l, k + 1);
+            ffi::lua_insert(l, 1);
             let status = ffi::lua_pcall(l, n, ffi::LUA_MULTRET, 0);
-            // saved in reverse order: keys[i] is at k - i
-            for (i, key) in keys.iter().enumerate() {
-                ffi::lua_pushvalue(l, k - i as c_int);
+            for (f, key) in saved.iter().zip(keys) {
+                match f {
+                    Some(f) => ffi::lua_pushcfunction(l, *f),
+                    None => ffi::lua_pushnil(l),
+                }
                 ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, *key as *const c_void);
             }
             if status != ffi::LUA_OK {
                 ffi::lua_error(l);
             }
-            ffi::lua_gettop(l) - k
+            ffi::lua_gettop(l)
         }
     }
 }

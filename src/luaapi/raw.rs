@@ -1781,36 +1781,62 @@ pub fn patch_collected(lua: &Lua, index: LuaFunction, tostring: LuaFunction) -> 
 /// its `__gc` is `gc_guard`.
 static GC_GUARDED: u8 = 0;
 
-/// `__gc` of the module's classes, in front of mlua's destructor (the
-/// first upvalue) for the class metatable (the second). Lua calls `__gc`
+/// The `__gc` of each class `T` in each state: `(registry address,
+/// TypeId)` → (the class metatable's address, mlua's destructor for `T`).
+/// Kept in Rust, where Lua code cannot reach it (an upvalue of `__gc` can
+/// be replaced with `debug.setupvalue`). An entry is made with the class's
+/// first object in a state; a later state at the same registry address
+/// makes its own before any object of the class exists there.
+type GcClasses = HashMap<(usize, TypeId), (usize, ffi::lua_CFunction), AddrHash>;
+
+thread_local! {
+    static GC_CLASSES: RefCell<GcClasses> =
+        const { RefCell::new(HashMap::with_hasher(AddrHash)) };
+}
+
+/// `__gc` of class `T`, in place of mlua's destructor. Lua calls `__gc`
 /// with the object, but Lua code can call it too
 /// (`debug.getmetatable(obj).__gc`): mlua's destructor takes whatever
 /// block it is given and drops it, so a second call, or a call with an
 /// object of another class, would drop freed memory or memory of another
 /// type. Here the destructor runs only for a userdata whose metatable is
-/// the class's own: once it ran, mlua has given the object its
-/// "destructed" metatable, and later calls do nothing.
-unsafe extern "C-unwind" fn gc_guard(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a C function called by Lua (20 free slots; 3 used), made by
-    // `new_object` with the two upvalues; the call to mlua's destructor runs
-    // with the object as its only argument, as Lua's own call does.
+/// the class's own (once it ran, mlua has given the object its
+/// "destructed" metatable, and later calls do nothing), and it is called
+/// as a C function, not through `lua_call`: no hook runs between the check
+/// and the destruction (a call hook could call `__gc` again on the same
+/// object, or replace the argument with `debug.setlocal`), and the
+/// destructor is never a Lua value (a hook could take it with
+/// `debug.getinfo` and call it on anything).
+unsafe extern "C-unwind" fn gc_guard<T: 'static>(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua (20 free slots; 2 used). The
+    // destructor is mlua's for `T` (an upvalue-less C function, checked by
+    // `new_object`), called with the object, a userdata of class `T`, as
+    // its only argument, as Lua's own call does.
     unsafe {
         if ffi::lua_type(l, 1) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, 1) == 0 {
             return 0;
         }
-        if ffi::lua_rawequal(l, -1, ffi::lua_upvalueindex(2)) == 0 {
-            return 0;
-        }
+        let mt = ffi::lua_topointer(l, -1) as usize;
         ffi::lua_settop(l, 1);
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-        ffi::lua_insert(l, 1);
-        ffi::lua_call(l, 1, 0);
+        let key = (
+            ffi::lua_topointer(l, ffi::LUA_REGISTRYINDEX) as usize,
+            TypeId::of::<T>(),
+        );
+        let found = GC_CLASSES
+            .try_with(|g| g.borrow().get(&key).copied())
+            .ok()
+            .flatten();
+        if let Some((class_mt, destroy)) = found {
+            if class_mt == mt {
+                destroy(l);
+            }
+        }
         0
     }
 }
 
-/// A new object of class `T` whose metatable's `__gc` is `gc_guard` (set
-/// the first time an object of the class is made in this state).
+/// A new object of class `T` whose metatable's `__gc` is `gc_guard::<T>`
+/// (set the first time an object of the class is made in this state).
 pub fn new_object<T: mlua::UserData + 'static>(lua: &Lua, v: T) -> LuaResult<LuaAnyUserData> {
     let ud = lua.create_userdata(v)?;
     let key = &GC_GUARDED as *const u8 as *const c_void;
@@ -1824,7 +1850,9 @@ pub fn new_object<T: mlua::UserData + 'static>(lua: &Lua, v: T) -> LuaResult<Lua
     })?;
     if !guarded {
         // SAFETY: inside exec_raw's protected call with the userdata at 1;
-        // only stores into its metatable (which can allocate: protected).
+        // reads, and stores into its metatable (which can allocate:
+        // protected; the class's entry is made first, so a `__gc` it
+        // installed always finds one).
         unsafe {
             lua.exec_raw::<()>(&ud, |l| {
                 if ffi::lua_getmetatable(l, 1) == 0 {
@@ -1832,18 +1860,34 @@ pub fn new_object<T: mlua::UserData + 'static>(lua: &Lua, v: T) -> LuaResult<Lua
                 }
                 // ud, mt
                 ffi::lua_pushstring(l, c"__gc".as_ptr());
-                if ffi::lua_rawget(l, 2) != ffi::LUA_TFUNCTION {
+                ffi::lua_rawget(l, 2);
+                // ud, mt, mlua's __gc: an upvalue-less C function, called
+                // directly by the guard (else the class keeps mlua's own:
+                // crash_regressions_spec.lua checks every class has the
+                // guard)
+                let Some(destroy) = ffi::lua_tocfunction(l, 3) else {
+                    ffi::lua_settop(l, 0);
+                    return;
+                };
+                if !ffi::lua_getupvalue(l, 3, 1).is_null() {
                     ffi::lua_settop(l, 0);
                     return;
                 }
-                // ud, mt, mlua's __gc
-                ffi::lua_pushvalue(l, 2);
-                ffi::lua_pushcclosure(l, gc_guard, 2);
-                ffi::lua_pushstring(l, c"__gc".as_ptr());
-                ffi::lua_insert(l, -2);
-                ffi::lua_rawset(l, 2);
-                ffi::lua_pushboolean(l, 1);
-                ffi::lua_rawsetp(l, 2, key);
+                let reg = ffi::lua_topointer(l, ffi::LUA_REGISTRYINDEX) as usize;
+                let mt = ffi::lua_topointer(l, 2) as usize;
+                let made = GC_CLASSES
+                    .try_with(|g| {
+                        g.borrow_mut()
+                            .insert((reg, TypeId::of::<T>()), (mt, destroy));
+                    })
+                    .is_ok();
+                if made {
+                    ffi::lua_pushstring(l, c"__gc".as_ptr());
+                    ffi::lua_pushcfunction(l, gc_guard::<T>);
+                    ffi::lua_rawset(l, 2);
+                    ffi::lua_pushboolean(l, 1);
+                    ffi::lua_rawsetp(l, 2, key);
+                }
                 ffi::lua_settop(l, 0);
             })?;
         }

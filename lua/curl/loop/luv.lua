@@ -100,11 +100,15 @@ function B:nested()
   end
 end
 
+local function wake() end
+
 function B:step(ms)
-  -- nothing to wait for (say a paused transfer): wait `ms` rather than
-  -- spin, uv.run returns at once without active handles
-  local guard = not self.closed and ms > 0 and not self.uv.loop_alive()
-  if guard then self.guard_h:start(ms, 0, function() end) end
+  -- at most `ms`: with nothing to wait for (say a paused transfer) uv.run
+  -- returns at once, and with only the Poller's descriptor to watch (libcurl
+  -- has no timer: a server that never answers) it would wait for that alone,
+  -- past Run's deadline
+  local guard = not self.closed and ms > 0
+  if guard then self.guard_h:start(ms, 0, wake) end
   self.uv.run("once")
   if guard and not self.closed then self.guard_h:stop() end
   -- closed from a uv callback of that run: let the handles finish closing
