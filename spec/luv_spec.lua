@@ -88,6 +88,55 @@ describe("driving from luv", function()
     assert.is_true(r1 == 0 or (r1 == true and r3 == 0), "exit status " .. tostring(r1) .. " " .. tostring(r3))
   end)
 
+  -- Runs `code` (with `loop`, `uv`, `curl` and `URL` set) in a child
+  -- interpreter under `timeout`; returns its exit status and output.
+  local function child(code)
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write(("package.cpath = %q .. package.cpath\n"):format(H.build_dir .. "/?.so;"))
+    f:write(("package.path = %q .. package.path\n"):format(os.getenv("CURL_REPO") .. "/lua/?.lua;"))
+    f:write(("URL = %q\n"):format(H.url("/slow/5000/100")))
+    f:write('curl = require "curl"; uv = require "luv"; loop = require("curl.loop.luv").new(uv)\n')
+    f:write(code)
+    f:close()
+    local p = io.popen(("timeout -k 5 60 %s %s 2>&1; echo \"exit=$?\""):format(H.lua, script))
+    local out = p:read("*a")
+    p:close()
+    os.remove(script)
+    return tonumber(out:match("exit=(%d+)%s*$")), out
+  end
+
+  it("curl.loop.luv: no hang, abort or crash at exit from what a loop hunt found", function()
+    local cases = {
+      -- a chain of After(0): libuv ran each 0 ms timer in the same pass
+      [[loop:After(0, function() local function again() loop:After(0, again) end again() end)
+        local ok, err = pcall(loop.Run, loop, { seconds = 0.3 })
+        assert(not ok and err.code == curl.CURLE_OPERATION_TIMEDOUT, tostring(err))
+        loop:Close() print("ok")]],
+      -- a uv.stop() left pending ended loop:Close()'s run of the uv loop
+      -- before the handles closed (luv 1.44 crashes at exit then)
+      [[uv.stop() loop:Close() print("ok")]],
+      -- the Poller's __gc by hand: loop:Close() raised inside and left its
+      -- handles closing
+      [[local p = loop.backend.poller debug.getmetatable(p).__gc(p)
+        assert(pcall(loop.Close, loop)) print("ok")]],
+      -- uv.walk closing every handle (a shutdown idiom) while a transfer
+      -- runs: libuv asserted on a stop of the closing poll handle
+      [[loop:Add(curl.Easy { URL = URL, WriteFunction = function() end }, function() end)
+        uv.walk(function(h) if not h:is_closing() then h:close() end end)
+        assert(pcall(loop.Close, loop)) uv.run("nowait") print("ok")]],
+      [[uv.walk(function(h) if not h:is_closing() then h:close() end end)
+        loop:Add(curl.Easy { URL = URL, WriteFunction = function() end }, function() end)
+        pcall(loop.Run, loop, { seconds = 0.3 })
+        assert(pcall(loop.Close, loop)) uv.run("nowait") print("ok")]],
+    }
+    for i, code in ipairs(cases) do
+      local status, out = child(code)
+      assert.are.equal(0, status, "case " .. i .. ": " .. out)
+      assert.matches("ok", out, 1, true)
+    end
+  end)
+
   it("curl.loop.luv: the loop's Poller cannot be closed behind its back", function()
     -- found by review: the error came out of a uv callback, where luv ends
     -- the process; and libuv aborts on a watched descriptor closed

@@ -234,6 +234,24 @@ describe("WebSockets", function()
         assert.are.equal(0, loop:Active())
       end)
 
+      it_if(why, "sends a message larger than the socket takes at once (5 MiB)", function()
+        -- found by a loop hunt: once libcurl took nothing more, Send waited
+        -- for a loop turn that never came on luv (no event: the echo server
+        -- waits for the whole message) and lost its wake-up on cqueues
+        local got
+        in_task(name, loop, function(l)
+          local ws = assert(l:WebSocket(base .. "/echo"))
+          local big = pattern(5 * 1024 * 1024)
+          assert(ws:Send(big, "binary"))
+          local d = ws:Receive()
+          got = d == big
+          assert(ws:Close())
+        end)
+        loop:Run { seconds = 60 }
+        assert.is_true(got)
+        assert.are.equal(0, loop:Active())
+      end)
+
       it_if(why, "assembles a fragmented message and answers the server's ping", function()
         local got = {}
         in_task(name, loop, function(l)

@@ -25,7 +25,13 @@ function B:timer() end
 -- the poll handle runs while transfers do. With no transfer both stop (a
 -- timer left from a replaced timer function would keep uv.run going).
 function B:sync(running, ms)
-  if self.closed then return end
+  if self.closed or self.lost_handles then return end
+  -- (a script that closes every uv handle, uv.walk's shutdown idiom, closes
+  -- ours too: libuv asserts on a start or stop of a closing poll handle)
+  if self.poll_h:is_closing() then
+    self.lost_handles = true
+    return
+  end
   if ms < 0 or running <= 0 then
     if self.armed then
       self.timer_h:stop()
@@ -69,6 +75,9 @@ function B:now() return self.uv.hrtime() / 1e6 end
 -- no uv.run after it, so handles are closed only by loop:Close, which
 -- runs the loop once more.
 function B:after(ms, fire)
+  -- (at least 1 ms: libuv runs a 0 ms timer started from a timer callback
+  -- in the same pass, so a chain of After(0) never let uv.run return)
+  if ms < 1 then ms = 1 end
   local spare = self.spare
   local t = spare[#spare]
   if t then
@@ -116,6 +125,7 @@ function B:step(ms)
   if self.close_pending then
     self.close_pending = false
     self.uv.run("nowait")
+    self.uv.run("nowait")
   end
 end
 
@@ -125,25 +135,36 @@ function B:forget()
   self:sync(0, -1)
 end
 
+local function close_poller(p) p:Close() end
+
+local function close_handle(h)
+  if not h:is_closing() then h:close() end
+end
+
 function B:close()
   if self.closed then return end
   self:sync(0, -1)
   self.closed = true
-  self.poll_h:close()
-  self.timer_h:close()
-  self.guard_h:close()
+  -- (each only if not closing already: see sync)
+  close_handle(self.poll_h)
+  close_handle(self.timer_h)
+  close_handle(self.guard_h)
   -- the After timers: spare ones, and those still armed (their handles
   -- are all the loop made)
-  for t in pairs(self.timers) do
-    if not t:is_closing() then t:close() end
-  end
-  curl._poller_hold(self.poller, false)
-  self.poller:Close()
+  for t in pairs(self.timers) do close_handle(t) end
+  -- (the Poller may be gone: its __gc called by hand; what is left of the
+  -- close must run all the same)
+  pcall(curl._poller_hold, self.poller, false)
+  pcall(close_poller, self.poller)
   -- let the closed handles finish closing (from a uv callback uv.run does
-  -- not nest: the running loop does it, or `step` when loop:Run runs it)
+  -- not nest: the running loop does it, or `step` when loop:Run runs it).
+  -- Twice: a uv.stop() made outside uv.run stays pending, and ends the
+  -- first run before it does anything (luv crashes at exit on handles
+  -- left closing).
   if self.uv.loop_mode and self.uv.loop_mode() then
     self.close_pending = true
   else
+    self.uv.run("nowait")
     self.uv.run("nowait")
   end
 end

@@ -156,20 +156,35 @@ function WS:_send(data, flags, method)
     return nil, usage(method, "called from inside a libcurl callback, where libcurl would send the " ..
       "whole message before returning, waiting on the peer; send from a coroutine, an on_done or a loop:After timer")
   end
-  local rest = data
+  local rest, pause = data, 0
   repeat
     local ok, n = pcall(self.easy.WsSend, self.easy, rest, flags)
     if not ok then return nil, n end
     if n >= #rest then return true end
     rest = rest:sub(n + 1)
     if n == 0 then
-      -- libcurl cannot take more now: wait for the next loop turn
+      -- libcurl cannot take more now, and nothing tells when it can (it
+      -- does not watch the socket for writing on our behalf, and a peer
+      -- that waits for the whole message sends nothing meanwhile): try
+      -- again after a loop timer, 1 ms at first, then longer, up to 50 ms
+      -- (found by a loop hunt: on luv and cqueues a large send waited
+      -- forever for a turn that never came, or lost its wake-up)
       local co = coroutine_or_error(method)
-      self:_notify()
+      pause = pause == 0 and 1 or math.min(pause * 2, 50)
+      local armed, timer = pcall(self.loop.After, self.loop, pause, function() self:_retry() end)
+      if not armed then return nil, timer end -- (the loop is closing)
       wait(self, co)
+      timer:Cancel()
       if self.state ~= "open" then return nil, self.err or usage(method, "the WebSocket is closed") end
+    else
+      pause = 0
     end
   until false
+end
+
+-- Wakes a coroutine waiting in ws:Send (its loop:After timer).
+function WS:_retry()
+  if self.cond then self.cond:signal() else self:_wake() end
 end
 
 --- ws:Receive() -> message, kind ("text" or "binary"); nil when the
