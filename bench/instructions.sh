@@ -59,8 +59,8 @@ cmd_for() { # driver n -> command line
     poller-lua) echo "lua5.4 bench/drivers/poller_lua.lua $url $2 $conc $build" ;;
     luv) echo "lua5.4 bench/drivers/luv.lua $url $2 $conc $build" ;;
     luv-fd) echo "lua5.4 bench/drivers/luv_fd.lua $url $2 $conc $build" ;;
-    loop-luv) echo "lua5.4 bench/drivers/loop_luv.lua $url $2 $conc $build" ;;
-    loop-cqueues) echo "lua5.4 bench/drivers/loop_cqueues.lua $url $2 $conc $build" ;;
+    loop-luv) echo "lua5.4 bench/drivers/loop.lua $url $2 $conc $build luv" ;;
+    loop-cqueues) echo "lua5.4 bench/drivers/loop.lua $url $2 $conc $build cqueues" ;;
     luv-same|floor-same|floor-bare-same) echo "lua5.4 ../shared/bench/luv_same_shape.lua $url $2 $conc" ;;
     floor-poller) echo "lua5.4 bench/drivers/poller.lua $url $2 $conc $tmp/floor-safe" ;;
     floor-bare-poller) echo "lua5.4 bench/drivers/poller.lua $url $2 $conc $tmp/floor-bare" ;;

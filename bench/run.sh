@@ -58,8 +58,8 @@ run_driver() { # driver url n c -> "elapsed user sys maxrss_kb"
     poller-buffer-5.4) cmd=(lua5.4 bench/drivers/poller_buffer.lua "$@" build/lua54) ;;
     luv-5.4) cmd=(lua5.4 bench/drivers/luv.lua "$@" build/lua54) ;;
     luv-fd-5.4) cmd=(lua5.4 bench/drivers/luv_fd.lua "$@" build/lua54) ;;
-    loop-luv-5.4) cmd=(lua5.4 bench/drivers/loop_luv.lua "$@" build/lua54) ;;
-    loop-cqueues-5.4) cmd=(lua5.4 bench/drivers/loop_cqueues.lua "$@" build/lua54) ;;
+    loop-luv-5.4) cmd=(lua5.4 bench/drivers/loop.lua "$@" build/lua54 luv) ;;
+    loop-cqueues-5.4) cmd=(lua5.4 bench/drivers/loop.lua "$@" build/lua54 cqueues) ;;
     luv-same-5.4) cmd=(env LUA_CPATH="build/lua54/?.so;;" lua5.4 "$same" "$@") ;;
     poller-jit) cmd=(luajit bench/drivers/poller.lua "$@" build/luajit) ;;
     luv-jit) cmd=(luajit bench/drivers/luv.lua "$@" build/luajit) ;;

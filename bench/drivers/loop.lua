@@ -1,14 +1,20 @@
--- Benchmark driver: as poller.lua, through the curl.loop.luv helper (one uv
--- poll handle on the Poller's descriptor, one uv timer); each transfer's
--- on_done starts the next one on the same easy.
---   usage: lua loop_luv.lua URL N C [BUILD_DIR]
+-- Benchmark driver: as poller.lua, through a curl.loop helper (BACKEND luv,
+-- the default: one uv poll handle on the Poller's descriptor, one uv timer;
+-- cqueues: the Poller as a cqueues pollable, one driver coroutine in the
+-- controller); each transfer's on_done starts the next one on the same easy.
+--   usage: lua loop.lua URL N C [BUILD_DIR [BACKEND]]
 local build = arg[4] or "build/lua54"
 package.cpath = build .. "/?.so;" .. package.cpath
 package.path = "lua/?.lua;" .. package.path
 local curl = require "curl"
 local url, total, conc = arg[1], tonumber(arg[2]), tonumber(arg[3])
 
-local loop = require("curl.loop.luv").new(require "luv")
+local backend = arg[5] or "luv"
+local new = require("curl.loop." .. backend).new
+local loop
+if backend == "cqueues" then loop = new(require("cqueues").new())
+elseif backend == "luv" then loop = new(require "luv")
+else loop = new() end
 loop.multi:SetOpt_MaxConnects(conc)
 local bytes, started, done, ok = 0, 0, 0, 0
 local function on_write(d) bytes = bytes + #d end
