@@ -2410,6 +2410,17 @@ function RX.gc_tune_op()
   collectgarbage("setstepmul", mul)
 end
 
+-- Runs `body` in a new coroutine; what it raises is a fuzzer bug (the
+-- module's errors are caught inside), a yield of the token a violation.
+local function op_in_coroutine(body, where)
+  local ok, a = coroutine.resume(coroutine.create(body))
+  if not ok then
+    if type(a) == "table" and a.fuzzbug then fuzzbug(a.fuzzbug) end
+    fuzzbug("an operation inside " .. where .. " failed: " .. tostring(a))
+  end
+  if a == YIELD_TOKEN then violation("a callback yielded out of the module to the coroutine") end
+end
+
 ops = {
   { 8, function() new_easy() end },
   { 2, function() new_multi() end },
@@ -2431,30 +2442,16 @@ ops = {
   { 3, close_op },
   { 7, garbage_call },
   { 1, module_op },
+  -- an operation inside a coroutine: callbacks then run on that thread
+  { 2, function() op_in_coroutine(function() run_op(true) end, "a coroutine") end },
+  -- the same under curl._enter (mlua has the coroutine as current: the C
+  -- paths serve it, as in curl.loop.cqueues' driver)
   { 2, function()
-      -- an operation inside a coroutine: callbacks then run on that thread
-      local co = coroutine.create(function() run_op(true) end)
-      local ok, a, b = coroutine.resume(co)
-      if not ok then
-        if type(a) == "table" and a.fuzzbug then fuzzbug(a.fuzzbug) end
-        fuzzbug("an operation inside a coroutine failed: " .. tostring(a))
-      end
-      if a == YIELD_TOKEN then violation("a callback yielded out of the module to the coroutine") end
-    end },
-  { 2, function()
-      -- the same under curl._enter (mlua has the coroutine as current: the
-      -- C paths serve it, as in curl.loop.cqueues' driver)
-      local co = coroutine.create(function()
+      op_in_coroutine(function()
         local ok, err
         curl._enter(function() ok, err = pcall(run_op, true) end)
         if not ok then error(err, 0) end
-      end)
-      local ok, a = coroutine.resume(co)
-      if not ok then
-        if type(a) == "table" and a.fuzzbug then fuzzbug(a.fuzzbug) end
-        fuzzbug("an operation inside curl._enter failed: " .. tostring(a))
-      end
-      if a == YIELD_TOKEN then violation("a callback yielded out of the module to the coroutine") end
+      end, "curl._enter")
     end },
   -- (on every interpreter; on LuaJIT 2.1.0-beta3 see the jit.off above)
   { 3, function() if RX.enabled then RX.arm_op() end end },
