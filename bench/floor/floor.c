@@ -62,21 +62,21 @@ static int easy_new(lua_State *L) {
   return 1;
 }
 
-static int easy_size(lua_State *L) {
+static int push_info(lua_State *L, CURLINFO info) {
   Easy *e = CHECK(L, 1, "floor.Easy");
-  curl_off_t v = 0;
-  curl_easy_getinfo(e->h, CURLINFO_SIZE_DOWNLOAD_T, &v);
-  lua_pushinteger(L, v);
+  if ((info & CURLINFO_TYPEMASK) == CURLINFO_OFF_T) {
+    curl_off_t v = 0;
+    curl_easy_getinfo(e->h, info, &v);
+    lua_pushinteger(L, v);
+  } else {
+    long v = 0;
+    curl_easy_getinfo(e->h, info, &v);
+    lua_pushinteger(L, v);
+  }
   return 1;
 }
-
-static int easy_code(lua_State *L) {
-  Easy *e = CHECK(L, 1, "floor.Easy");
-  long v = 0;
-  curl_easy_getinfo(e->h, CURLINFO_RESPONSE_CODE, &v);
-  lua_pushinteger(L, v);
-  return 1;
-}
+static int easy_size(lua_State *L) { return push_info(L, CURLINFO_SIZE_DOWNLOAD_T); }
+static int easy_code(lua_State *L) { return push_info(L, CURLINFO_RESPONSE_CODE); }
 
 static int easy_close(lua_State *L) {
   Easy *e = CHECK(L, 1, "floor.Easy");
