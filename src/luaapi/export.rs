@@ -343,11 +343,12 @@ mod keep51 {
 
     /// Saves the kept entries, calls upvalue 1 with the arguments in
     /// protected mode, puts the entries back, then returns the results or
-    /// raises the error value unchanged. The entries are upvalue-less C
-    /// functions (`snapshot` keeps no other): they are saved as function
-    /// pointers in this Rust frame, not as values on the Lua stack, where
-    /// `debug.setlocal` on this C frame (Lua 5.1 lets it) could replace
-    /// them with any function before they go back.
+    /// raises the error value unchanged. The saved values stay on this
+    /// frame's Lua stack, where `debug.setlocal` (Lua 5.1 lets it reach a C
+    /// frame) could replace them: each is put back only if its slot still
+    /// holds the same value; otherwise an upvalue-less C function (what
+    /// mlua keeps there) is pushed again from its function pointer, and
+    /// anything else is cleared.
     ///
     /// # Safety
     /// Called by `guard_call` (its contract).
@@ -356,28 +357,43 @@ mod keep51 {
         // (the pushes after the call can raise on memory errors).
         unsafe {
             let keys = keys();
-            let mut saved: [Option<ffi::lua_CFunction>; MAX_KEYS] = [None; MAX_KEYS];
-            for (slot, key) in saved.iter_mut().zip(keys) {
-                ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, *key as *const c_void);
-                *slot = ffi::lua_tocfunction(l, -1);
-                ffi::lua_pop(l, 1);
-            }
+            let k = keys.len() as c_int;
             let n = ffi::lua_gettop(l);
-            ffi::luaL_checkstack(l, 2, std::ptr::null());
+            ffi::luaL_checkstack(l, k + 2, std::ptr::null());
+            // what each saved value is: type, address, and the function
+            // pointer of an upvalue-less C function
+            let mut seen = [(ffi::LUA_TNIL, 0usize, None); MAX_KEYS];
+            for (slot, key) in seen.iter_mut().zip(keys) {
+                let t = ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, *key as *const c_void);
+                let f = ffi::lua_tocfunction(l, -1).filter(|_| {
+                    let up = !ffi::lua_getupvalue(l, -1, 1).is_null();
+                    if up {
+                        ffi::lua_pop(l, 1);
+                    }
+                    !up
+                });
+                *slot = (t, ffi::lua_topointer(l, -1) as usize, f);
+                ffi::lua_insert(l, 1);
+            }
             ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-            ffi::lua_insert(l, 1);
+            ffi::lua_insert(l, k + 1);
             let status = ffi::lua_pcall(l, n, ffi::LUA_MULTRET, 0);
-            for (f, key) in saved.iter().zip(keys) {
-                match f {
-                    Some(f) => ffi::lua_pushcfunction(l, *f),
-                    None => ffi::lua_pushnil(l),
+            // saved in reverse order: keys[i] is at k - i
+            for (i, (key, (t, p, f))) in keys.iter().zip(seen).enumerate() {
+                let at = k - i as c_int;
+                if ffi::lua_type(l, at) == t && ffi::lua_topointer(l, at) as usize == p {
+                    ffi::lua_pushvalue(l, at);
+                } else if let Some(f) = f {
+                    ffi::lua_pushcfunction(l, f);
+                } else {
+                    ffi::lua_pushnil(l);
                 }
                 ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, *key as *const c_void);
             }
             if status != ffi::LUA_OK {
                 ffi::lua_error(l);
             }
-            ffi::lua_gettop(l)
+            ffi::lua_gettop(l) - k
         }
     }
 }

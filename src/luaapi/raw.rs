@@ -1792,6 +1792,14 @@ type GcClasses = HashMap<(usize, TypeId), (usize, ffi::lua_CFunction), AddrHash>
 thread_local! {
     static GC_CLASSES: RefCell<GcClasses> =
         const { RefCell::new(HashMap::with_hasher(AddrHash)) };
+    /// The block of every object `new_object` made and `gc_guard` has not
+    /// destroyed yet, with its class: the metatable alone does not say what
+    /// a block holds (`debug.setmetatable` can give any userdata a class's
+    /// metatable). A block freed without its `__gc` (its metatable removed)
+    /// leaves a stale entry until a new object takes the address; the
+    /// metatable test still stands in front of that.
+    static GC_BLOCKS: RefCell<HashMap<usize, TypeId, AddrHash>> =
+        const { RefCell::new(HashMap::with_hasher(AddrHash)) };
 }
 
 /// `__gc` of class `T`, in place of mlua's destructor. Lua calls `__gc`
@@ -1826,10 +1834,29 @@ unsafe extern "C-unwind" fn gc_guard<T: 'static>(l: *mut ffi::lua_State) -> c_in
             .try_with(|g| g.borrow().get(&key).copied())
             .ok()
             .flatten();
-        if let Some((class_mt, destroy)) = found {
-            if class_mt == mt {
-                destroy(l);
-            }
+        let Some((class_mt, destroy)) = found else {
+            return 0;
+        };
+        if class_mt != mt {
+            return 0;
+        }
+        // (taken out of the list before the destructor runs)
+        let block = ffi::lua_touserdata(l, 1) as usize;
+        let ours = GC_BLOCKS
+            .try_with(|b| {
+                let mut b = b.borrow_mut();
+                let ours = b.get(&block) == Some(&TypeId::of::<T>());
+                if ours {
+                    b.remove(&block);
+                    if b.is_empty() {
+                        *b = HashMap::with_hasher(AddrHash); // (frees the storage)
+                    }
+                }
+                ours
+            })
+            .unwrap_or(false);
+        if ours {
+            destroy(l);
         }
         0
     }
@@ -1839,6 +1866,8 @@ unsafe extern "C-unwind" fn gc_guard<T: 'static>(l: *mut ffi::lua_State) -> c_in
 /// (set the first time an object of the class is made in this state).
 pub fn new_object<T: mlua::UserData + 'static>(lua: &Lua, v: T) -> LuaResult<LuaAnyUserData> {
     let ud = lua.create_userdata(v)?;
+    let block = ud.to_pointer() as usize;
+    let _ = GC_BLOCKS.try_with(|b| b.borrow_mut().insert(block, TypeId::of::<T>()));
     let key = &GC_GUARDED as *const u8 as *const c_void;
     let guarded = on_stack(lua, &[Holder::Ud(&ud)], 2, |_, l, top| {
         // SAFETY: the userdata is at top + 1; reading its metatable and a
