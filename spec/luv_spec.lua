@@ -137,6 +137,22 @@ describe("driving from luv", function()
     end
   end)
 
+  it("curl.loop.luv: loop:After counts from the call, not from the last uv.run", function()
+    -- found by CI under valgrind: libuv starts a timer from the loop's
+    -- cached time, as old as the last uv.run; after 1.2 s of blocking work
+    -- an After(1000) fired at once
+    local loop = require("curl.loop.luv").new(uv)
+    uv.update_time()
+    os.execute("sleep 1.2")
+    local fired = false
+    loop:After(1000, function() fired = true end)
+    local ok, err = pcall(loop.Run, loop, { seconds = 0.3 })
+    assert.is_false(ok)
+    assert.are.equal(curl.CURLE_OPERATION_TIMEDOUT, err.code)
+    assert.is_false(fired)
+    loop:Close()
+  end)
+
   it("curl.loop.luv: the loop's Poller cannot be closed behind its back", function()
     -- found by review: the error came out of a uv callback, where luv ends
     -- the process; and libuv aborts on a watched descriptor closed

@@ -96,6 +96,9 @@ function B:after(ms, fire)
     end
     return true
   end
+  -- (`ms` from now: libuv counts from the loop's cached time, which is as
+  -- old as the last uv.run, seconds ago after blocking work)
+  if self.uv.update_time then self.uv.update_time() end
   t:start(ms, 0, function()
     if done() then pcall(fire) end -- never raises; the pcall keeps luv safe all the same
   end)
